@@ -1,0 +1,64 @@
+//! Wire types shared by the probes (`tracer-ebpf`) and the user side.
+//!
+//! Every record in the ring buffer starts with an [`EventHeader`]; its `kind`
+//! says which record follows. Records are `#[repr(C)]`, `Copy`, made of fixed
+//! arrays and integers only, with explicit padding, so the same bytes mean the
+//! same thing on both sides of the ring and the user side can decode them
+//! with a size check and an unaligned read.
+#![no_std]
+
+pub mod ioctl;
+pub mod probe;
+
+/// Size of the events ring buffer (power of two, page multiple).
+pub const RING_BYTES: u32 = 16 << 20;
+
+/// `EventHeader::kind` values. A fixed numeric range: new kinds get new numbers,
+/// numbers are never reused.
+pub mod kind {
+    /// [`crate::ioctl::IoctlRecord`]: one VFIO/KVM/iommufd ioctl, enter and exit paired.
+    pub const IOCTL: u16 = 1;
+}
+
+/// Common prefix of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of [`kind`].
+    pub kind: u16,
+    /// The [`probe::ProbeId`] that produced the record.
+    pub probe: u16,
+    /// CPU the record was produced on.
+    pub cpu: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC, nanoseconds.
+    pub ts_ns: u64,
+    /// Thread group id (the process id users see).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// `bpf_get_current_comm()`, NUL padded.
+    pub comm: [u8; 16],
+}
+
+impl EventHeader {
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+}
+
+/// Indexes of the per-CPU `DROPS` counters.
+pub mod drop_reason {
+    /// The ring buffer had no room for a record.
+    pub const RING_FULL: u32 = 0;
+    /// The per-thread table pairing syscall enter and exit was full.
+    pub const PENDING_FULL: u32 = 1;
+    /// A user-memory read failed (the record is still sent, with length 0).
+    pub const READ_FAILED: u32 = 2;
+    pub const COUNT: u32 = 3;
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all fields are integers or integer arrays, `#[repr(C)]`, no padding
+    // holes (checked by the size assertions in the user crate's tests).
+    unsafe impl aya::Pod for crate::EventHeader {}
+    unsafe impl aya::Pod for crate::ioctl::IoctlRecord {}
+}

@@ -1,1 +1,49 @@
-fn main() {}
+//! Developer tasks for vfio-trace: `cargo xtask <task>`.
+//!
+//! Every task says what it is doing and how long each step took; a failing
+//! step names itself, the command it ran and that command's stderr.
+
+mod bench;
+mod build;
+mod lab;
+mod setup;
+mod step;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "vfio-trace developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the build, the tests and the lab need (idempotent).
+    Setup(setup::SetupArgs),
+    /// Build `vfio-trace` (probes embedded), optionally as static musl binaries.
+    Build(build::BuildArgs),
+    /// Set up, then run every test: unit, root probe tests, the lab scenarios.
+    Test(test::TestArgs),
+    /// Boot a lab scenario in QEMU and check vfio-trace against ground truth.
+    Lab(lab::LabArgs),
+    /// Run a benchmark and print its figures (never fails on numbers).
+    Bench(bench::BenchArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup(a) => setup::run(&a),
+        Task::Build(a) => build::run(&a),
+        Task::Test(a) => test::run(&a),
+        Task::Lab(a) => lab::run(&a),
+        Task::Bench(a) => bench::run(&a),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}

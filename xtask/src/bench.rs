@@ -1,0 +1,6 @@
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {}
+
+pub fn run(_a: &BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not built yet")
+}

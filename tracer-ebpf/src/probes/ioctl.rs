@@ -1,0 +1,178 @@
+//! `syscalls:sys_enter_ioctl` / `sys_exit_ioctl`: the VFIO, KVM and iommufd
+//! ioctls, their argument structs copied from user memory on enter, what the
+//! kernel wrote back copied on exit, paired per thread, sent as one record.
+//!
+//! Tracepoints work on every kernel this tool runs on (kprobes may not), and
+//! the syscall boundary sees exactly what the VMM asked and was answered.
+
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_ktime_get_ns,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_user},
+    },
+    macros::{map, tracepoint},
+    maps::{HashMap, PerCpuArray},
+    programs::TracePointContext,
+};
+use tracer_common::{
+    drop_reason,
+    ioctl::{copy_plan, IoctlRecord, PendingIoctl, ReadLen, IOCTL_DATA_MAX},
+    kind,
+    probe::{SYS_ENTER_IOCTL, SYS_EXIT_IOCTL},
+};
+
+use crate::maps::{dropped, fill_header, hit, wanted, EVENTS, SUBMIT_FLAGS};
+
+// Field offsets in the syscall tracepoints' records (the `format` files:
+// every syscall argument is widened to 8 bytes after the 8-byte common
+// header and the 4-byte `__syscall_nr`).
+const ENTER_FD: usize = 16;
+const ENTER_CMD: usize = 24;
+const ENTER_ARG: usize = 32;
+const EXIT_RET: usize = 16;
+
+/// Enter half of each traced ioctl in flight, keyed by pid_tgid.
+#[map]
+static PENDING: HashMap<u64, PendingIoctl> = HashMap::with_max_entries(16384, 0);
+
+/// Per-CPU scratch to build a `PendingIoctl` (too big for the 512-byte stack).
+#[map]
+static SCRATCH: PerCpuArray<PendingIoctl> = PerCpuArray::with_max_entries(1, 0);
+
+#[tracepoint(category = "syscalls", name = "sys_enter_ioctl")]
+pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
+    match try_enter(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+#[tracepoint(category = "syscalls", name = "sys_exit_ioctl")]
+pub fn sys_exit_ioctl(ctx: TracePointContext) -> u32 {
+    match try_exit(&ctx) {
+        Ok(()) | Err(()) => 0,
+    }
+}
+
+fn try_enter(ctx: &TracePointContext) -> Result<(), ()> {
+    // SAFETY: offsets of the sys_enter_ioctl record, read with a checked helper.
+    let cmd = unsafe { ctx.read_at::<u64>(ENTER_CMD) }.map_err(|_| ())? as u32;
+    let Some((on_enter, _)) = copy_plan(cmd) else {
+        return Ok(());
+    };
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !wanted(pid_tgid) {
+        return Ok(());
+    }
+    hit(SYS_ENTER_IOCTL);
+    // SAFETY: as above.
+    let fd = unsafe { ctx.read_at::<u64>(ENTER_FD) }.map_err(|_| ())?;
+    // SAFETY: as above.
+    let arg = unsafe { ctx.read_at::<u64>(ENTER_ARG) }.map_err(|_| ())?;
+    let p = SCRATCH.get_ptr_mut(0).ok_or(())?;
+    // SAFETY: per-CPU scratch slot, nothing else uses it during this program.
+    let p = unsafe { &mut *p };
+    // SAFETY: helper without preconditions.
+    p.enter_ns = unsafe { bpf_ktime_get_ns() };
+    p.arg = arg;
+    p.fd = fd as u32;
+    p.cmd = cmd;
+    p.in_len = read_user(&mut p.in_data, arg, on_enter);
+    if PENDING.insert(&pid_tgid, &*p, 0).is_err() {
+        dropped(drop_reason::PENDING_FULL);
+    }
+    Ok(())
+}
+
+fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(p) = PENDING.get_ptr(&pid_tgid) else {
+        return Ok(());
+    };
+    hit(SYS_EXIT_IOCTL);
+    let result = emit(ctx, p);
+    let _ = PENDING.remove(&pid_tgid);
+    result
+}
+
+fn emit(ctx: &TracePointContext, p: *const PendingIoctl) -> Result<(), ()> {
+    // SAFETY: offset of `ret` in the sys_exit_ioctl record.
+    let ret = unsafe { ctx.read_at::<i64>(EXIT_RET) }.map_err(|_| ())?;
+    let Some(mut entry) = EVENTS.reserve::<IoctlRecord>(0) else {
+        dropped(drop_reason::RING_FULL);
+        return Err(());
+    };
+    let r = entry.as_mut_ptr();
+    // SAFETY: `r` points at a reserved, exclusively owned ring slot of the
+    // right size; `p` at a live map value. Every field is written below.
+    unsafe {
+        fill_header(&mut (*r).hdr, kind::IOCTL, SYS_EXIT_IOCTL);
+        (*r).enter_ns = (*p).enter_ns;
+        (*r).arg = (*p).arg;
+        (*r).ret = ret;
+        (*r).fd = (*p).fd;
+        (*r).cmd = (*p).cmd;
+        (*r).in_len = (*p).in_len;
+        // A helper copy: an open-coded 512-byte copy would blow up the program.
+        bpf_probe_read_kernel(
+            (*r).in_data.as_mut_ptr().cast::<c_void>(),
+            IOCTL_DATA_MAX as u32,
+            (*p).in_data.as_ptr().cast::<c_void>(),
+        );
+        let on_exit = match copy_plan((*p).cmd) {
+            Some((_, on_exit)) => on_exit,
+            None => ReadLen::None,
+        };
+        (*r).out_len = read_user(&mut (*r).out_data, (*p).arg, on_exit);
+    }
+    entry.submit(SUBMIT_FLAGS);
+    Ok(())
+}
+
+/// Copies the user struct at `src` into `dst` as `plan` says; returns the
+/// number of bytes copied (0 when the read faulted, counted in `DROPS`).
+#[inline(always)]
+fn read_user(dst: &mut [u8; IOCTL_DATA_MAX], src: u64, plan: ReadLen) -> u32 {
+    let (want, min) = match plan {
+        ReadLen::None => return 0,
+        ReadLen::Fixed(n) => (n, n),
+        ReadLen::Argsz { min } => {
+            // SAFETY: a checked user-memory read.
+            let argsz = unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) }
+                .unwrap_or(0);
+            (argsz, min)
+        }
+    };
+    let mut n = want;
+    if n < min {
+        n = min;
+    }
+    if n > IOCTL_DATA_MAX as u32 {
+        n = IOCTL_DATA_MAX as u32;
+    }
+    if copy_user(dst, src, n) {
+        return n;
+    }
+    // `argsz` may claim more than is mapped: fall back to the fixed header.
+    if n != min && min <= IOCTL_DATA_MAX as u32 && copy_user(dst, src, min) {
+        return min;
+    }
+    dropped(drop_reason::READ_FAILED);
+    0
+}
+
+#[inline(always)]
+fn copy_user(dst: &mut [u8; IOCTL_DATA_MAX], src: u64, n: u32) -> bool {
+    if n == 0 || n > IOCTL_DATA_MAX as u32 {
+        return false;
+    }
+    // SAFETY: `n` is within `dst`; the helper checks the user address.
+    unsafe {
+        bpf_probe_read_user(
+            dst.as_mut_ptr().cast::<c_void>(),
+            n,
+            src as *const c_void,
+        ) == 0
+    }
+}

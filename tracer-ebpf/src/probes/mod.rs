@@ -1,0 +1,3 @@
+//! One module per subsystem.
+
+pub mod ioctl;

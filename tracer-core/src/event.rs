@@ -82,7 +82,12 @@ pub enum NodeRole {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Device {
     /// PCI segment:bus:device.function.
-    Pci { seg: u16, bus: u8, dev: u8, func: u8 },
+    Pci {
+        seg: u16,
+        bus: u8,
+        dev: u8,
+        func: u8,
+    },
     /// A VFIO device file descriptor of the event's process (ioctl-level
     /// probes know only the fd).
     Fd(u32),

@@ -4,4 +4,5 @@
 //! engine → views. Everything here is deterministic and runs without root, so
 //! it is tested on hand-built and recorded inputs.
 
+pub mod decode;
 pub mod event;

@@ -1,0 +1,449 @@
+use tracer_common::ioctl::{self as cmds, IoctlRecord, IOCTL_DATA_MAX};
+
+use super::*;
+use crate::event::*;
+
+const PID: u32 = 4242;
+
+fn header(kind: u16) -> EventHeader {
+    EventHeader {
+        kind,
+        probe: 1,
+        cpu: 1,
+        ts_ns: 123_456,
+        pid: PID,
+        tid: PID + 1,
+        comm: *b"qemu-system-x86\0",
+    }
+}
+
+fn record(cmd: u32, fd: u32, arg: u64, ret: i64, data_in: &[u8], data_out: &[u8]) -> Vec<u8> {
+    let mut rec = IoctlRecord {
+        hdr: header(kind::IOCTL),
+        enter_ns: 100_000,
+        arg,
+        ret,
+        fd,
+        cmd,
+        in_len: data_in.len() as u32,
+        out_len: data_out.len() as u32,
+        in_data: [0; IOCTL_DATA_MAX],
+        out_data: [0; IOCTL_DATA_MAX],
+    };
+    rec.in_data[..data_in.len()].copy_from_slice(data_in);
+    rec.out_data[..data_out.len()].copy_from_slice(data_out);
+    // SAFETY: IoctlRecord is a #[repr(C)] struct of integers with no padding.
+    unsafe {
+        std::slice::from_raw_parts((&rec as *const IoctlRecord).cast::<u8>(), IoctlRecord::SIZE)
+    }
+    .to_vec()
+}
+
+/// Little-endian struct builder.
+#[derive(Default)]
+struct Le(Vec<u8>);
+impl Le {
+    fn u16(mut self, v: u16) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u32(mut self, v: u32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn i32(mut self, v: i32) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+    fn u64(mut self, v: u64) -> Self {
+        self.0.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+}
+
+fn kind_of(bytes: &[u8]) -> EventKind {
+    decode_record(bytes, 3).expect("decodes").kind
+}
+
+#[test]
+fn wire_sizes_have_no_hidden_padding() {
+    assert_eq!(EventHeader::SIZE, 40);
+    assert_eq!(
+        IoctlRecord::SIZE,
+        40 + 8 + 8 + 8 + 4 * 4 + 2 * IOCTL_DATA_MAX
+    );
+}
+
+#[test]
+fn header_fields_reach_the_event() {
+    let map = Le::default()
+        .u32(32)
+        .u32(3)
+        .u64(0x7f00_0000_0000)
+        .u64(0x10_0000)
+        .u64(0x1000);
+    let ev = decode_record(
+        &record(cmds::VFIO_IOMMU_MAP_DMA, 7, 0x5000, 0, &map.0, &[]),
+        3,
+    )
+    .unwrap();
+    assert_eq!(ev.ts_ns, 123_456);
+    assert_eq!(ev.node, 3);
+    assert_eq!(ev.pid, PID);
+    assert_eq!(ev.tid, PID + 1);
+    assert_eq!(ev.comm.as_str(), "qemu-system-x86");
+}
+
+#[test]
+fn map_dma() {
+    let map = Le::default()
+        .u32(32)
+        .u32(3)
+        .u64(0x7f2a_6e7c_f000)
+        .u64(0x10_0000)
+        .u64(0x2000);
+    let k = kind_of(&record(
+        cmds::VFIO_IOMMU_MAP_DMA,
+        7,
+        0x5000,
+        -17,
+        &map.0,
+        &[],
+    ));
+    assert_eq!(
+        k,
+        EventKind::VfioMapDma(VfioMapDma {
+            container: fd_handle(PID, 7),
+            iova: 0x10_0000,
+            vaddr: 0x7f2a_6e7c_f000,
+            size: 0x2000,
+            flags: 3,
+            errno: 17,
+        })
+    );
+}
+
+#[test]
+fn unmap_dma_reports_the_size_written_back() {
+    let req = Le::default().u32(24).u32(0).u64(0x10_0000).u64(0x4000);
+    let back = Le::default().u32(24).u32(0).u64(0x10_0000).u64(0x1000);
+    let k = kind_of(&record(
+        cmds::VFIO_IOMMU_UNMAP_DMA,
+        7,
+        0,
+        0,
+        &req.0,
+        &back.0,
+    ));
+    let EventKind::VfioUnmapDma(u) = k else {
+        panic!("{k:?}")
+    };
+    assert_eq!(
+        (u.iova, u.size, u.unmapped, u.errno),
+        (0x10_0000, 0x4000, 0x1000, 0)
+    );
+
+    // A failed UNMAP removed nothing, whatever the buffer says.
+    let k = kind_of(&record(
+        cmds::VFIO_IOMMU_UNMAP_DMA,
+        7,
+        0,
+        -22,
+        &req.0,
+        &back.0,
+    ));
+    let EventKind::VfioUnmapDma(u) = k else {
+        panic!("{k:?}")
+    };
+    assert_eq!((u.unmapped, u.errno), (0, 22));
+}
+
+#[test]
+fn set_irqs_with_eventfds() {
+    let d = Le::default()
+        .u32(32)
+        .u32(0x24)
+        .u32(2)
+        .u32(0)
+        .u32(3)
+        .i32(10)
+        .i32(11)
+        .i32(-1);
+    let k = kind_of(&record(cmds::VFIO_DEVICE_SET_IRQS, 9, 0, 0, &d.0, &[]));
+    assert_eq!(
+        k,
+        EventKind::VfioSetIrqs(VfioSetIrqs {
+            device: Device::Fd(9),
+            index: 2,
+            start: 0,
+            count: 3,
+            flags: 0x24,
+            eventfds: vec![10, 11, -1],
+            eventfds_truncated: false,
+            errno: 0,
+        })
+    );
+}
+
+#[test]
+fn set_irqs_with_more_vectors_than_captured_is_marked_truncated() {
+    let d = Le::default()
+        .u32(20 + 4 * 200)
+        .u32(0x24)
+        .u32(2)
+        .u32(0)
+        .u32(200)
+        .i32(5);
+    let k = kind_of(&record(cmds::VFIO_DEVICE_SET_IRQS, 9, 0, 0, &d.0, &[]));
+    let EventKind::VfioSetIrqs(s) = k else {
+        panic!()
+    };
+    assert_eq!(s.eventfds, vec![5]);
+    assert!(s.eventfds_truncated);
+}
+
+#[test]
+fn set_irqs_data_none_has_no_eventfds() {
+    let d = Le::default().u32(20).u32(0x21).u32(1).u32(0).u32(0);
+    let EventKind::VfioSetIrqs(s) =
+        kind_of(&record(cmds::VFIO_DEVICE_SET_IRQS, 9, 0, 0, &d.0, &[]))
+    else {
+        panic!()
+    };
+    assert!(s.eventfds.is_empty() && !s.eventfds_truncated);
+}
+
+fn info_with_ranges(ranges: &[(u64, u64)]) -> Vec<u8> {
+    // header (24) + cap at 24: {id 1, version 1, next 0, nr, reserved, ranges}
+    let mut d = Le::default()
+        .u32(0)
+        .u32(IOMMU_INFO_CAPS_FOR_TEST | 1)
+        .u64(0x4020_1000)
+        .u32(24)
+        .u32(0)
+        .u16(1)
+        .u16(1)
+        .u32(0)
+        .u32(ranges.len() as u32)
+        .u32(0);
+    for (s, e) in ranges {
+        d = d.u64(*s).u64(*e);
+    }
+    let len = d.0.len() as u32;
+    d.0[..4].copy_from_slice(&len.to_le_bytes());
+    d.0
+}
+const IOMMU_INFO_CAPS_FOR_TEST: u32 = 2;
+
+#[test]
+fn iommu_info_iova_ranges() {
+    let d = info_with_ranges(&[(0, 0xfedf_ffff), (0xfef0_0000, 0x7f_ffff_ffff)]);
+    let k = kind_of(&record(cmds::VFIO_IOMMU_GET_INFO, 7, 0, 0, &[], &d));
+    assert_eq!(
+        k,
+        EventKind::VfioIommuInfo(VfioIommuInfo {
+            container: fd_handle(PID, 7),
+            flags: 3,
+            iova_pgsizes: 0x4020_1000,
+            iova_ranges: vec![
+                Range {
+                    start: 0,
+                    end: 0xfedf_ffff
+                },
+                Range {
+                    start: 0xfef0_0000,
+                    end: 0x7f_ffff_ffff
+                }
+            ],
+            errno: 0,
+        })
+    );
+}
+
+#[test]
+fn iommu_info_with_a_looping_or_out_of_bounds_chain_stops() {
+    let mut d = info_with_ranges(&[(0, 0xfff)]);
+    // next = 24: points at itself
+    d[28..32].copy_from_slice(&24u32.to_le_bytes());
+    let EventKind::VfioIommuInfo(i) = kind_of(&record(cmds::VFIO_IOMMU_GET_INFO, 7, 0, 0, &[], &d))
+    else {
+        panic!()
+    };
+    assert_eq!(i.iova_ranges.len(), 1);
+    // cap_offset beyond what was captured
+    let mut d = info_with_ranges(&[]);
+    d[16..20].copy_from_slice(&4000u32.to_le_bytes());
+    let EventKind::VfioIommuInfo(i) = kind_of(&record(cmds::VFIO_IOMMU_GET_INFO, 7, 0, 0, &[], &d))
+    else {
+        panic!()
+    };
+    assert!(i.iova_ranges.is_empty());
+    // nr_iovas far larger than the buffer
+    let mut d = info_with_ranges(&[(0, 0xfff)]);
+    d[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+    let EventKind::VfioIommuInfo(i) = kind_of(&record(cmds::VFIO_IOMMU_GET_INFO, 7, 0, 0, &[], &d))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        i.iova_ranges,
+        vec![Range {
+            start: 0,
+            end: 0xfff
+        }]
+    );
+}
+
+#[test]
+fn set_iommu_type_is_the_argument() {
+    let k = kind_of(&record(cmds::VFIO_SET_IOMMU, 7, 3, 0, &[], &[]));
+    assert_eq!(
+        k,
+        EventKind::VfioSetIommu(VfioSetIommu {
+            container: fd_handle(PID, 7),
+            iommu_type: 3,
+            errno: 0
+        })
+    );
+}
+
+#[test]
+fn kvm_memslots() {
+    let r = Le::default()
+        .u32(4)
+        .u32(2)
+        .u64(0x10_0000)
+        .u64(0xff0_0000)
+        .u64(0x7f2a_63f0_0000);
+    for cmd in [
+        cmds::KVM_SET_USER_MEMORY_REGION,
+        cmds::KVM_SET_USER_MEMORY_REGION2,
+    ] {
+        let mut d = r.0.clone();
+        if cmd == cmds::KVM_SET_USER_MEMORY_REGION2 {
+            d.resize(160, 0);
+        }
+        let k = kind_of(&record(cmd, 11, 0, 0, &d, &[]));
+        assert_eq!(
+            k,
+            EventKind::KvmMemslot(KvmMemslot {
+                vm: fd_handle(PID, 11),
+                slot: 4,
+                gpa: 0x10_0000,
+                size: 0xff0_0000,
+                hva: 0x7f2a_63f0_0000,
+                flags: 2,
+                errno: 0,
+            })
+        );
+    }
+}
+
+#[test]
+fn ioas_map_takes_the_iova_the_kernel_chose() {
+    let req = Le::default()
+        .u32(40)
+        .u32(6)
+        .u32(2)
+        .u32(0)
+        .u64(0x7f00_0000_0000)
+        .u64(0x1000)
+        .u64(0);
+    let back = Le::default()
+        .u32(40)
+        .u32(6)
+        .u32(2)
+        .u32(0)
+        .u64(0x7f00_0000_0000)
+        .u64(0x1000)
+        .u64(0x8000);
+    let EventKind::IoasMap(m) = kind_of(&record(cmds::IOMMU_IOAS_MAP, 5, 0, 0, &req.0, &back.0))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (m.ioas, m.flags, m.user_va, m.length, m.iova),
+        (2, 6, 0x7f00_0000_0000, 0x1000, 0x8000)
+    );
+    let req = Le::default().u32(24).u32(2).u64(0x8000).u64(0x2000);
+    let back = Le::default().u32(24).u32(2).u64(0x8000).u64(0x1000);
+    let EventKind::IoasUnmap(u) =
+        kind_of(&record(cmds::IOMMU_IOAS_UNMAP, 5, 0, 0, &req.0, &back.0))
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (u.ioas, u.iova, u.length, u.unmapped),
+        (2, 0x8000, 0x2000, 0x1000)
+    );
+}
+
+#[test]
+fn a_faulted_read_yields_zero_fields_not_garbage() {
+    let k = kind_of(&record(cmds::VFIO_IOMMU_MAP_DMA, 7, 0, -14, &[], &[]));
+    let EventKind::VfioMapDma(m) = k else {
+        panic!()
+    };
+    assert_eq!((m.iova, m.size, m.errno), (0, 0, 14));
+}
+
+#[test]
+fn truncated_and_oversized_records_are_typed_errors() {
+    let good = record(cmds::VFIO_IOMMU_MAP_DMA, 7, 0, 0, &[0; 32], &[]);
+    for cut in [0, 1, EventHeader::SIZE - 1] {
+        assert!(matches!(
+            decode_record(&good[..cut], 0),
+            Err(DecodeError::NotEnoughBytes { .. })
+        ));
+    }
+    for len in [EventHeader::SIZE, good.len() - 1, good.len() + 8] {
+        let mut b = good.clone();
+        b.resize(len, 0);
+        assert_eq!(
+            decode_record(&b, 0),
+            Err(DecodeError::SizeMismatch {
+                kind: kind::IOCTL,
+                expected: IoctlRecord::SIZE,
+                got: len
+            })
+        );
+    }
+}
+
+#[test]
+fn unknown_kinds_commands_and_lengths_are_typed_errors() {
+    let mut b = record(cmds::VFIO_IOMMU_MAP_DMA, 7, 0, 0, &[], &[]);
+    b[0..2].copy_from_slice(&999u16.to_le_bytes());
+    assert_eq!(decode_record(&b, 0), Err(DecodeError::UnknownKind(999)));
+
+    let b = record(0x1234, 7, 0, 0, &[], &[]);
+    assert_eq!(decode_record(&b, 0), Err(DecodeError::UnknownIoctl(0x1234)));
+
+    let mut b = record(cmds::VFIO_IOMMU_MAP_DMA, 7, 0, 0, &[], &[]);
+    let in_len_at = EventHeader::SIZE + 8 + 8 + 8 + 4 + 4;
+    b[in_len_at..in_len_at + 4].copy_from_slice(&(IOCTL_DATA_MAX as u32 + 1).to_le_bytes());
+    assert!(matches!(
+        decode_record(&b, 0),
+        Err(DecodeError::BadLength {
+            field: "in_len",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn arbitrary_bytes_never_panic() {
+    // Deterministic pseudo-random records of every length around the real size.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for len in 0..IoctlRecord::SIZE + 16 {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let _ = decode_record(&bytes, 0);
+    }
+}

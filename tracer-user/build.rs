@@ -25,23 +25,34 @@ fn build() -> Result<(), String> {
     let ebpf_dir = workspace.join("tracer-ebpf");
     let common_dir = workspace.join("tracer-common");
     println!("cargo:rerun-if-changed={}", ebpf_dir.join("src").display());
-    println!("cargo:rerun-if-changed={}", ebpf_dir.join("Cargo.toml").display());
-    println!("cargo:rerun-if-changed={}", common_dir.join("src").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        ebpf_dir.join("Cargo.toml").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        common_dir.join("src").display()
+    );
     println!("cargo:rerun-if-env-changed=VFIO_TRACE_NIGHTLY");
 
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap();
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|d| if d.is_relative() { workspace.join(d) } else { d })
+        .map(|d| {
+            if d.is_relative() {
+                workspace.join(d)
+            } else {
+                d
+            }
+        })
         .unwrap_or_else(|| workspace.join("target"))
         .join("ebpf")
         .join(&arch);
     let toolchain = env::var("VFIO_TRACE_NIGHTLY").unwrap_or_else(|_| "nightly".into());
 
-    let linker = find_bpf_linker().ok_or(
-        "bpf-linker not found on PATH or in ~/.cargo/bin; run `cargo xtask setup` first",
-    )?;
+    let linker = find_bpf_linker()
+        .ok_or("bpf-linker not found on PATH or in ~/.cargo/bin; run `cargo xtask setup` first")?;
     let mut path = env::var_os("PATH").unwrap_or_default();
     if let Some(dir) = linker.parent() {
         let mut dirs = vec![dir.to_path_buf()];
@@ -73,9 +84,9 @@ fn build() -> Result<(), String> {
     ] {
         cmd.env_remove(key);
     }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("could not run rustup ({e}); install rustup and run `cargo xtask setup`"))?;
+    let out = cmd.output().map_err(|e| {
+        format!("could not run rustup ({e}); install rustup and run `cargo xtask setup`")
+    })?;
     if !out.status.success() {
         return Err(format!(
             "`rustup run {toolchain} cargo build -p tracer-ebpf --target bpfel-unknown-none` failed \
@@ -92,7 +103,11 @@ fn build() -> Result<(), String> {
 
 fn find_bpf_linker() -> Option<PathBuf> {
     let on_path = env::var_os("PATH")
-        .map(|p| env::split_paths(&p).map(|d| d.join("bpf-linker")).collect::<Vec<_>>())
+        .map(|p| {
+            env::split_paths(&p)
+                .map(|d| d.join("bpf-linker"))
+                .collect::<Vec<_>>()
+        })
         .unwrap_or_default();
     let cargo_home = env::var_os("CARGO_HOME")
         .map(PathBuf::from)

@@ -1,9 +1,27 @@
-fn main() {
-    let bytes = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer.bpf.o"));
-    let mut ebpf = aya::Ebpf::load(bytes).unwrap();
-    for (name, p) in ebpf.programs_mut() {
-        println!("{name}");
-        let tp: &mut aya::programs::TracePoint = p.try_into().unwrap();
-        tp.load().unwrap();
+//! `vfio-trace`: the binary. Probes → decoder → engine → views; this crate
+//! holds the parts that need the kernel or a terminal (probe loading, live
+//! sources, the CLI, the UI). Everything pure lives in `tracer-core`.
+
+mod cli;
+mod cmd;
+mod node;
+mod probes;
+mod source;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .format_timestamp_millis()
+        .init();
+    match cmd::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vfio-trace: error: {e:#}");
+            ExitCode::from(cmd::EXIT_CANNOT)
+        }
     }
 }

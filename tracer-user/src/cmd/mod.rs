@@ -1,0 +1,32 @@
+//! One module per subcommand.
+
+mod live;
+mod probes;
+mod session;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+/// Exit codes (a contract): 0 ok/clean, 1 findings, 2 could not run/check.
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_CANNOT: u8 = 2;
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => live::run(cli.live),
+        Some(Command::Live(a)) => live::run(a),
+        Some(Command::Probes(a)) => probes::run(a),
+        Some(Command::Record(_)) => not_built("record"),
+        Some(Command::Replay(_)) => not_built("replay"),
+        Some(Command::Check(_)) => not_built("check"),
+        Some(Command::Export(_)) => not_built("export"),
+        Some(Command::Agent(_)) => not_built("agent"),
+    }
+}
+
+/// Subcommands that do not exist yet say so and exit 2; they never pretend.
+fn not_built(what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("vfio-trace {what}: not built yet in this version");
+    Ok(ExitCode::from(EXIT_CANNOT))
+}

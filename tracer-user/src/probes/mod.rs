@@ -1,0 +1,8 @@
+//! Live probes: the declarative attach table, loading and attaching the eBPF
+//! object, and reading its health counters.
+
+pub mod loader;
+pub mod table;
+pub mod tracefs;
+
+pub use loader::{LoadOptions, Probes};

@@ -1,0 +1,3 @@
+//! Event sources. Every source yields batches of the same typed `Event`s.
+
+pub mod live;

@@ -1,7 +1,11 @@
 //! One module per subcommand.
 
+mod export;
+mod files;
 mod live;
 mod probes;
+mod record;
+mod replay;
 mod session;
 
 use std::process::ExitCode;
@@ -17,10 +21,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => live::run(cli.live),
         Some(Command::Live(a)) => live::run(a),
         Some(Command::Probes(a)) => probes::run(a),
-        Some(Command::Record(_)) => not_built("record"),
-        Some(Command::Replay(_)) => not_built("replay"),
+        Some(Command::Record(a)) => record::run(a),
+        Some(Command::Replay(a)) => replay::run(a),
         Some(Command::Check(_)) => not_built("check"),
-        Some(Command::Export(_)) => not_built("export"),
+        Some(Command::Export(a)) => export::run(a),
         Some(Command::Agent(_)) => not_built("agent"),
     }
 }

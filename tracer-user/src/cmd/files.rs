@@ -1,0 +1,81 @@
+//! Reading recorded trace files for the commands that take `FILE...`:
+//! several files become one timeline; damage is reported with its byte
+//! offset, and everything before it is still delivered.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use tracer_core::{
+    event::{Event, NodeInfo},
+    tracefile::{ReadMode, Timeline, TraceError},
+};
+
+/// How reading ended.
+pub enum ReadEnd {
+    /// Every file read to its end (salvage warnings, if any, were printed).
+    Complete,
+    /// Reading stopped at damage; everything before it was delivered.
+    Damaged(TraceError),
+}
+
+/// Feeds every event of `files`, merged by aligned time, to `f`.
+pub fn for_each_event(
+    files: &[PathBuf],
+    salvage: bool,
+    mut f: impl FnMut(&Event, &[NodeInfo]) -> Result<()>,
+) -> Result<ReadEnd> {
+    let mode = if salvage {
+        ReadMode::Salvage
+    } else {
+        ReadMode::Strict
+    };
+    let mut timeline = Timeline::open(files, mode).with_context(|| {
+        format!(
+            "opening {}",
+            files
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })?;
+    let mut end = ReadEnd::Complete;
+    while let Some(item) = timeline.next() {
+        match item {
+            Ok(ev) => f(&ev, timeline.nodes())?,
+            Err(e) => {
+                end = ReadEnd::Damaged(e);
+                break;
+            }
+        }
+    }
+    for src in timeline.sources() {
+        for w in src.warnings() {
+            eprintln!("vfio-trace: warning: {w}");
+        }
+    }
+    Ok(end)
+}
+
+/// Reports damage; returns whether it is fatal for the exit code. A file
+/// that merely ends mid-chunk (a killed recorder) is a warning: everything
+/// up to its last complete chunk was read.
+pub fn report_damage(end: &ReadEnd, salvage: bool) -> bool {
+    match end {
+        ReadEnd::Complete => false,
+        ReadEnd::Damaged(e @ TraceError::Truncated { .. }) => {
+            eprintln!(
+                "vfio-trace: warning: {e}; the recording stopped there (recorder killed?), \
+                 everything before it was read"
+            );
+            false
+        }
+        ReadEnd::Damaged(e) => {
+            eprintln!("vfio-trace: error: {e}; everything before it was read");
+            if !salvage {
+                eprintln!("vfio-trace: use --salvage to skip the damage and read on");
+            }
+            true
+        }
+    }
+}

@@ -6,3 +6,5 @@
 
 pub mod decode;
 pub mod event;
+pub mod export;
+pub mod tracefile;

@@ -1,0 +1,276 @@
+//! Perfetto / Chrome trace-event JSON (the "JSON Object Format" the Perfetto
+//! UI and chrome://tracing open).
+//!
+//! One process per node; one thread (track) per VFIO container, IOMMU
+//! domain, device, VM, iommufd IOAS or virtio-iommu domain, plus `health`
+//! (probe status, drops) and `findings`. Every event is an instant event
+//! whose args are the event's fields (values ≥ 0x10000 as hex strings);
+//! successful maps/unmaps also drive a `mapped bytes` counter per container
+//! or domain. Times are aligned (wall-clock) microseconds relative to a base
+//! recorded in `otherData.base_realtime_ns`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Write};
+
+use serde_json::{json, Map, Value};
+
+use crate::event::*;
+use crate::tracefile::merge::aligned_ns;
+
+/// A rule's verdict to show on the timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Monotonic time on `node`, like [`Event::ts_ns`].
+    pub ts_ns: u64,
+    pub node: NodeId,
+    pub title: String,
+    pub detail: String,
+}
+
+/// Streams a Perfetto-loadable JSON trace.
+pub struct PerfettoWriter<W: Write> {
+    out: W,
+    nodes: Vec<NodeInfo>,
+    base_ns: Option<i128>,
+    any: bool,
+    procs: HashSet<NodeId>,
+    tracks: HashMap<(NodeId, String), u32>,
+    mapped: HashMap<(NodeId, String), i128>,
+}
+
+const HEALTH: &str = "health";
+const FINDINGS: &str = "findings";
+
+impl<W: Write> PerfettoWriter<W> {
+    /// Starts the JSON document. Times are relative to the first event's
+    /// aligned time minus one second, unless [`with_base`](Self::with_base).
+    pub fn new(mut out: W, nodes: &[NodeInfo]) -> io::Result<Self> {
+        out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+        Ok(PerfettoWriter {
+            out,
+            nodes: nodes.to_vec(),
+            base_ns: None,
+            any: false,
+            procs: HashSet::new(),
+            tracks: HashMap::new(),
+            mapped: HashMap::new(),
+        })
+    }
+
+    /// Sets the wall-clock nanosecond that becomes time 0.
+    pub fn with_base(mut self, base_realtime_ns: i128) -> Self {
+        self.base_ns = Some(base_realtime_ns);
+        self
+    }
+
+    /// Replaces the node table (it grew while reading).
+    pub fn set_nodes(&mut self, nodes: &[NodeInfo]) {
+        self.nodes = nodes.to_vec();
+    }
+
+    fn emit(&mut self, v: &Value) -> io::Result<()> {
+        if self.any {
+            self.out.write_all(b",\n")?;
+        }
+        self.any = true;
+        serde_json::to_writer(&mut self.out, v)?;
+        Ok(())
+    }
+
+    fn ts_us(&mut self, aligned: i128) -> f64 {
+        let base = *self.base_ns.get_or_insert(aligned - 1_000_000_000);
+        (aligned - base) as f64 / 1000.0
+    }
+
+    fn pid(node: NodeId) -> u32 {
+        u32::from(node) + 1
+    }
+
+    /// Track id of `name` in `node`'s process, announcing process and
+    /// thread names the first time.
+    fn track(&mut self, node: NodeId, name: String) -> io::Result<u32> {
+        let pid = Self::pid(node);
+        if self.procs.insert(node) {
+            let pname = match self.nodes.get(usize::from(node)) {
+                Some(n) => format!("{} ({:?}, {})", n.name, n.role, n.kernel),
+                None => format!("node{node}"),
+            };
+            self.emit(
+                &json!({"ph":"M","name":"process_name","pid":pid,"tid":0,"args":{"name":pname}}),
+            )?;
+            self.emit(&json!({"ph":"M","name":"process_sort_index","pid":pid,"tid":0,"args":{"sort_index":node}}))?;
+        }
+        let next = self.tracks.len() as u32 + 1;
+        let key = (node, name);
+        if let Some(&tid) = self.tracks.get(&key) {
+            return Ok(tid);
+        }
+        self.tracks.insert(key.clone(), next);
+        self.emit(
+            &json!({"ph":"M","name":"thread_name","pid":pid,"tid":next,"args":{"name":key.1}}),
+        )?;
+        Ok(next)
+    }
+
+    /// Adds one event.
+    pub fn write_event(&mut self, ev: &Event) -> io::Result<()> {
+        let aligned = aligned_ns(ev, &self.nodes);
+        let ts = self.ts_us(aligned);
+        let (track, name) = track_of(ev);
+        let tid = self.track(ev.node, track.clone())?;
+        let Value::Object(fields) = serde_json::to_value(&ev.kind)? else {
+            return Ok(());
+        };
+        let mut args = Map::new();
+        for (k, v) in fields {
+            if k != "kind" {
+                args.insert(k, readable(v));
+            }
+        }
+        args.insert(
+            "task".into(),
+            json!(format!("{}[{}/{}]", ev.comm.as_str(), ev.pid, ev.tid)),
+        );
+        args.insert("ts_ns".into(), json!(ev.ts_ns));
+        self.emit(&json!({
+            "name": name, "cat": category(&ev.kind), "ph": "i", "s": "t",
+            "ts": ts, "pid": Self::pid(ev.node), "tid": tid, "args": args,
+        }))?;
+        if let Some(delta) = mapped_delta(&ev.kind) {
+            let total = {
+                let t = self.mapped.entry((ev.node, track.clone())).or_insert(0);
+                *t += delta;
+                *t
+            };
+            self.emit(&json!({
+                "name": format!("mapped bytes: {track}"), "ph": "C", "ts": ts,
+                "pid": Self::pid(ev.node), "args": {"bytes": total},
+            }))?;
+        }
+        Ok(())
+    }
+
+    /// Adds a rule finding as an instant event on its node's `findings` track.
+    pub fn add_finding(&mut self, f: &Finding) -> io::Result<()> {
+        let off = self
+            .nodes
+            .get(usize::from(f.node))
+            .map_or(0, |n| n.clock_offset_ns);
+        let ts = self.ts_us(i128::from(f.ts_ns) + i128::from(off));
+        let tid = self.track(f.node, FINDINGS.into())?;
+        self.emit(&json!({
+            "name": f.title, "cat": "finding", "ph": "i", "s": "p",
+            "ts": ts, "pid": Self::pid(f.node), "tid": tid,
+            "args": {"detail": f.detail, "ts_ns": f.ts_ns},
+        }))
+    }
+
+    /// Closes the JSON document and returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        let base = self.base_ns.unwrap_or(0).to_string();
+        write!(
+            self.out,
+            "\n],\"otherData\":{{\"base_realtime_ns\":\"{base}\",\"tool\":\"vfio-trace\"}}}}\n"
+        )?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Large numbers (addresses, sizes) as hex strings, recursively.
+fn readable(v: Value) -> Value {
+    match v {
+        Value::Number(n) => match n.as_u64() {
+            Some(u) if u >= 0x10000 => Value::String(format!("{u:#x}")),
+            _ => Value::Number(n),
+        },
+        Value::Array(a) => Value::Array(a.into_iter().map(readable).collect()),
+        Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, readable(v))).collect()),
+        v => v,
+    }
+}
+
+fn handle(h: u64) -> String {
+    format!("{}:{}", h >> 32, h & 0xffff_ffff)
+}
+
+fn category(k: &EventKind) -> &'static str {
+    match k {
+        EventKind::VfioMapDma(_)
+        | EventKind::VfioUnmapDma(_)
+        | EventKind::VfioIommuInfo(_)
+        | EventKind::VfioSetIommu(_)
+        | EventKind::VfioPin(_) => "vfio",
+        EventKind::IommuMap(_) | EventKind::IommuUnmap(_) | EventKind::ResvRegion(_) => "iommu",
+        EventKind::ViommuReq(_) => "viommu",
+        EventKind::VfioSetIrqs(_)
+        | EventKind::MsiVector(_)
+        | EventKind::MsiWrite(_)
+        | EventKind::MsiDoorbellMap(_)
+        | EventKind::MsiCookie(_) => "msi",
+        EventKind::KvmMemslot(_) => "kvm",
+        EventKind::IoasMap(_) | EventKind::IoasUnmap(_) => "iommufd",
+        EventKind::ProbeStatus(_) | EventKind::Drops(_) => "health",
+    }
+}
+
+/// (track name, event name) of an event.
+fn track_of(ev: &Event) -> (String, String) {
+    let (track, errno) = match &ev.kind {
+        EventKind::VfioMapDma(e) => (format!("container {}", handle(e.container)), e.errno),
+        EventKind::VfioUnmapDma(e) => (format!("container {}", handle(e.container)), e.errno),
+        EventKind::VfioIommuInfo(e) => (format!("container {}", handle(e.container)), e.errno),
+        EventKind::VfioSetIommu(e) => (format!("container {}", handle(e.container)), e.errno),
+        EventKind::VfioPin(_) => (format!("pins of pid {}", ev.pid), 0),
+        EventKind::IommuMap(e) => (format!("domain {:#x}", e.domain), e.errno),
+        EventKind::IommuUnmap(e) => (format!("domain {:#x}", e.domain), 0),
+        EventKind::MsiCookie(e) => (format!("domain {:#x}", e.domain), 0),
+        EventKind::ViommuReq(e) => match e.op {
+            ViommuOp::Probe => (format!("viommu endpoint {}", e.endpoint), 0),
+            _ => (format!("viommu domain {}", e.domain), 0),
+        },
+        EventKind::ResvRegion(e) => (format!("iommu group {}", e.group), 0),
+        EventKind::VfioSetIrqs(e) => (format!("device {}", e.device), e.errno),
+        EventKind::MsiVector(e) => (format!("device {}", e.device), 0),
+        EventKind::MsiWrite(e) => (format!("device {}", e.device), 0),
+        EventKind::MsiDoorbellMap(e) => (format!("device {}", e.device), 0),
+        EventKind::KvmMemslot(e) => (format!("vm {}", handle(e.vm)), e.errno),
+        EventKind::IoasMap(e) => (
+            format!("iommufd {} ioas {}", handle(e.iommufd), e.ioas),
+            e.errno,
+        ),
+        EventKind::IoasUnmap(e) => (
+            format!("iommufd {} ioas {}", handle(e.iommufd), e.ioas),
+            e.errno,
+        ),
+        EventKind::ProbeStatus(_) | EventKind::Drops(_) => (HEALTH.to_string(), 0),
+    };
+    let kind = match serde_json::to_value(&ev.kind) {
+        Ok(Value::Object(o)) => o
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("event")
+            .to_string(),
+        _ => "event".to_string(),
+    };
+    let mut name = match &ev.kind {
+        EventKind::ViommuReq(r) => format!("{kind} {:?}", r.op).to_lowercase(),
+        EventKind::ProbeStatus(p) => format!("probe {} {:?}", p.probe, p.status),
+        _ => kind,
+    };
+    if errno != 0 {
+        name.push_str(&format!(" (errno {errno})"));
+    }
+    (track, name)
+}
+
+/// Change of mapped bytes on the event's track, for the counter.
+fn mapped_delta(k: &EventKind) -> Option<i128> {
+    match k {
+        EventKind::VfioMapDma(e) if e.errno == 0 => Some(i128::from(e.size)),
+        EventKind::VfioUnmapDma(e) if e.errno == 0 => Some(-i128::from(e.unmapped)),
+        EventKind::IommuMap(e) if e.errno == 0 => Some(i128::from(e.size)),
+        EventKind::IommuUnmap(e) => Some(-i128::from(e.unmapped)),
+        _ => None,
+    }
+}

@@ -1,0 +1,219 @@
+//! Several trace files (a host's and its guests') as one timeline.
+//!
+//! Each input has its own node table; the timeline has one, where nodes are
+//! identified by name (the first input naming a node provides its info), and
+//! events get their node id remapped into it. Events come out ordered by
+//! aligned time, `ts_ns + clock_offset_ns` of their node (wall-clock time);
+//! ties go to the earlier input, then to file order. Each input is consumed
+//! in its own order: events that are out of order inside one file (per-CPU
+//! buffers) stay so.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use super::error::TraceError;
+use super::reader::{ReadMode, TraceReader};
+use crate::event::{Event, NodeId, NodeInfo, NodeRole};
+
+/// Wall-clock (CLOCK_REALTIME) nanoseconds of `ev`: its monotonic `ts_ns`
+/// plus its node's clock offset (0 when the node is unknown).
+pub fn aligned_ns(ev: &Event, nodes: &[NodeInfo]) -> i128 {
+    let off = nodes
+        .get(usize::from(ev.node))
+        .map_or(0, |n| n.clock_offset_ns);
+    i128::from(ev.ts_ns) + i128::from(off)
+}
+
+/// Anything that yields events against a node table that may grow.
+pub trait EventSource {
+    fn nodes(&self) -> &[NodeInfo];
+    fn next_event(&mut self) -> Option<Result<Event, TraceError>>;
+}
+
+impl<R: Read> EventSource for TraceReader<R> {
+    fn nodes(&self) -> &[NodeInfo] {
+        TraceReader::nodes(self)
+    }
+    fn next_event(&mut self) -> Option<Result<Event, TraceError>> {
+        self.next()
+    }
+}
+
+/// Events already in memory (tests, remote agents).
+pub struct MemorySource {
+    pub nodes: Vec<NodeInfo>,
+    pub events: std::vec::IntoIter<Event>,
+}
+
+impl MemorySource {
+    pub fn new(nodes: Vec<NodeInfo>, events: Vec<Event>) -> Self {
+        MemorySource {
+            nodes,
+            events: events.into_iter(),
+        }
+    }
+}
+
+impl EventSource for MemorySource {
+    fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+    fn next_event(&mut self) -> Option<Result<Event, TraceError>> {
+        self.events.next().map(Ok)
+    }
+}
+
+struct Input<S> {
+    src: S,
+    /// Input node id → timeline node id.
+    remap: Vec<NodeId>,
+    head: Option<Event>,
+    seq: u64,
+}
+
+/// The merged stream: an iterator of `Result<Event, TraceError>` whose node
+/// ids index [`Timeline::nodes`]. An input's error is yielded in its place;
+/// the other inputs go on.
+pub struct Timeline<S> {
+    inputs: Vec<Input<S>>,
+    nodes: Vec<NodeInfo>,
+    by_name: HashMap<String, NodeId>,
+    heap: BinaryHeap<Reverse<(i128, usize, u64)>>,
+    errors: VecDeque<TraceError>,
+    started: bool,
+}
+
+impl Timeline<TraceReader<BufReader<File>>> {
+    /// Opens every path with `mode` and merges them.
+    pub fn open<P: AsRef<Path>>(paths: &[P], mode: ReadMode) -> Result<Self, TraceError> {
+        let readers = paths
+            .iter()
+            .map(|p| TraceReader::open_with_mode(p, mode))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Timeline::new(readers))
+    }
+}
+
+impl<S: EventSource> Timeline<S> {
+    pub fn new(sources: Vec<S>) -> Self {
+        let mut t = Timeline {
+            inputs: sources
+                .into_iter()
+                .map(|src| Input {
+                    src,
+                    remap: Vec::new(),
+                    head: None,
+                    seq: 0,
+                })
+                .collect(),
+            nodes: Vec::new(),
+            by_name: HashMap::new(),
+            heap: BinaryHeap::new(),
+            errors: VecDeque::new(),
+            started: false,
+        };
+        for i in 0..t.inputs.len() {
+            t.learn_nodes(i);
+        }
+        t
+    }
+
+    /// The merged node table. It can grow while iterating (nodes added in a
+    /// file's stream).
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+
+    /// The inputs, e.g. for their salvage warnings.
+    pub fn sources(&self) -> impl Iterator<Item = &S> {
+        self.inputs.iter().map(|i| &i.src)
+    }
+
+    /// Extends input `i`'s remap table to the nodes its source knows now.
+    fn learn_nodes(&mut self, i: usize) {
+        let input = &mut self.inputs[i];
+        for n in &input.src.nodes()[input.remap.len().min(input.src.nodes().len())..] {
+            let id = match self.by_name.get(&n.name) {
+                Some(&id) => id,
+                None => {
+                    let id = self.nodes.len() as NodeId;
+                    self.nodes.push(n.clone());
+                    self.by_name.insert(n.name.clone(), id);
+                    id
+                }
+            };
+            input.remap.push(id);
+        }
+    }
+
+    /// Timeline id of input `i`'s node `node`; an unknown node gets a
+    /// placeholder entry.
+    fn map_node(&mut self, i: usize, node: NodeId) -> NodeId {
+        if usize::from(node) >= self.inputs[i].remap.len() {
+            self.learn_nodes(i);
+        }
+        while usize::from(node) >= self.inputs[i].remap.len() {
+            let k = self.inputs[i].remap.len();
+            let name = format!("node{k}@input{i}");
+            let id = match self.by_name.get(&name) {
+                Some(&id) => id,
+                None => {
+                    let id = self.nodes.len() as NodeId;
+                    self.nodes.push(NodeInfo {
+                        name: name.clone(),
+                        role: NodeRole::Mixed,
+                        kernel: String::new(),
+                        machine: String::new(),
+                        clock_offset_ns: 0,
+                    });
+                    self.by_name.insert(name, id);
+                    id
+                }
+            };
+            self.inputs[i].remap.push(id);
+        }
+        self.inputs[i].remap[usize::from(node)]
+    }
+
+    /// Pulls input `i`'s next event into its head slot and the heap.
+    fn refill(&mut self, i: usize) {
+        loop {
+            match self.inputs[i].src.next_event() {
+                None => return,
+                Some(Err(e)) => self.errors.push_back(e),
+                Some(Ok(mut ev)) => {
+                    ev.node = self.map_node(i, ev.node);
+                    let key = aligned_ns(&ev, &self.nodes);
+                    let input = &mut self.inputs[i];
+                    input.seq += 1;
+                    self.heap.push(Reverse((key, i, input.seq)));
+                    input.head = Some(ev);
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl<S: EventSource> Iterator for Timeline<S> {
+    type Item = Result<Event, TraceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.started {
+            self.started = true;
+            for i in 0..self.inputs.len() {
+                self.refill(i);
+            }
+        }
+        if let Some(e) = self.errors.pop_front() {
+            return Some(Err(e));
+        }
+        let Reverse((_, i, _)) = self.heap.pop()?;
+        let ev = self.inputs[i].head.take();
+        self.refill(i);
+        ev.map(Ok)
+    }
+}

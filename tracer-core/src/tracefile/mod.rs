@@ -1,0 +1,29 @@
+//! The `.vtrace` file: a checksummed self-describing header, then framed,
+//! checksummed, zstd-compressed chunks of compactly encoded events. See
+//! `docs/trace-format.md` for the byte layout.
+//!
+//! - [`TraceWriter`]: append events, `flush()` at least every second.
+//! - [`TraceReader`]: a streaming iterator of `Result<Event, TraceError>`,
+//!   strict or salvaging ([`ReadMode`]).
+//! - [`merge`]: several files (host + guests) as one timeline.
+
+mod codec;
+mod error;
+mod frame;
+mod header;
+pub mod merge;
+mod reader;
+mod source;
+pub mod synth;
+mod varint;
+mod writer;
+
+pub use error::{TraceError, TraceWarning};
+pub use frame::{MAX_CHUNK_PAYLOAD, MAX_CHUNK_RAW};
+pub use header::{node_name, TraceHeader, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN, MIN_READ_VERSION};
+pub use merge::{aligned_ns, Timeline};
+pub use reader::{read_all, ReadMode, TraceReader};
+pub use writer::{TraceWriter, WriterOptions, MAX_EVENT_BYTES};
+
+/// The conventional file name extension.
+pub const FILE_EXTENSION: &str = "vtrace";

@@ -22,7 +22,7 @@ pub enum TraceError {
     UnsupportedVersion { found: u16, min: u16, max: u16 },
     #[error("this build cannot write trace format version {0}")]
     UnwritableVersion(u16),
-    #[error("file truncated at byte {offset}: {what} incomplete")]
+    #[error("file truncated at byte {offset}: {what}")]
     Truncated { offset: u64, what: &'static str },
     #[error("corrupt {what} at byte {offset}: {detail}")]
     Corrupt {

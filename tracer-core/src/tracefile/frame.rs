@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! magic        4 B   "VTCK"
-//! kind         u8    1 = events (zstd payload), 2 = node added (JSON NodeInfo)
+//! kind         u8    1 = events (zstd payload), 2 = node added (JSON NodeInfo),
+//!                    3 = end of recording (written by finish; empty payload)
 //! reserved     3 B   0
 //! payload_len  u32   bytes of payload after this frame, ≤ MAX_CHUNK_PAYLOAD
 //! raw_len      u32   uncompressed payload bytes, ≤ MAX_CHUNK_RAW
@@ -30,6 +31,7 @@ pub const MAX_CHUNK_PAYLOAD: u32 = MAX_CHUNK_RAW + (1 << 20);
 pub(crate) enum FrameKind {
     Events = 1,
     Node = 2,
+    End = 3,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +75,7 @@ impl Frame {
         let kind = match b[4] {
             1 => FrameKind::Events,
             2 => FrameKind::Node,
+            3 => FrameKind::End,
             k => return Err(bad(format!("unknown chunk kind {k}"))),
         };
         let f = Frame {

@@ -108,7 +108,7 @@ pub(crate) fn read_header<R: Read>(
     if n == 0 {
         return Err(TraceError::Truncated {
             offset: 0,
-            what: "file preamble",
+            what: "file preamble incomplete",
         });
     }
     let magic_len = n.min(8);
@@ -121,7 +121,7 @@ pub(crate) fn read_header<R: Read>(
     if n < pre.len() {
         return Err(TraceError::Truncated {
             offset: n as u64,
-            what: "file preamble",
+            what: "file preamble incomplete",
         });
     }
     let version = u16::from_le_bytes([pre[8], pre[9]]);
@@ -140,7 +140,7 @@ pub(crate) fn read_header<R: Read>(
         src.unread(&json);
         let e = TraceError::Truncated {
             offset: PREAMBLE_LEN + json.len() as u64,
-            what: "header",
+            what: "header incomplete",
         };
         return Ok((version, Err(e)));
     }

@@ -4,10 +4,13 @@
 //! identified by name (the first input naming a node provides its info), and
 //! events get their node id remapped into it. Events come out ordered by
 //! aligned time, `ts_ns + clock_offset_ns` of their node (wall-clock time);
-//! ties go to the earlier input, then to file order. Each input is consumed
-//! in its own order: events that are out of order inside one file (per-CPU
-//! buffers) stay so.
+//! ties go to the earlier input, then to file order. Events out of order
+//! inside one file (per-CPU buffers; a file holding several nodes whose
+//! events arrived late) are put in order within a reorder window
+//! ([`Timeline::with_window`], 1 s by default, at most
+//! [`Timeline::with_max_buffered`] events held, 256 Ki by default).
 
+use std::cmp::Ordering;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
@@ -70,21 +73,52 @@ struct Input<S> {
     src: S,
     /// Input node id → timeline node id.
     remap: Vec<NodeId>,
-    head: Option<Event>,
-    seq: u64,
+    /// Highest aligned time pulled so far.
+    watermark: Option<i128>,
+    exhausted: bool,
+}
+
+/// A buffered event, ordered by (aligned time, input, sequence).
+struct Pending {
+    key: (i128, usize, u64),
+    ev: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> Ordering {
+        self.key.cmp(&o.key)
+    }
 }
 
 /// The merged stream: an iterator of `Result<Event, TraceError>` whose node
-/// ids index [`Timeline::nodes`]. An input's error is yielded in its place;
-/// the other inputs go on.
+/// ids index [`Timeline::nodes`]. An input's error is yielded as soon as it
+/// is met; the other inputs go on.
 pub struct Timeline<S> {
     inputs: Vec<Input<S>>,
     nodes: Vec<NodeInfo>,
     by_name: HashMap<String, NodeId>,
-    heap: BinaryHeap<Reverse<(i128, usize, u64)>>,
+    heap: BinaryHeap<Reverse<Pending>>,
     errors: VecDeque<TraceError>,
-    started: bool,
+    seq: u64,
+    window_ns: i128,
+    max_buffered: usize,
 }
+
+/// Default reorder window.
+pub const DEFAULT_WINDOW_NS: u64 = 1_000_000_000;
+/// Default bound on events held for reordering.
+pub const DEFAULT_MAX_BUFFERED: usize = 256 * 1024;
 
 impl Timeline<TraceReader<BufReader<File>>> {
     /// Opens every path with `mode` and merges them.
@@ -105,20 +139,36 @@ impl<S: EventSource> Timeline<S> {
                 .map(|src| Input {
                     src,
                     remap: Vec::new(),
-                    head: None,
-                    seq: 0,
+                    watermark: None,
+                    exhausted: false,
                 })
                 .collect(),
             nodes: Vec::new(),
             by_name: HashMap::new(),
             heap: BinaryHeap::new(),
             errors: VecDeque::new(),
-            started: false,
+            seq: 0,
+            window_ns: i128::from(DEFAULT_WINDOW_NS),
+            max_buffered: DEFAULT_MAX_BUFFERED,
         };
         for i in 0..t.inputs.len() {
             t.learn_nodes(i);
         }
         t
+    }
+
+    /// How far out of order (in aligned time) events may be and still come
+    /// out sorted. 0 merges the inputs as they are.
+    pub fn with_window(mut self, window_ns: u64) -> Self {
+        self.window_ns = i128::from(window_ns);
+        self
+    }
+
+    /// Most events held for reordering (memory bound); past it the earliest
+    /// is released even if the window is not covered.
+    pub fn with_max_buffered(mut self, n: usize) -> Self {
+        self.max_buffered = n.max(1);
+        self
     }
 
     /// The merged node table. It can grow while iterating (nodes added in a
@@ -135,7 +185,8 @@ impl<S: EventSource> Timeline<S> {
     /// Extends input `i`'s remap table to the nodes its source knows now.
     fn learn_nodes(&mut self, i: usize) {
         let input = &mut self.inputs[i];
-        for n in &input.src.nodes()[input.remap.len().min(input.src.nodes().len())..] {
+        let known = input.src.nodes();
+        for n in known.iter().skip(input.remap.len()) {
             let id = match self.by_name.get(&n.name) {
                 Some(&id) => id,
                 None => {
@@ -178,23 +229,39 @@ impl<S: EventSource> Timeline<S> {
         self.inputs[i].remap[usize::from(node)]
     }
 
-    /// Pulls input `i`'s next event into its head slot and the heap.
-    fn refill(&mut self, i: usize) {
-        loop {
-            match self.inputs[i].src.next_event() {
-                None => return,
-                Some(Err(e)) => self.errors.push_back(e),
-                Some(Ok(mut ev)) => {
-                    ev.node = self.map_node(i, ev.node);
-                    let key = aligned_ns(&ev, &self.nodes);
-                    let input = &mut self.inputs[i];
-                    input.seq += 1;
-                    self.heap.push(Reverse((key, i, input.seq)));
-                    input.head = Some(ev);
-                    return;
-                }
+    /// Pulls one item from input `i` into the heap (or the error queue).
+    fn pull(&mut self, i: usize) {
+        match self.inputs[i].src.next_event() {
+            None => self.inputs[i].exhausted = true,
+            Some(Err(e)) => self.errors.push_back(e),
+            Some(Ok(mut ev)) => {
+                ev.node = self.map_node(i, ev.node);
+                let key = aligned_ns(&ev, &self.nodes);
+                let input = &mut self.inputs[i];
+                input.watermark = Some(input.watermark.map_or(key, |w| w.max(key)));
+                self.seq += 1;
+                self.heap.push(Reverse(Pending {
+                    key: (key, i, self.seq),
+                    ev,
+                }));
             }
         }
+    }
+
+    /// The input that must be read before the earliest buffered event can
+    /// go out, if any.
+    fn lagging_input(&self) -> Option<usize> {
+        let min = self.heap.peek().map(|p| p.0.key.0);
+        self.inputs
+            .iter()
+            .enumerate()
+            .filter(|(_, inp)| !inp.exhausted)
+            .filter(|(_, inp)| match (inp.watermark, min) {
+                (None, _) | (_, None) => true,
+                (Some(w), Some(m)) => w < m + self.window_ns,
+            })
+            .min_by_key(|(_, inp)| inp.watermark)
+            .map(|(i, _)| i)
     }
 }
 
@@ -202,18 +269,18 @@ impl<S: EventSource> Iterator for Timeline<S> {
     type Item = Result<Event, TraceError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if !self.started {
-            self.started = true;
-            for i in 0..self.inputs.len() {
-                self.refill(i);
+        loop {
+            if let Some(e) = self.errors.pop_front() {
+                return Some(Err(e));
+            }
+            if self.heap.len() >= self.max_buffered {
+                break;
+            }
+            match self.lagging_input() {
+                Some(i) => self.pull(i),
+                None => break,
             }
         }
-        if let Some(e) = self.errors.pop_front() {
-            return Some(Err(e));
-        }
-        let Reverse((_, i, _)) = self.heap.pop()?;
-        let ev = self.inputs[i].head.take();
-        self.refill(i);
-        ev.map(Ok)
+        self.heap.pop().map(|Reverse(p)| Ok(p.ev))
     }
 }

@@ -36,6 +36,8 @@ pub struct TraceReader<R> {
     warnings: Vec<TraceWarning>,
     /// Salvage: where the current damaged stretch began, and why.
     damage: Option<(u64, TraceError)>,
+    /// The last frame read was the end marker.
+    complete: bool,
     done: bool,
 }
 
@@ -73,6 +75,7 @@ impl<R: Read> TraceReader<R> {
                 .map_err(|source| TraceError::Io { offset: 0, source })?,
             warnings: Vec::new(),
             damage: None,
+            complete: false,
             done: false,
         };
         match header {
@@ -106,6 +109,12 @@ impl<R: Read> TraceReader<R> {
         &self.warnings
     }
 
+    /// Whether the file ended with the writer's end marker (known once the
+    /// iterator has ended): false for a recording that was killed.
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
     /// File offset of the next byte the reader will consume.
     pub fn offset(&self) -> u64 {
         self.src.offset()
@@ -123,7 +132,7 @@ impl<R: Read> TraceReader<R> {
             self.src.unread(&fb[..n]);
             return Err(TraceError::Truncated {
                 offset: at,
-                what: "chunk frame",
+                what: "chunk frame incomplete",
             });
         }
         let frame = match Frame::parse(&fb, at) {
@@ -137,7 +146,7 @@ impl<R: Read> TraceReader<R> {
         if payload.len() < frame.payload_len as usize {
             return Err(TraceError::Truncated {
                 offset: at,
-                what: "chunk payload",
+                what: "chunk payload incomplete",
             });
         }
         if crc32fast::hash(&payload) != frame.payload_crc {
@@ -153,6 +162,7 @@ impl<R: Read> TraceReader<R> {
     /// Handles one good frame: starts decoding an event chunk or applies a
     /// node frame.
     fn take_frame(&mut self, frame: Frame, payload: Vec<u8>, at: u64) -> Result<(), TraceError> {
+        self.complete = false;
         match frame.kind {
             FrameKind::Events => {
                 let raw = self
@@ -172,6 +182,7 @@ impl<R: Read> TraceReader<R> {
                 }
                 self.chunk = Some((ChunkDecoder::new(raw, frame.ts_first, frame.count), at));
             }
+            FrameKind::End => self.complete = true,
             FrameKind::Node => {
                 let node: NodeInfo = serde_json::from_slice(&payload)
                     .map_err(|e| TraceError::corrupt(at, "node frame", e.to_string()))?;
@@ -296,6 +307,20 @@ impl<R: Read> Iterator for TraceReader<R> {
                 Ok(None) => {
                     self.end_damage();
                     self.done = true;
+                    if !self.complete {
+                        let e = TraceError::Truncated {
+                            offset: self.src.offset(),
+                            what: "no end marker (the recorder was killed or is still writing)",
+                        };
+                        if self.mode == ReadMode::Strict {
+                            return Some(Err(e));
+                        }
+                        self.warnings.push(TraceWarning {
+                            offset: self.src.offset(),
+                            skipped: 0,
+                            error: e,
+                        });
+                    }
                 }
                 Ok(Some((frame, payload, at))) => {
                     // Report a damaged stretch up to this good frame.
@@ -325,7 +350,7 @@ impl<R: Read> Iterator for TraceReader<R> {
                     let resync = !matches!(
                         e,
                         TraceError::Truncated {
-                            what: "chunk payload",
+                            what: "chunk payload incomplete",
                             ..
                         } | TraceError::Corrupt {
                             what: "chunk payload",

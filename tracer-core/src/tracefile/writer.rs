@@ -43,7 +43,7 @@ impl Default for WriterOptions {
 /// full or on [`flush`](Self::flush), so a killed recorder leaves at worst a
 /// partial last chunk, which a salvaging reader steps over.
 ///
-/// Dropping the writer writes the pending chunk, ignoring errors; call
+/// Dropping the writer finishes it too, ignoring errors; call
 /// [`finish`](Self::finish) to see them.
 pub struct TraceWriter<W: Write> {
     out: Option<W>,
@@ -156,10 +156,26 @@ impl<W: Write> TraceWriter<W> {
         self.offset
     }
 
-    /// Writes the pending chunk, flushes, and returns the underlying writer.
+    /// Writes the pending chunk and the end marker, flushes, and returns the
+    /// underlying writer. A file without the end marker reads as truncated.
     pub fn finish(mut self) -> Result<W, TraceError> {
-        self.flush()?;
+        self.end()?;
         Ok(self.out.take().expect("writer present until finish"))
+    }
+
+    fn end(&mut self) -> Result<(), TraceError> {
+        self.write_chunk()?;
+        let frame = Frame {
+            kind: FrameKind::End,
+            payload_len: 0,
+            raw_len: 0,
+            count: 0,
+            ts_first: 0,
+            ts_last: 0,
+            payload_crc: crc32fast::hash(&[]),
+        };
+        self.write_frame(&frame, &[])?;
+        self.flush()
     }
 
     fn out_mut(&mut self) -> &mut W {
@@ -206,7 +222,7 @@ impl<W: Write> TraceWriter<W> {
 impl<W: Write> Drop for TraceWriter<W> {
     fn drop(&mut self) {
         if self.out.is_some() {
-            let _ = self.flush();
+            let _ = self.end();
         }
     }
 }

@@ -1,4 +1,30 @@
-//! The VM lab: boots real kernels in QEMU with VFIO and virtio-iommu.
+//! The VM lab: boots real Debian 6.12 kernels in QEMU with VFIO passthrough
+//! and virtio-iommu, runs the exerciser (and optionally vfio-trace) inside,
+//! and judges the run against QEMU's own trace log.
+//!
+//! `cargo xtask lab --list`, `cargo xtask lab <scenario>`; artifacts go to
+//! `target/lab/<scenario>/` (console.log, exerciser.jsonl, qemu-trace.log,
+//! dmesg.txt, summary.json, ...). Downloads and built initramfs images are
+//! cached machine-wide in `~/.cache/vfio-trace/lab/`.
+
+mod console;
+mod debs;
+mod init;
+mod initramfs;
+mod judge;
+mod oracle;
+mod qemu;
+mod scenarios;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{bail, Context, Result};
+
+use crate::step::{self, cmd, step, workspace_root};
 
 #[derive(clap::Args, Debug)]
 pub struct LabArgs {
@@ -7,8 +33,181 @@ pub struct LabArgs {
     /// List the scenarios.
     #[arg(long)]
     pub list: bool,
+    /// A static `vfio-trace` binary for the guest's architecture: copied
+    /// into the VM and run in the background around the exerciser.
+    /// Also taken from $VFIO_TRACE_LAB_TRACER.
+    #[arg(long)]
+    pub tracer: Option<PathBuf>,
+    /// Arguments for vfio-trace inside the VM (results go to /lab, which is
+    /// target/lab/<scenario>/ on the host).
+    #[arg(long, default_value = "record -o /lab/trace.vft")]
+    pub tracer_args: String,
+    /// Seconds /init waits after starting vfio-trace before the exerciser.
+    #[arg(long, default_value_t = 3)]
+    pub tracer_settle: u32,
+    /// Exerciser steps to run (comma-separated; default: all default steps).
+    #[arg(long)]
+    pub steps: Option<String>,
+    /// Hard timeout in seconds (default: the scenario's own).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// QEMU accelerator: tcg (single-threaded, the default) or kvm.
+    #[arg(long, default_value = "tcg")]
+    pub accel: String,
 }
 
-pub fn run(_args: &LabArgs) -> anyhow::Result<()> {
-    anyhow::bail!("the lab is not built yet")
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Arch {
+    X86_64,
+    #[expect(dead_code, reason = "arm64-swmsi comes next")]
+    Arm64,
+}
+
+impl Arch {
+    /// Debian's architecture name.
+    pub fn deb(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+    pub fn musl(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-musl",
+            Arch::Arm64 => "aarch64-unknown-linux-musl",
+        }
+    }
+    pub fn qemu(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Arm64 => "qemu-system-aarch64",
+        }
+    }
+}
+
+/// What every scenario gets: where to put artifacts, the binaries, options.
+pub struct Ctx<'a> {
+    pub args: &'a LabArgs,
+    pub name: &'static str,
+    pub out: PathBuf,
+    pub started: Instant,
+}
+
+impl Ctx<'_> {
+    pub fn accel(&self) -> Result<&'static str> {
+        match self.args.accel.as_str() {
+            "tcg" => Ok("tcg,thread=single"),
+            "kvm" => Ok("kvm"),
+            a => bail!("--accel {a}: use tcg or kvm"),
+        }
+    }
+
+    /// `--tracer`, else $VFIO_TRACE_LAB_TRACER.
+    pub fn tracer(&self) -> Option<PathBuf> {
+        self.args
+            .tracer
+            .clone()
+            .or_else(|| std::env::var_os("VFIO_TRACE_LAB_TRACER").map(PathBuf::from))
+    }
+
+    pub fn exerciser_args(&self) -> String {
+        match &self.args.steps {
+            Some(s) => format!("--steps {s}"),
+            None => String::new(),
+        }
+    }
+
+    pub fn timeout(&self, default_s: u64) -> std::time::Duration {
+        std::time::Duration::from_secs(self.args.timeout.unwrap_or(default_s))
+    }
+}
+
+pub fn run(args: &LabArgs) -> Result<()> {
+    if args.list || args.scenario.is_none() {
+        println!("lab scenarios (cargo xtask lab <name>):");
+        for s in scenarios::ALL {
+            println!("  {:12} {}", s.name, s.about);
+        }
+        if args.scenario.is_none() && !args.list {
+            bail!("no scenario given");
+        }
+        return Ok(());
+    }
+    let name = args.scenario.as_deref().unwrap_or_default();
+    let sc = scenarios::ALL
+        .iter()
+        .find(|s| s.name == name)
+        .with_context(|| format!("unknown scenario `{name}` (see --list)"))?;
+    if !step::is_root() {
+        bail!("the lab needs root (apt downloads, 9p shares as root)");
+    }
+    let out = workspace_root().join("target/lab").join(sc.name);
+    step("fresh artifact directory", || fresh_dir(&out))?;
+    let ctx = Ctx {
+        args,
+        name: sc.name,
+        out,
+        started: Instant::now(),
+    };
+    (sc.run)(&ctx)
+}
+
+/// Empties `dir` (artifacts of an earlier run must not be mistaken for
+/// this run's).
+fn fresh_dir(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    fs::create_dir_all(dir.join("bin"))?;
+    eprintln!("    {}", dir.display());
+    Ok(())
+}
+
+/// Builds the exerciser for `arch` and copies it (and the tracer, if
+/// given) to `<share>/bin/`.
+pub fn stage_binaries(ctx: &Ctx, arch: Arch, share: &Path) -> Result<()> {
+    step(&format!("exerciser for {}", arch.musl()), || {
+        let mut c = cmd(
+            "cargo",
+            [
+                "build",
+                "--release",
+                "-p",
+                "exerciser",
+                "--target",
+                arch.musl(),
+            ],
+        );
+        c.current_dir(workspace_root());
+        step::run(&mut c)?;
+        let bin = workspace_root()
+            .join("target")
+            .join(arch.musl())
+            .join("release/exerciser");
+        fs::create_dir_all(share.join("bin"))?;
+        fs::copy(&bin, share.join("bin/exerciser"))
+            .with_context(|| format!("copying {}", bin.display()))?;
+        Ok(())
+    })?;
+    if let Some(t) = &ctx.tracer() {
+        step("vfio-trace binary for the VM", || {
+            let head = fs::read(t).with_context(|| format!("reading --tracer {}", t.display()))?;
+            let machine = head.get(18..20).map(|b| u16::from_le_bytes([b[0], b[1]]));
+            let want = match arch {
+                Arch::X86_64 => 62,
+                Arch::Arm64 => 183,
+            };
+            if !head.starts_with(b"\x7fELF") || machine != Some(want) {
+                bail!(
+                    "{} is not an ELF binary for {} (build it with --target {})",
+                    t.display(),
+                    arch.deb(),
+                    arch.musl()
+                );
+            }
+            fs::copy(t, share.join("bin/vfio-trace"))?;
+            Ok(())
+        })?;
+    }
+    Ok(())
 }

@@ -1,0 +1,254 @@
+//! `exerciser`: a real VFIO user of QEMU's edu and e1000e devices, run
+//! inside the lab VMs. It walks named steps (a clean VMM-like path and
+//! fault steps that provoke documented kernel refusals) and writes every
+//! system call it makes as JSON Lines, the ground truth the lab compares
+//! QEMU's trace log (and vfio-trace) against.
+//!
+//! ```text
+//! exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b,...]
+//! exerciser --list
+//! exerciser [--edu BDF] --loop N [--size BYTES]   # MAP+UNMAP pairs, ns/pair
+//! ```
+//! Devices default to the first edu / e1000e found in sysfs.
+
+mod devices;
+mod journal;
+mod session;
+mod setup;
+mod steps;
+mod vfio;
+
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::{journal::Journal, session::Session, steps::STEPS};
+
+#[derive(Default)]
+struct Args {
+    edu: Option<String>,
+    e1000e: Option<String>,
+    out: Option<String>,
+    steps: Option<Vec<String>>,
+    list: bool,
+    loop_n: Option<u64>,
+    size: u64,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        size: 0x1000,
+        ..Default::default()
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--edu" => a.edu = Some(val("--edu")?),
+            "--e1000e" => a.e1000e = Some(val("--e1000e")?),
+            "--out" => a.out = Some(val("--out")?),
+            "--steps" => a.steps = Some(val("--steps")?.split(',').map(str::to_string).collect()),
+            "--list" => a.list = true,
+            "--loop" => {
+                a.loop_n = Some(val("--loop")?.parse().map_err(|e| format!("--loop: {e}"))?)
+            }
+            "--size" => {
+                let v = val("--size")?;
+                a.size = parse_num(&v).ok_or(format!("--size: bad number {v}"))?;
+            }
+            "-h" | "--help" => {
+                println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--loop N [--size BYTES]]");
+                std::process::exit(0);
+            }
+            _ => return Err(format!("unknown argument {arg}")),
+        }
+    }
+    Ok(a)
+}
+
+fn parse_num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// The first PCI function with this vendor:device in sysfs.
+fn find_pci(vendor: &str, device: &str) -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/bus/pci/devices")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().find(|n| {
+        let rd = |f: &str| std::fs::read_to_string(format!("/sys/bus/pci/devices/{n}/{f}"));
+        matches!((rd("vendor"), rd("device")), (Ok(v), Ok(d)) if v.trim() == vendor && d.trim() == device)
+    })
+}
+
+fn main() -> ExitCode {
+    let mut a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("exerciser: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if a.list {
+        for s in STEPS {
+            println!(
+                "{:28} {}{}",
+                s.name,
+                s.about,
+                if s.default { "" } else { " (not default)" }
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    a.edu = a.edu.or_else(|| find_pci("0x1234", "0x11e8"));
+    a.e1000e = a.e1000e.or_else(|| find_pci("0x8086", "0x10d3"));
+    let out = match &a.out {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("exerciser: {p}: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let mut j = Journal::new(out);
+    j.write(json!({
+        "type": "header", "tool": "exerciser", "version": env!("CARGO_PKG_VERSION"),
+        "arch": std::env::consts::ARCH, "clock": "CLOCK_MONOTONIC",
+        "argv": std::env::args().collect::<Vec<_>>(), "pid": std::process::id(),
+        "edu": a.edu, "e1000e": a.e1000e,
+        "t_ns": journal::monotonic_ns(),
+    }));
+    let mut s = Session::new(j, a.edu.clone(), a.e1000e.clone());
+    let ok = match a.loop_n {
+        Some(n) => run_loop(&mut s, n, a.size),
+        None => run_steps(&mut s, &a),
+    };
+    s.j.sync();
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn run_steps(s: &mut Session, a: &Args) -> bool {
+    if let Some(want) = &a.steps {
+        for w in want {
+            if !STEPS.iter().any(|s| s.name == w) {
+                println!("EXERCISER RESULT FAIL unknown step {w} (see --list)");
+                return false;
+            }
+        }
+    }
+    let selected: Vec<_> = STEPS
+        .iter()
+        .filter(|st| match &a.steps {
+            Some(w) => w.iter().any(|n| n == st.name),
+            None => st.default && (st.name != "e1000e_msix" || a.e1000e.is_some()),
+        })
+        .collect();
+    let (mut passed, mut failed) = (Vec::new(), Vec::new());
+    for st in &selected {
+        let t0 = journal::monotonic_ns();
+        let r = (st.run)(s, st.name);
+        let t1 = journal::monotonic_ns();
+        let (status, detail) = match &r {
+            Ok(d) => ("PASS", d.clone()),
+            Err(e) => ("FAIL", e.clone()),
+        };
+        println!("EXERCISER STEP {} {status} {detail}", st.name);
+        s.j.write(json!({
+            "type": "step", "step": st.name, "status": status.to_lowercase(),
+            "detail": detail, "t_start_ns": t0, "t_end_ns": t1,
+        }));
+        s.j.sync();
+        if r.is_ok() {
+            passed.push(st.name)
+        } else {
+            failed.push(st.name)
+        }
+    }
+    let ok = failed.is_empty() && !passed.is_empty();
+    s.j.write(json!({
+        "type": "summary", "pass": ok, "passed": passed, "failed": failed,
+    }));
+    println!(
+        "EXERCISER RESULT {} {}/{} steps passed{}",
+        if ok { "PASS" } else { "FAIL" },
+        passed.len(),
+        selected.len(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (failed: {})", failed.join(","))
+        }
+    );
+    ok
+}
+
+/// `--loop N`: N MAP_DMA+UNMAP_DMA pairs of `size` bytes, timed as a whole
+/// (only the summary is journaled, so the journal does not dominate).
+fn run_loop(s: &mut Session, n: u64, size: u64) -> bool {
+    if let Err(e) = s.ensure_iommu() {
+        println!("EXERCISER RESULT FAIL setup: {e}");
+        return false;
+    }
+    let idx = match s.alloc_buf(size as usize, 0x100_0000) {
+        Ok(i) => i,
+        Err(e) => {
+            println!("EXERCISER RESULT FAIL {e}");
+            return false;
+        }
+    };
+    let (vaddr, iova, fd) = (s.bufs[idx].ptr as u64, s.bufs[idx].iova, s.container);
+    let mut m = vfio::DmaMap {
+        argsz: 32,
+        flags: vfio::VFIO_DMA_MAP_FLAG_READ | vfio::VFIO_DMA_MAP_FLAG_WRITE,
+        vaddr,
+        iova,
+        size,
+    };
+    let mut u = vfio::DmaUnmap {
+        argsz: 24,
+        flags: 0,
+        iova,
+        size,
+    };
+    let t0 = journal::monotonic_ns();
+    let mut errors = 0u64;
+    for _ in 0..n {
+        u.size = size;
+        // SAFETY: valid repr(C) structs for these ioctls.
+        unsafe {
+            if libc::ioctl(fd, vfio::VFIO_IOMMU_MAP_DMA as _, &mut m as *mut _) < 0 {
+                errors += 1;
+            }
+            if libc::ioctl(fd, vfio::VFIO_IOMMU_UNMAP_DMA as _, &mut u as *mut _) < 0 {
+                errors += 1;
+            }
+        }
+    }
+    let t1 = journal::monotonic_ns();
+    let per = (t1 - t0).checked_div(n).unwrap_or(0);
+    s.j.write(json!({
+        "type": "loop", "pairs": n, "size": size, "iova": iova, "errors": errors,
+        "t_start_ns": t0, "t_end_ns": t1, "ns_per_pair": per,
+    }));
+    println!(
+        "EXERCISER LOOP pairs={n} size={size:#x} errors={errors} total_ns={} ns_per_pair={per}",
+        t1 - t0
+    );
+    println!(
+        "EXERCISER RESULT {} loop",
+        if errors == 0 { "PASS" } else { "FAIL" }
+    );
+    errors == 0
+}

@@ -1,0 +1,160 @@
+//! Running one QEMU: console captured to a file and scanned live, a hard
+//! timeout, early stop on a kernel panic, and a clean shutdown so QEMU
+//! flushes its trace log.
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Write},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+
+use super::console::{self, PROGRESS_MARKER, RESULT_MARKER};
+use crate::step::display;
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub wall_s: f64,
+    pub timed_out: bool,
+    pub exit: Option<i32>,
+    /// Seconds after start of the first console byte, of `LAB: init`, and
+    /// of the result marker.
+    pub first_output_s: Option<f64>,
+    pub init_s: Option<f64>,
+    pub result_s: Option<f64>,
+    pub stopped_on_panic: bool,
+}
+
+fn terminate(child: &mut Child) {
+    // SIGTERM lets QEMU flush its trace log; SIGKILL if it hangs.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(5) {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs `qemu` (stdin /dev/null, stdout = the serial console) until it
+/// exits, the timeout passes, or the guest panics.
+pub fn run(
+    mut qemu: Command,
+    console_log: &Path,
+    timeout: Duration,
+    echo_prefix: &str,
+) -> Result<Outcome> {
+    eprintln!("    $ {}", display(&qemu));
+    let start = Instant::now();
+    let mut child = qemu
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start {}", qemu.get_program().to_string_lossy()))?;
+    let (tx, rx) = mpsc::channel::<String>();
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).split(b'\n').map_while(Result::ok) {
+            if tx.send(String::from_utf8_lossy(&l).into_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).split(b'\n').map_while(Result::ok) {
+            let _ = tx2.send(format!("qemu-stderr: {}", String::from_utf8_lossy(&l)));
+        }
+    });
+    let mut log = fs::File::create(console_log)?;
+    let mut o = Outcome::default();
+    let mut result_at: Option<Instant> = None;
+    let mut panic_at: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if now.duration_since(start) > timeout {
+            o.timed_out = true;
+            eprintln!(
+                "    {echo_prefix}TIMEOUT after {}s: stopping QEMU",
+                timeout.as_secs()
+            );
+            terminate(&mut child);
+            break;
+        }
+        // After the verdict or a panic the guest should power off by itself;
+        // give it a moment, then stop QEMU.
+        let grace = [result_at.map(|t| (t, 15)), panic_at.map(|t| (t, 3))];
+        if grace
+            .iter()
+            .flatten()
+            .any(|(t, s)| now.duration_since(*t) > Duration::from_secs(*s))
+        {
+            terminate(&mut child);
+            break;
+        }
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                let t = start.elapsed().as_secs_f64();
+                o.first_output_s.get_or_insert(t);
+                writeln!(log, "{line}")?;
+                let l = console::strip(&line);
+                if l.starts_with(PROGRESS_MARKER)
+                    || l.starts_with(RESULT_MARKER)
+                    || l.starts_with("qemu-stderr:")
+                {
+                    eprintln!("    {echo_prefix}[{t:5.1}s] {l}");
+                }
+                if l.starts_with("LAB: init") {
+                    o.init_s.get_or_insert(t);
+                }
+                if l.starts_with(RESULT_MARKER) {
+                    o.result_s = Some(t);
+                    result_at = Some(Instant::now());
+                }
+                if l.starts_with("Kernel panic") && panic_at.is_none() {
+                    o.stopped_on_panic = true;
+                    panic_at = Some(Instant::now());
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(_)) = child.try_wait() {
+                    // Drain what is left, then stop.
+                    while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+                        writeln!(log, "{line}")?;
+                    }
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                let _ = child.wait();
+                break;
+            }
+        }
+    }
+    let status = child.wait()?;
+    o.exit = status.code();
+    o.wall_s = start.elapsed().as_secs_f64();
+    log.flush()?;
+    Ok(o)
+}
+
+/// `qemu-system-x86_64 --version`, first line.
+pub fn version(bin: &str) -> String {
+    Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.lines().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}

@@ -1,0 +1,117 @@
+//! The lab scenarios and the pieces they share.
+
+mod arm64;
+mod nested;
+mod x86;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::Result;
+
+use super::{debs, init, initramfs, oracle, Arch, Ctx};
+use crate::step::step;
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub run: fn(&Ctx) -> Result<()>,
+}
+
+pub const ALL: &[Scenario] = &[x86::SCENARIO, arm64::SCENARIO, nested::SCENARIO];
+
+/// A kernel, a busybox and an initramfs for one VM level.
+pub struct Boot {
+    pub kernel: debs::Kernel,
+    pub initrd: PathBuf,
+}
+
+/// Downloads/reuses the kernel and busybox and builds the initramfs with
+/// `modules` (name, params; dependencies are added) and the /init `body`.
+pub fn prepare(
+    ctx: &Ctx,
+    arch: Arch,
+    level: &str,
+    modules: &[(&str, &str)],
+    body: &str,
+    label: &str,
+) -> Result<Boot> {
+    let kernel = step(&format!("{} kernel (cached)", arch.deb()), || {
+        debs::kernel(arch)
+    })?;
+    eprintln!("    {} {}", kernel.release, kernel.image.display());
+    let busybox = step(&format!("{} busybox (cached)", arch.deb()), || {
+        debs::busybox(arch)
+    })?;
+    let names: Vec<&str> = modules.iter().map(|(m, _)| *m).collect();
+    let order = initramfs::module_order(&kernel.modules, &names)?;
+    let loads = initramfs::stems(&order)
+        .into_iter()
+        .map(|m| {
+            let norm = m.replace('-', "_");
+            let p = modules
+                .iter()
+                .find(|(w, _)| w.replace('-', "_") == norm)
+                .map_or("", |(_, p)| *p);
+            (m, p.to_string())
+        })
+        .collect();
+    let exerciser_args = ctx.exerciser_args();
+    let script = init::script(&init::InitSpec {
+        level,
+        modules: loads,
+        tracer_args: &ctx.args.tracer_args,
+        tracer_settle_s: ctx.args.tracer_settle,
+        exerciser_args: &exerciser_args,
+        body,
+    });
+    fs::write(ctx.out.join(format!("init-{label}.sh")), &script)?;
+    let initrd = step(&format!("initramfs ({label})"), || {
+        initramfs::build(
+            &initramfs::Spec {
+                busybox: &busybox,
+                modules_dir: &kernel.modules,
+                modules: &names,
+                init: &script,
+                extra: vec![],
+            },
+            &debs::cache_root().join("initramfs"),
+            label,
+        )
+    })?;
+    Ok(Boot { kernel, initrd })
+}
+
+/// Compares a journal with a QEMU trace log (both in the artifact dir).
+pub fn oracle_for(dir: &Path, journal: &str, trace: &str, opt: oracle::Options) -> oracle::Report {
+    let ops = oracle::exerciser_ops(&fs::read_to_string(dir.join(journal)).unwrap_or_default());
+    let text = fs::read_to_string(dir.join(trace)).unwrap_or_default();
+    let reqs = oracle::iommu_requests(
+        &oracle::parse_trace(&text),
+        "virtio_iommu_map",
+        "virtio_iommu_unmap",
+    );
+    let mut r = oracle::compare(&ops, &reqs, opt);
+    r.checks.insert(
+        0,
+        oracle::Check {
+            name: "trace file ends cleanly",
+            ok: !text.is_empty() && text.ends_with('\n'),
+            detail: format!("{trace}: {} bytes", text.len()),
+        },
+    );
+    r
+}
+
+/// `-virtfs` for the artifact directory, mounted at /lab in the guest.
+pub fn share_args(dir: &Path) -> Vec<String> {
+    vec![
+        "-virtfs".into(),
+        format!(
+            "local,path={},mount_tag=lab,security_model=none",
+            dir.display()
+        ),
+    ]
+}

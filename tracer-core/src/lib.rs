@@ -4,7 +4,9 @@
 //! engine → views. Everything here is deterministic and runs without root, so
 //! it is tested on hand-built and recorded inputs.
 
+pub mod check;
 pub mod decode;
+pub mod engine;
 pub mod event;
 pub mod export;
 pub mod tracefile;

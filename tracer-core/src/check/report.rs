@@ -1,0 +1,194 @@
+//! The check report: findings with their evidence events, and a summary of
+//! how complete the trace was.
+
+use serde::Serialize;
+
+use crate::engine::{Engine, Finding, RuleId, Severity};
+use crate::event::{Event, NodeInfo, ProbeState};
+use crate::export::jsonl::to_jsonl_line;
+use crate::export::text::format_event;
+use crate::tracefile::node_name;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Clean,
+    Findings,
+    Incomplete,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ReportFinding {
+    /// `VT001`…
+    pub rule: String,
+    pub name: String,
+    pub severity: Severity,
+    pub message: String,
+    /// Node name.
+    pub node: Option<String>,
+    pub device: Option<String>,
+    /// Evidence events as JSON Lines objects (the event contract).
+    pub evidence: Vec<serde_json::Value>,
+    /// The same events as text lines.
+    #[serde(skip)]
+    pub evidence_text: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MissingProbe {
+    pub node: String,
+    pub probe: String,
+    pub attach: String,
+    pub status: ProbeState,
+    pub required: bool,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProbeSummary {
+    /// Probes that attached at some point.
+    pub attached: usize,
+    /// Probes that never attached.
+    pub missing: Vec<MissingProbe>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DropsSummary {
+    /// Sum over nodes of the latest cumulative counters.
+    pub total: u64,
+    pub ring_full: u64,
+    pub pending_full: u64,
+    pub read_failed: u64,
+    pub undecodable: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub events: u64,
+    pub nodes: usize,
+    pub node_names: Vec<String>,
+    pub probes: ProbeSummary,
+    pub drops: DropsSummary,
+    /// Rules that ran (after `--rule` / `--allow`).
+    pub rules: Vec<String>,
+    /// Findings not kept beyond the per-rule cap.
+    pub suppressed: u64,
+    /// False when drops, a missing required probe or no events make the
+    /// check incomplete; `incomplete_reasons` says why.
+    pub complete: bool,
+    pub incomplete_reasons: Vec<String>,
+    pub verdict: Verdict,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub findings: Vec<ReportFinding>,
+    pub summary: Summary,
+}
+
+impl Report {
+    pub(super) fn build(
+        engine: &Engine,
+        events: &[&Event],
+        nodes: &[NodeInfo],
+        findings: Vec<Finding>,
+        rules: Vec<RuleId>,
+    ) -> Report {
+        let findings: Vec<ReportFinding> = findings
+            .into_iter()
+            .map(|f| {
+                let evs: Vec<&Event> = f
+                    .evidence
+                    .iter()
+                    .filter_map(|&id| {
+                        usize::try_from(id)
+                            .ok()
+                            .and_then(|i| events.get(i).copied())
+                    })
+                    .collect();
+                ReportFinding {
+                    rule: f.rule.id().to_string(),
+                    name: f.rule.name().to_string(),
+                    severity: f.rule.severity(),
+                    message: f.message,
+                    node: f.node.map(|n| node_name(nodes, n).into_owned()),
+                    device: f.device.map(|d| d.to_string()),
+                    evidence: evs
+                        .iter()
+                        .map(|e| {
+                            serde_json::from_str(&to_jsonl_line(e, nodes))
+                                .unwrap_or(serde_json::Value::Null)
+                        })
+                        .collect(),
+                    evidence_text: evs.iter().map(|e| format_event(e, nodes)).collect(),
+                }
+            })
+            .collect();
+        let health = engine.health();
+        let mut probes = ProbeSummary::default();
+        for ((node, _), (st, ever)) in &health.probes {
+            if *ever {
+                probes.attached += 1;
+            } else {
+                probes.missing.push(MissingProbe {
+                    node: node_name(nodes, *node).into_owned(),
+                    probe: st.probe.clone(),
+                    attach: st.attach.clone(),
+                    status: st.status,
+                    required: st.required,
+                    reason: st.reason.clone(),
+                });
+            }
+        }
+        let mut drops = DropsSummary::default();
+        for d in health.drops.values() {
+            drops.ring_full += d.ring_full;
+            drops.pending_full += d.pending_full;
+            drops.read_failed += d.read_failed;
+            drops.undecodable += d.undecodable;
+            drops.total += d.total();
+        }
+        let mut reasons = Vec::new();
+        if engine.events_seen() == 0 {
+            reasons.push("no events".to_string());
+        }
+        if drops.total > 0 {
+            reasons.push(format!("{} records dropped or damaged", drops.total));
+        }
+        for m in probes.missing.iter().filter(|m| m.required) {
+            reasons.push(format!(
+                "required probe {} on {} never attached ({:?})",
+                m.probe, m.node, m.status
+            ));
+        }
+        let verdict = if !findings.is_empty() {
+            Verdict::Findings
+        } else if !reasons.is_empty() {
+            Verdict::Incomplete
+        } else {
+            Verdict::Clean
+        };
+        let summary = Summary {
+            events: engine.events_seen(),
+            nodes: nodes.len(),
+            node_names: nodes.iter().map(|n| n.name.clone()).collect(),
+            probes,
+            drops,
+            rules: rules.iter().map(|r| r.id().to_string()).collect(),
+            suppressed: engine.suppressed(),
+            complete: reasons.is_empty(),
+            incomplete_reasons: reasons,
+            verdict,
+        };
+        Report { findings, summary }
+    }
+
+    /// 0 clean, 1 findings, 2 could not check / incomplete.
+    pub fn exit_code(&self) -> i32 {
+        match self.summary.verdict {
+            Verdict::Clean => 0,
+            Verdict::Findings => 1,
+            Verdict::Incomplete => 2,
+        }
+    }
+}

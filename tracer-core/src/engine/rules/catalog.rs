@@ -1,0 +1,183 @@
+//! The rule catalog: stable ids, names, severities and explanations.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        })
+    }
+}
+
+/// A rule. `id()` (`VT001`…) and `name()` are stable user-facing names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RuleId {
+    MapInMsiWindow,
+    ResvMismatch,
+    MsiUnroutable,
+    SwMsiUnbacked,
+    SwMsiCollision,
+    ChainBreak,
+    StaleMapping,
+    MapFailed,
+    WidthGranule,
+    IrqOrdering,
+}
+
+impl RuleId {
+    pub const ALL: [RuleId; 10] = [
+        RuleId::MapInMsiWindow,
+        RuleId::ResvMismatch,
+        RuleId::MsiUnroutable,
+        RuleId::SwMsiUnbacked,
+        RuleId::SwMsiCollision,
+        RuleId::ChainBreak,
+        RuleId::StaleMapping,
+        RuleId::MapFailed,
+        RuleId::WidthGranule,
+        RuleId::IrqOrdering,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            RuleId::MapInMsiWindow => "VT001",
+            RuleId::ResvMismatch => "VT002",
+            RuleId::MsiUnroutable => "VT003",
+            RuleId::SwMsiUnbacked => "VT004",
+            RuleId::SwMsiCollision => "VT005",
+            RuleId::ChainBreak => "VT006",
+            RuleId::StaleMapping => "VT007",
+            RuleId::MapFailed => "VT008",
+            RuleId::WidthGranule => "VT009",
+            RuleId::IrqOrdering => "VT010",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleId::MapInMsiWindow => "dma-map-in-msi-window",
+            RuleId::ResvMismatch => "resv-region-mismatch",
+            RuleId::MsiUnroutable => "msi-address-unroutable",
+            RuleId::SwMsiUnbacked => "sw-msi-doorbell-unbacked",
+            RuleId::SwMsiCollision => "sw-msi-window-collision",
+            RuleId::ChainBreak => "chain-break",
+            RuleId::StaleMapping => "stale-mapping",
+            RuleId::MapFailed => "map-failed",
+            RuleId::WidthGranule => "iova-width-granule-mismatch",
+            RuleId::IrqOrdering => "irq-ordering",
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        match self {
+            RuleId::StaleMapping | RuleId::MapFailed | RuleId::IrqOrdering => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+
+    /// Accepts `VT001`, `vt001` or the name.
+    pub fn parse(s: &str) -> Option<RuleId> {
+        RuleId::ALL
+            .into_iter()
+            .find(|r| r.id().eq_ignore_ascii_case(s) || r.name() == s)
+    }
+
+    pub fn explanation(self) -> &'static str {
+        match self {
+            RuleId::MapInMsiWindow => {
+                "A DMA mapping (guest virtio-iommu MAP, host VFIO MAP_DMA or IOAS_MAP) overlaps a \
+                 reserved MSI window of the device's IOMMU domain. A hardware window \
+                 (IOMMU_RESV_MSI, virtio-iommu RESV_MEM subtype MSI) is never translated, so the \
+                 mapping is dead and DMA to it hits the interrupt controller; a software window \
+                 (IOMMU_RESV_SW_MSI) belongs to the MSI cookie, so the mapping collides with the \
+                 doorbell page the kernel maps there and either the map fails or MSIs land in \
+                 memory. Doorbell maps themselves (MMIO flag inside the driver's own SW_MSI \
+                 window) are expected and not reported."
+            }
+            RuleId::ResvMismatch => {
+                "The guest and the host disagree on reserved regions of a passed-through device. \
+                 The VMM must report a host hardware MSI window (IOMMU_RESV_MSI) as \
+                 VIRTIO_IOMMU_RESV_MEM_T_MSI (subtype 1) and a host software-MSI window \
+                 (IOMMU_RESV_SW_MSI) as RESV_MEM_T_RESERVED (subtype 0), and an x86 guest must be \
+                 told 0xfee00000-0xfeefffff is MSI. Otherwise the guest may allocate IOVAs there \
+                 (the host MAP_DMA then fails with EINVAL) or translate its MSI writes (they fault)."
+            }
+            RuleId::MsiUnroutable => {
+                "The device was programmed (__pci_write_msi_msg) with an MSI address that is \
+                 neither inside a bypass MSI window of its domain nor mapped in its domain to a \
+                 doorbell (an MMIO mapping). The write will be translated like DMA: it faults, or \
+                 lands in whatever buffer is mapped there, and the interrupt never arrives."
+            }
+            RuleId::SwMsiUnbacked => {
+                "Software MSI: a doorbell IOVA inside a software-MSI window is not backed by a \
+                 mapping to the physical doorbell, or the doorbell mapping recorded by \
+                 iommu_dma_prepare_msi differs from the IOMMU's mapping. The device writes its MSI \
+                 to an IOVA that does not reach the interrupt translation service, so no \
+                 interrupt is delivered (the nested case of the seed thread: the host cannot know \
+                 the guest's doorbell IOVA)."
+            }
+            RuleId::SwMsiCollision => {
+                "The host software-MSI window (MSI_IOVA_BASE, 1 MiB) overlaps guest RAM (a KVM \
+                 memslot of a VMM using VFIO) or an existing DMA mapping. With identity IOVA = GPA \
+                 (boot bypass) the VMM cannot map that RAM (EINVAL), and attaching a group whose \
+                 window overlaps an existing mapping is refused."
+            }
+            RuleId::ChainBreak => {
+                "The IOVA→GPA→HVA→HPA chain breaks between layers: a guest MAP that the VMM never \
+                 propagated as a host MAP_DMA, a host MAP_DMA whose HVA is not what the KVM \
+                 memslot gives for the guest's GPA, or an iommu_map whose physical address is not \
+                 the page VFIO pinned for that HVA. The device then DMAs to the wrong memory or \
+                 faults."
+            }
+            RuleId::StaleMapping => {
+                "A mapping outlived its UNMAP: the UNMAP removed less than requested while \
+                 mappings still overlap the range (VFIO returns 0 bytes when the range does not \
+                 match the original map; virtio-iommu leaves partially covered mappings), or the \
+                 VMM never propagated a guest UNMAP to the host. Later maps fail with EEXIST or \
+                 the device keeps DMA access to memory the guest reused."
+            }
+            RuleId::MapFailed => {
+                "A MAP failed; the engine explains why from state: EEXIST with the existing \
+                 overlapping mapping, EINVAL with the reserved window, the invalid IOVA range or \
+                 granule, or the missing VFIO_SET_IOMMU behind it; a failed virtio-iommu MAP with \
+                 the overlapping mapping or reserved region."
+            }
+            RuleId::WidthGranule => {
+                "The guest maps IOVAs the host IOMMU cannot accept: beyond the container's valid \
+                 IOVA ranges (address width, e.g. guest told 64 bits, host has 39/48), or not \
+                 aligned to the host's smallest IOMMU page size (4K vs 64K granule). The VMM's \
+                 MAP_DMA fails and the device loses DMA."
+            }
+            RuleId::IrqOrdering => {
+                "Interrupt setup out of order: an MSI/MSI-X vector enabled with no eventfd bound, \
+                 or a vector signalled (SET_IRQS DATA_NONE/DATA_BOOL trigger) with no trigger \
+                 eventfd. Interrupts raised then are lost."
+            }
+        }
+    }
+}
+
+impl fmt::Display for RuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl Serialize for RuleId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}

@@ -1,0 +1,453 @@
+//! Cross-layer rules evaluated over state and the join's records: VT002
+//! (reserved regions disagree), VT004 (guest doorbell not backed on the
+//! host), VT006 (chain breaks), VT007 (guest UNMAP not propagated), VT009
+//! (address width / granule), plus pairing resolution.
+
+use std::collections::BTreeSet;
+
+use super::{hex, range, Finding, Findings, RuleId};
+use crate::engine::apply::is_mmio_prot;
+use crate::engine::guest::MAP_MMIO;
+use crate::engine::host::Pending;
+use crate::engine::keys::{page, rid, ContainerKey, EvId, GuestDomainKey};
+use crate::engine::msi::{SW_MSI_LEN, X86_MSI};
+use crate::engine::pairing::Pairing;
+use crate::engine::Engine;
+use crate::event::{Device, NodeId, NodeRole, ResvMem, ResvType, VfioMapDma};
+
+/// Does the union of `regions` of `subtype` cover `[s, l]`?
+fn covered(regions: &[ResvMem], subtype: u8, s: u64, l: u64) -> bool {
+    let mut v: Vec<(u64, u64)> = regions
+        .iter()
+        .filter(|m| m.subtype == subtype)
+        .map(|m| (m.start, m.end))
+        .collect();
+    v.sort_unstable();
+    let mut need = s;
+    for (a, b) in v {
+        if a > need {
+            break;
+        }
+        if b >= l {
+            return true;
+        }
+        need = need.max(b.saturating_add(1));
+    }
+    false
+}
+
+impl Engine {
+    /// VT006: each `iommu_map` done inside a MAP_DMA must map the page VFIO
+    /// pinned for that HVA.
+    pub(crate) fn check_pins_vs_iommu(
+        &mut self,
+        key: ContainerKey,
+        m: &VfioMapDma,
+        group: &Pending,
+        id: EvId,
+    ) {
+        let Some(pins) = self.host.pins.get(&(key.node, key.pid())) else {
+            return;
+        };
+        let end = m.iova.saturating_add(m.size);
+        for (iev, im) in &group.maps {
+            if im.errno != 0 || im.iova < m.iova || im.iova >= end {
+                continue;
+            }
+            let hva = m.vaddr.wrapping_add(im.iova - m.iova);
+            let Some(pin) = pins.get(hva) else {
+                continue;
+            };
+            let expected = pin.translate(hva);
+            if expected != im.paddr {
+                let msg = format!(
+                    "iommu_map iova {} → {} in domain {:#x}, but VFIO pinned HVA {} at {}",
+                    hex(im.iova),
+                    hex(im.paddr),
+                    im.domain,
+                    hex(hva),
+                    hex(expected)
+                );
+                let f = Finding::new(
+                    RuleId::ChainBreak,
+                    key.node,
+                    msg,
+                    vec![pin.meta.ev(), *iev, id],
+                );
+                self.found.push(f);
+                return;
+            }
+        }
+    }
+
+    /// The first host node other than `not`, for forced pairs without one.
+    fn default_host_node(&self, not: NodeId) -> Option<NodeId> {
+        let nodes = self.clock.nodes();
+        let pick = |want: NodeRole| {
+            nodes
+                .iter()
+                .enumerate()
+                .find(|(i, n)| n.role == want && *i != usize::from(not))
+                .and_then(|(i, _)| NodeId::try_from(i).ok())
+        };
+        pick(NodeRole::Host).or_else(|| pick(NodeRole::Mixed))
+    }
+
+    fn host_devices_of(&self, c: ContainerKey) -> Vec<Device> {
+        let Some(cont) = self.host.containers.get(&c) else {
+            return Vec::new();
+        };
+        let mut out = BTreeSet::new();
+        for d in &cont.domains {
+            let k = crate::engine::keys::IommuDomainKey {
+                node: c.node,
+                domain: *d,
+            };
+            if let Some(dom) = self.host.domains.get(&k) {
+                out.extend(dom.devices.iter().copied());
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    fn attached_eps(&self, g: GuestDomainKey) -> Vec<u32> {
+        self.guest.attached(g).map(|(ep, _)| ep).collect()
+    }
+
+    pub(crate) fn resolve_pairings(&self) -> Vec<Pairing> {
+        let best = self.join.best(self.cfg.min_join_matches);
+        let mut out = Vec::new();
+        let mut forced_domains = BTreeSet::new();
+        for fp in &self.cfg.forced_pairs {
+            let Some(gnode) = self.clock.id_of(&fp.guest_node) else {
+                continue;
+            };
+            let Some(ep) = rid(fp.guest_device) else {
+                continue;
+            };
+            let gdom = self.guest.endpoint(gnode, ep).and_then(|e| e.domain);
+            let gkey = gdom.map(|domain| GuestDomainKey {
+                node: gnode,
+                domain,
+            });
+            let host_node = match &fp.host_node {
+                Some(n) => self.clock.id_of(n),
+                None => self.default_host_node(gnode),
+            };
+            let Some(host_node) = host_node else {
+                continue;
+            };
+            let by_device = self.host.containers_on(host_node).find(|(_, c)| {
+                c.domains.iter().any(|d| {
+                    self.host
+                        .domains
+                        .get(&crate::engine::keys::IommuDomainKey {
+                            node: host_node,
+                            domain: *d,
+                        })
+                        .is_some_and(|dom| dom.devices.contains(&fp.host_device))
+                })
+            });
+            let by_join = gkey
+                .and_then(|g| best.get(&g))
+                .filter(|(c, _)| c.node == host_node);
+            let sole = {
+                let mut it = self
+                    .host
+                    .containers_on(host_node)
+                    .filter(|(k, _)| k.ioas == 0);
+                match (it.next(), it.next()) {
+                    (Some(one), None) => Some(*one.0),
+                    _ => None,
+                }
+            };
+            let host = by_device
+                .map(|(k, _)| *k)
+                .or(by_join.map(|(c, _)| *c))
+                .or(sole);
+            let evidence = match (gkey, host) {
+                (Some(g), Some(c)) => self.join.evidence.get(&(g, c)).cloned().unwrap_or_default(),
+                _ => Default::default(),
+            };
+            if let Some(g) = gkey {
+                forced_domains.insert(g);
+            }
+            out.push(Pairing {
+                guest_node: gnode,
+                guest_domain: gdom,
+                guest_endpoints: vec![ep],
+                host_node,
+                host,
+                host_devices: vec![fp.host_device],
+                forced: true,
+                evidence,
+            });
+        }
+        for (g, (c, e)) in best {
+            if forced_domains.contains(&g) {
+                continue;
+            }
+            out.push(Pairing {
+                guest_node: g.node,
+                guest_domain: Some(g.domain),
+                guest_endpoints: self.attached_eps(g),
+                host_node: c.node,
+                host: Some(c),
+                host_devices: self.host_devices_of(c),
+                forced: false,
+                evidence: e.clone(),
+            });
+        }
+        out
+    }
+
+    /// Cross-layer findings on the current state.
+    pub(crate) fn evaluate(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        self.eval_x86_msi(&mut out);
+        for p in self.resolve_pairings() {
+            self.eval_resv_pair(&p, &mut out);
+            self.eval_lost(&p, &mut out);
+            self.eval_hva(&p, &mut out);
+            self.eval_width(&p, &mut out);
+            self.eval_guest_doorbells(&p, &mut out);
+        }
+        self.eval_sw_msi_vs_ram(&mut out);
+        self.eval_doorbell_mismatch(&mut out);
+        let mut capped = Findings::default();
+        for f in out {
+            capped.push(f);
+        }
+        capped.list
+    }
+
+    /// VT002: an x86 guest endpoint whose PROBE lacks the MSI window.
+    fn eval_x86_msi(&self, out: &mut Vec<Finding>) {
+        for (&(node, ep), e) in &self.guest.endpoints {
+            let Some((pev, resv)) = &e.probe else {
+                continue;
+            };
+            if self.clock.is_x86(node) && !covered(resv, 1, X86_MSI.0, X86_MSI.1) {
+                let msg = format!(
+                    "endpoint {ep:#x}: PROBE did not report the x86 MSI window {} as RESV_MEM_T_MSI",
+                    range(X86_MSI.0, X86_MSI.1)
+                );
+                out.push(
+                    Finding::new(RuleId::ResvMismatch, node, msg, vec![*pev])
+                        .device(Device::from_rid(0, ep)),
+                );
+            }
+        }
+    }
+
+    /// VT002: host reserved MSI windows the paired guest endpoint was not told about.
+    fn eval_resv_pair(&self, p: &Pairing, out: &mut Vec<Finding>) {
+        let devs = if p.host_devices.is_empty() {
+            vec![Device::Unknown]
+        } else {
+            p.host_devices.clone()
+        };
+        let mut regions: Vec<(crate::event::ResvRegion, EvId)> = Vec::new();
+        for d in devs {
+            for (r, ev) in self.msi.regions_for(p.host_node, d) {
+                if !regions
+                    .iter()
+                    .any(|(x, _)| (x.start, x.end, x.rtype) == (r.start, r.end, r.rtype))
+                {
+                    regions.push((r.clone(), *ev));
+                }
+            }
+        }
+        for &ep in &p.guest_endpoints {
+            let Some((pev, resv)) = self
+                .guest
+                .endpoint(p.guest_node, ep)
+                .and_then(|e| e.probe.as_ref())
+            else {
+                continue;
+            };
+            for (r, rev) in &regions {
+                let (want, name) = match r.rtype {
+                    ResvType::Msi => (1, "MSI (subtype 1)"),
+                    ResvType::SwMsi => (0, "RESERVED (subtype 0)"),
+                    _ => continue,
+                };
+                if covered(resv, want, r.start, r.end) {
+                    continue;
+                }
+                let msg = format!(
+                    "host {:?} window {} of group {} was not reported to guest endpoint {ep:#x} as {name}",
+                    r.rtype,
+                    range(r.start, r.end),
+                    r.group
+                );
+                out.push(
+                    Finding::new(RuleId::ResvMismatch, p.guest_node, msg, vec![*rev, *pev])
+                        .device(Device::from_rid(0, ep)),
+                );
+            }
+        }
+    }
+
+    /// VT006 / VT007: guest MAPs and UNMAPs the VMM never propagated.
+    fn eval_lost(&self, p: &Pairing, out: &mut Vec<Finding>) {
+        let (Some(g), Some(c)) = (p.guest_key(), p.host) else {
+            return;
+        };
+        let window = self.cfg.join_window_ns;
+        if let Some(l) = self.join.lost_maps().get(&g) {
+            let msg = format!(
+                "{} guest MAP(s) in domain {} had no host MAP_DMA in container {:#x} within {} ms: the VMM did not propagate them",
+                l.count,
+                g.domain,
+                c.container,
+                window / 1_000_000
+            );
+            out.push(Finding::new(
+                RuleId::ChainBreak,
+                g.node,
+                msg,
+                l.examples.clone(),
+            ));
+        }
+        if let Some(l) = self.join.lost_unmaps().get(&g) {
+            let msg = format!(
+                "{} guest UNMAP(s) in domain {} had no host UNMAP_DMA in container {:#x} within {} ms: the host mapping stays live",
+                l.count,
+                g.domain,
+                c.container,
+                window / 1_000_000
+            );
+            out.push(Finding::new(
+                RuleId::StaleMapping,
+                g.node,
+                msg,
+                l.examples.clone(),
+            ));
+        }
+    }
+
+    /// VT006: host MAP_DMA HVA ≠ memslot(GPA) on matched maps.
+    fn eval_hva(&self, p: &Pairing, out: &mut Vec<Finding>) {
+        for &(gev, hev, slot_ev, want) in &p.evidence.mismatches {
+            let msg = format!(
+                "host MAP_DMA (event {hev}) for guest MAP (event {gev}) uses an HVA other than the memslot's {}",
+                hex(want)
+            );
+            out.push(Finding::new(
+                RuleId::ChainBreak,
+                p.host_node,
+                msg,
+                vec![gev, slot_ev, hev],
+            ));
+        }
+    }
+
+    /// VT009: guest maps beyond the host's valid IOVA ranges or granule.
+    fn eval_width(&self, p: &Pairing, out: &mut Vec<Finding>) {
+        let (Some(g), Some(c)) = (p.guest_key(), p.host) else {
+            return;
+        };
+        let Some((iev, info)) = self.host.containers.get(&c).and_then(|c| c.info.as_ref()) else {
+            return;
+        };
+        let Some(dom) = self.guest.domain(g) else {
+            return;
+        };
+        let max_end = info.iova_ranges.iter().map(|r| r.end).max();
+        let min_pg = info.iova_pgsizes & info.iova_pgsizes.wrapping_neg();
+        let (mut wide, mut coarse) = (None, None);
+        let (mut nwide, mut ncoarse) = (0u64, 0u64);
+        for m in dom.maps.iter() {
+            if max_end.is_some_and(|e| m.last > e) {
+                nwide += 1;
+                wide.get_or_insert(m);
+            }
+            if min_pg > 1 && (m.start % min_pg != 0 || m.size() % min_pg != 0) {
+                ncoarse += 1;
+                coarse.get_or_insert(m);
+            }
+        }
+        if let (Some(m), Some(e)) = (wide, max_end) {
+            let msg = format!(
+                "{nwide} guest mapping(s) in domain {} reach beyond the host IOMMU's last valid IOVA {} (first {})",
+                g.domain,
+                hex(e),
+                range(m.start, m.last)
+            );
+            out.push(Finding::new(
+                RuleId::WidthGranule,
+                g.node,
+                msg,
+                vec![*iev, m.meta.ev()],
+            ));
+        }
+        if let Some(m) = coarse {
+            let msg = format!(
+                "{ncoarse} guest mapping(s) in domain {} are not aligned to the host IOMMU's smallest page size {} (first {})",
+                g.domain,
+                hex(min_pg),
+                range(m.start, m.last)
+            );
+            out.push(Finding::new(
+                RuleId::WidthGranule,
+                g.node,
+                msg,
+                vec![*iev, m.meta.ev()],
+            ));
+        }
+    }
+
+    /// VT004: a guest doorbell IOVA inside the host's SW-MSI window with no
+    /// doorbell mapping there on the host.
+    fn eval_guest_doorbells(&self, p: &Pairing, out: &mut Vec<Finding>) {
+        let (Some(g), Some(c)) = (p.guest_key(), p.host) else {
+            return;
+        };
+        let (Some(gd), Some(cont)) = (self.guest.domain(g), self.host.containers.get(&c)) else {
+            return;
+        };
+        let doms: Vec<_> = cont
+            .domains
+            .iter()
+            .filter_map(|d| {
+                let k = crate::engine::keys::IommuDomainKey {
+                    node: c.node,
+                    domain: *d,
+                };
+                self.host.domains.get(&k).map(|dom| (k, dom))
+            })
+            .collect();
+        for m in gd
+            .maps
+            .iter()
+            .filter(|m| u32::from(m.meta.flags()) & MAP_MMIO != 0)
+        {
+            for (k, dom) in &doms {
+                let Some((base, cev)) = dom.cookie else {
+                    continue;
+                };
+                if m.start < base || m.start - base >= SW_MSI_LEN {
+                    continue;
+                }
+                let backed = dom.doorbells.contains_key(&page(m.start))
+                    || dom.maps.get(m.start).is_some_and(|hm| is_mmio_prot(&hm));
+                if !backed {
+                    let msg = format!(
+                        "guest doorbell IOVA {} (→ GPA {}) in domain {} lies in the host SW-MSI window of domain {:#x}, which maps no doorbell there",
+                        hex(m.start),
+                        hex(m.to),
+                        g.domain,
+                        k.domain
+                    );
+                    out.push(Finding::new(
+                        RuleId::SwMsiUnbacked,
+                        g.node,
+                        msg,
+                        vec![cev, m.meta.ev()],
+                    ));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! Point-in-time map rules: VT001 (DMA map in an MSI window), VT007 (stale
+//! mapping after an UNMAP), VT008 (failed MAP explained).
+
+use super::{hex, range, Finding, RuleId};
+use crate::engine::guest::MAP_MMIO;
+use crate::engine::interval::{overlaps, span, Mapping};
+use crate::engine::keys::{ContainerKey, EvId, GuestDomainKey, IommuDomainKey};
+use crate::engine::Engine;
+use crate::event::{ResvType, VfioMapDma, ViommuReq};
+
+const EEXIST: i32 = 17;
+const EINVAL: i32 = 22;
+
+fn layer(key: ContainerKey) -> &'static str {
+    if key.ioas == 0 {
+        "VFIO MAP_DMA"
+    } else {
+        "IOMMU_IOAS_MAP"
+    }
+}
+
+impl Engine {
+    /// VT001, host: a successful MAP_DMA / IOAS_MAP inside an MSI window.
+    pub(crate) fn check_host_map_in_msi(&mut self, key: ContainerKey, s: u64, l: u64, id: EvId) {
+        let Some((r, rev)) = self.msi.msi_overlap(key.node, s, l) else {
+            return;
+        };
+        let msg = format!(
+            "{} {} in container {:#x} overlaps the {:?} window {} of group {}",
+            layer(key),
+            range(s, l),
+            key.container,
+            r.rtype,
+            range(r.start, r.end),
+            r.group
+        );
+        let f =
+            Finding::new(RuleId::MapInMsiWindow, key.node, msg, vec![*rev, id]).device(r.device);
+        self.found.push(f);
+    }
+
+    /// VT001, guest: a MAP inside a reserved region an attached endpoint's
+    /// PROBE reported, or (non-doorbell) inside the driver's own SW_MSI window.
+    pub(crate) fn check_guest_map_in_msi(&mut self, key: GuestDomainKey, r: &ViommuReq, id: EvId) {
+        let (s, l) = (r.virt_start, r.virt_end);
+        let mmio = r.flags & MAP_MMIO != 0;
+        let mut hits = Vec::new();
+        for (ep, e) in self.guest.attached(key) {
+            if let Some((w0, w1)) = e.implicit_sw_msi() {
+                let inside = s >= w0 && l <= w1;
+                if overlaps(s, l, w0, w1) && !(mmio && inside) {
+                    let probe_ev = e.probe.as_ref().map_or(id, |p| p.0);
+                    hits.push((
+                        ep,
+                        format!("the driver's own SW_MSI window {}", range(w0, w1)),
+                        probe_ev,
+                    ));
+                }
+            }
+            let Some((pev, resv)) = &e.probe else {
+                continue;
+            };
+            for m in resv.iter().filter(|m| overlaps(s, l, m.start, m.end)) {
+                if mmio
+                    && e.implicit_sw_msi()
+                        .is_some_and(|(w0, w1)| s >= w0 && l <= w1)
+                {
+                    continue;
+                }
+                let what = if m.subtype == 1 { "MSI" } else { "RESERVED" };
+                hits.push((
+                    ep,
+                    format!(
+                        "the {what} region {} reported by PROBE",
+                        range(m.start, m.end)
+                    ),
+                    *pev,
+                ));
+            }
+        }
+        for (ep, what, pev) in hits {
+            let msg = format!(
+                "guest MAP {} → {} in domain {} overlaps {what} of endpoint {ep:#x}",
+                range(s, l),
+                hex(r.phys_start),
+                key.domain
+            );
+            let f = Finding::new(RuleId::MapInMsiWindow, key.node, msg, vec![pev, id])
+                .device(crate::event::Device::from_rid(0, ep));
+            self.found.push(f);
+        }
+    }
+
+    fn stale(&mut self, node: u16, what: String, left: &[Mapping], id: EvId) {
+        let Some(first) = left.first() else {
+            return;
+        };
+        let msg = format!(
+            "{what}; {} still mapped ({} piece(s), first mapped by event {})",
+            range(first.start, first.last),
+            left.len(),
+            first.meta.ev()
+        );
+        self.found.push(Finding::new(
+            RuleId::StaleMapping,
+            node,
+            msg,
+            vec![first.meta.ev(), id],
+        ));
+    }
+
+    /// VT007: host UNMAP that removed less than asked while mappings remain.
+    pub(crate) fn report_stale_host(
+        &mut self,
+        key: ContainerKey,
+        s: u64,
+        l: u64,
+        unmapped: u64,
+        left: &[Mapping],
+        id: EvId,
+    ) {
+        let what = format!(
+            "{} of {} in container {:#x} removed {} bytes",
+            if key.ioas == 0 {
+                "VFIO UNMAP_DMA"
+            } else {
+                "IOMMU_IOAS_UNMAP"
+            },
+            range(s, l),
+            key.container,
+            hex(unmapped)
+        );
+        self.stale(key.node, what, left, id);
+    }
+
+    /// VT007: `iommu_unmap` that removed less than asked while mappings remain.
+    pub(crate) fn report_stale_domain(
+        &mut self,
+        k: IommuDomainKey,
+        s: u64,
+        l: u64,
+        unmapped: u64,
+        left: &[Mapping],
+        id: EvId,
+    ) {
+        let what = format!(
+            "iommu_unmap of {} in domain {:#x} removed {} bytes",
+            range(s, l),
+            k.domain,
+            hex(unmapped)
+        );
+        self.stale(k.node, what, left, id);
+    }
+
+    /// VT007: guest UNMAP that left (partially covered) mappings.
+    pub(crate) fn report_stale_guest(
+        &mut self,
+        key: GuestDomainKey,
+        r: &ViommuReq,
+        left: &[Mapping],
+        id: EvId,
+    ) {
+        let what = format!(
+            "guest UNMAP {} in domain {} (status {}) did not remove partially covered mappings",
+            range(r.virt_start, r.virt_end),
+            key.domain,
+            r.status
+        );
+        self.stale(key.node, what, left, id);
+    }
+
+    /// VT008: why a VFIO MAP_DMA failed with EEXIST or EINVAL.
+    pub(crate) fn explain_map_dma_failure(&mut self, key: ContainerKey, m: &VfioMapDma, id: EvId) {
+        let c = self.host.containers.get(&key);
+        let head = format!(
+            "VFIO MAP_DMA iova {} size {} in container {:#x} failed",
+            hex(m.iova),
+            hex(m.size),
+            key.container
+        );
+        let (why, mut evidence) = match (m.errno, span(m.iova, m.size)) {
+            (EEXIST, Some((s, l))) => match c.and_then(|c| c.maps.overlapping(s, l).next()) {
+                Some(o) => (
+                    format!("EEXIST: overlaps the live mapping {} (event {})", range(o.start, o.last), o.meta.ev()),
+                    vec![o.meta.ev()],
+                ),
+                None => ("EEXIST, but no overlapping mapping is known (made before the trace started, or events were dropped)".to_string(), vec![]),
+            },
+            (EINVAL, None) => ("EINVAL: size 0 or the range wraps".to_string(), vec![]),
+            (EINVAL, Some((s, l))) => self.einval_cause(key, m, s, l),
+            _ => return,
+        };
+        evidence.push(id);
+        self.found.push(Finding::new(
+            RuleId::MapFailed,
+            key.node,
+            format!("{head} with {why}"),
+            evidence,
+        ));
+    }
+
+    fn einval_cause(
+        &self,
+        key: ContainerKey,
+        m: &VfioMapDma,
+        s: u64,
+        l: u64,
+    ) -> (String, Vec<EvId>) {
+        let c = self.host.containers.get(&key);
+        if c.is_none_or(|c| c.set_iommu.is_none() && !c.mapped_ok && c.info.is_none()) {
+            return (
+                "EINVAL: no successful VFIO_SET_IOMMU on this container before it".to_string(),
+                vec![],
+            );
+        }
+        if let Some((r, rev)) =
+            self.msi.node_regions(key.node).iter().find(|(r, _)| {
+                overlaps(s, l, r.start, r.end) && r.rtype != ResvType::DirectRelaxable
+            })
+        {
+            return (
+                format!(
+                    "EINVAL: inside the reserved {:?} window {} of group {}",
+                    r.rtype,
+                    range(r.start, r.end),
+                    r.group
+                ),
+                vec![*rev],
+            );
+        }
+        if let Some((iev, info)) = c.and_then(|c| c.info.as_ref()) {
+            if !info.iova_ranges.is_empty()
+                && !info.iova_ranges.iter().any(|r| s >= r.start && l <= r.end)
+            {
+                return (
+                    "EINVAL: outside the container's valid IOVA ranges (VFIO_IOMMU_GET_INFO)"
+                        .to_string(),
+                    vec![*iev],
+                );
+            }
+            let min = info.iova_pgsizes & info.iova_pgsizes.wrapping_neg();
+            if min > 1 && (m.iova % min != 0 || m.size % min != 0) {
+                return (
+                    format!(
+                        "EINVAL: not aligned to the IOMMU's smallest page size {}",
+                        hex(min)
+                    ),
+                    vec![*iev],
+                );
+            }
+        } else if m.iova % 4096 != 0 || m.size % 4096 != 0 {
+            return ("EINVAL: not aligned to 4 KiB".to_string(), vec![]);
+        }
+        (
+            "EINVAL: cause not identified from the trace".to_string(),
+            vec![],
+        )
+    }
+
+    /// VT008: why a guest virtio-iommu MAP failed.
+    pub(crate) fn explain_guest_map_failure(
+        &mut self,
+        key: GuestDomainKey,
+        r: &ViommuReq,
+        id: EvId,
+    ) {
+        let (s, l) = (r.virt_start, r.virt_end);
+        let head = format!(
+            "guest MAP {} → {} in domain {} failed with status {}",
+            range(s, l),
+            hex(r.phys_start),
+            key.domain,
+            r.status
+        );
+        let dom = self.guest.domain(key);
+        let overlap = dom.and_then(|d| d.maps.overlapping(s, l).next());
+        let resv = self.guest.attached(key).find_map(|(ep, e)| {
+            let (pev, rs) = e.probe.as_ref()?;
+            rs.iter()
+                .find(|m| overlaps(s, l, m.start, m.end))
+                .map(|m| (ep, *m, *pev))
+        });
+        let (why, mut evidence) = if let Some(o) = overlap {
+            (
+                format!(
+                    "overlaps the live mapping {} (event {})",
+                    range(o.start, o.last),
+                    o.meta.ev()
+                ),
+                vec![o.meta.ev()],
+            )
+        } else if let Some((ep, m, pev)) = resv {
+            (
+                format!(
+                    "inside reserved region {} (subtype {}) of endpoint {ep:#x}",
+                    range(m.start, m.end),
+                    m.subtype
+                ),
+                vec![pev],
+            )
+        } else if dom.is_none() {
+            ("the domain has no endpoint attached".to_string(), vec![])
+        } else if s > l || s % 4096 != 0 || (l.wrapping_add(1)) % 4096 != 0 {
+            ("range not aligned to 4 KiB".to_string(), vec![])
+        } else {
+            ("cause not identified from the trace".to_string(), vec![])
+        };
+        evidence.push(id);
+        self.found.push(Finding::new(
+            RuleId::MapFailed,
+            key.node,
+            format!("{head}: {why}"),
+            evidence,
+        ));
+    }
+}

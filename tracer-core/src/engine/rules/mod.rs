@@ -1,0 +1,79 @@
+//! Rules: each checks one failure mode of domain.md and yields [`Finding`]s
+//! with the events behind them. Point-in-time rules run while events are
+//! applied (`on_*` hooks); cross-layer rules run on demand over the state and
+//! the join's records (`evaluate`).
+
+mod catalog;
+mod cross;
+mod irq;
+mod maps;
+mod msi;
+
+use std::collections::BTreeMap;
+
+pub use catalog::{RuleId, Severity};
+use serde::Serialize;
+
+use super::keys::EvId;
+use crate::event::{Device, NodeId};
+
+/// Findings kept per rule; more are counted in [`Findings::suppressed`].
+pub const MAX_PER_RULE: usize = 256;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: RuleId,
+    pub message: String,
+    pub node: Option<NodeId>,
+    pub device: Option<Device>,
+    /// Events behind it, in the order they matter.
+    pub evidence: Vec<EvId>,
+    /// When it was detected (the newest evidence event).
+    pub at: EvId,
+}
+
+impl Finding {
+    pub fn new(rule: RuleId, node: NodeId, message: String, evidence: Vec<EvId>) -> Self {
+        let at = evidence.iter().copied().max().unwrap_or(0);
+        Finding {
+            rule,
+            message,
+            node: Some(node),
+            device: None,
+            evidence,
+            at,
+        }
+    }
+
+    pub fn device(mut self, d: Device) -> Self {
+        self.device = Some(d);
+        self
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Findings {
+    pub list: Vec<Finding>,
+    per_rule: BTreeMap<RuleId, usize>,
+    pub suppressed: u64,
+}
+
+impl Findings {
+    pub fn push(&mut self, f: Finding) {
+        let n = self.per_rule.entry(f.rule).or_default();
+        if *n >= MAX_PER_RULE {
+            self.suppressed += 1;
+            return;
+        }
+        *n += 1;
+        self.list.push(f);
+    }
+}
+
+pub(super) fn hex(a: u64) -> String {
+    format!("{a:#x}")
+}
+
+pub(super) fn range(s: u64, l: u64) -> String {
+    format!("{s:#x}-{l:#x}")
+}

@@ -1,0 +1,295 @@
+//! MSI doorbell rules: VT003 (MSI address unroutable), VT004 (software-MSI
+//! doorbell not backed / mapped differently), VT005 (software-MSI window
+//! collides with guest RAM or DMA mappings).
+
+use super::{hex, range, Finding, RuleId};
+use crate::engine::apply::is_mmio_prot;
+use crate::engine::interval::overlaps;
+use crate::engine::keys::{page, rid, DevKey, EvId, GuestDomainKey, IommuDomainKey};
+use crate::engine::msi::SW_MSI_LEN;
+use crate::engine::Engine;
+use crate::event::{MsiWrite, NodeId, ResvRegion, ResvType};
+
+fn sw_msi_window(base: u64) -> (u64, u64) {
+    (base, base.saturating_add(SW_MSI_LEN - 1))
+}
+
+impl Engine {
+    /// VT003 / VT004 at the moment a device is programmed with an MSI message.
+    pub(crate) fn check_msi_write(&mut self, k: DevKey, w: &MsiWrite, id: EvId) {
+        if self.check_msi_write_guest(k, w, id) {
+            return;
+        }
+        self.check_msi_write_host(k, w, id);
+    }
+
+    /// Judges a write in the guest's virtio-iommu context; false when the
+    /// device is not a probed, attached endpoint of this node.
+    fn check_msi_write_guest(&mut self, k: DevKey, w: &MsiWrite, id: EvId) -> bool {
+        let a = w.address;
+        let Some(ep) = rid(w.device) else {
+            return false;
+        };
+        let Some(e) = self.guest.endpoint(k.node, ep) else {
+            return false;
+        };
+        let (Some(dom), Some((pev, resv))) = (e.domain, &e.probe) else {
+            return false;
+        };
+        let dkey = GuestDomainKey {
+            node: k.node,
+            domain: dom,
+        };
+        let d = self.guest.domain(dkey);
+        if d.is_some_and(|d| d.bypass)
+            || resv
+                .iter()
+                .any(|m| m.subtype == 1 && m.start <= a && a <= m.end)
+        {
+            return true;
+        }
+        let mapped = d.and_then(|d| d.maps.get(a));
+        if mapped.is_some_and(|m| u32::from(m.meta.flags()) & crate::engine::guest::MAP_MMIO != 0) {
+            return true;
+        }
+        let mut evidence = vec![*pev];
+        evidence.extend(e.attach_ev);
+        evidence.extend(mapped.map(|m| m.meta.ev()));
+        evidence.push(id);
+        let in_window = e.implicit_sw_msi().filter(|(w0, w1)| *w0 <= a && a <= *w1);
+        let (rule, msg) = match (mapped, in_window) {
+            (None, Some((w0, w1))) => (
+                RuleId::SwMsiUnbacked,
+                format!(
+                    "vector {} programmed with doorbell IOVA {} inside the guest's SW_MSI window {} but domain {dom} maps nothing there",
+                    w.vector,
+                    hex(a),
+                    range(w0, w1)
+                ),
+            ),
+            (Some(m), _) => (
+                RuleId::MsiUnroutable,
+                format!(
+                    "vector {} programmed with MSI address {}, which domain {dom} translates as DMA to GPA {} (a buffer, not a doorbell)",
+                    w.vector,
+                    hex(a),
+                    hex(m.translate(a))
+                ),
+            ),
+            (None, None) => (
+                RuleId::MsiUnroutable,
+                format!(
+                    "vector {} programmed with MSI address {}: not in a bypass MSI region of endpoint {ep:#x} and not mapped in domain {dom}",
+                    w.vector,
+                    hex(a)
+                ),
+            ),
+        };
+        self.found
+            .push(Finding::new(rule, k.node, msg, evidence).device(w.device));
+        true
+    }
+
+    fn check_msi_write_host(&mut self, k: DevKey, w: &MsiWrite, id: EvId) {
+        let a = w.address;
+        let doms: Vec<(IommuDomainKey, &crate::engine::host::IommuDomain)> = self
+            .host
+            .domains
+            .iter()
+            .filter(|(dk, d)| dk.node == k.node && d.devices.contains(&w.device))
+            .map(|(dk, d)| (*dk, d))
+            .collect();
+        if doms.is_empty() {
+            return;
+        }
+        let bypass = self
+            .msi
+            .regions_for(k.node, w.device)
+            .into_iter()
+            .any(|(r, _)| r.rtype == ResvType::Msi && r.start <= a && a <= r.end);
+        if bypass {
+            return;
+        }
+        let backed = doms.iter().any(|(_, d)| {
+            d.doorbells.contains_key(&page(a)) || d.maps.get(a).is_some_and(|m| is_mmio_prot(&m))
+        });
+        if backed {
+            return;
+        }
+        let cookie = doms.iter().find_map(|(dk, d)| {
+            let (base, cev) = d.cookie?;
+            let (w0, w1) = sw_msi_window(base);
+            (w0 <= a && a <= w1).then_some((*dk, w0, w1, cev))
+        });
+        let (rule, msg, mut evidence) = match cookie {
+            Some((dk, w0, w1, cev)) => (
+                RuleId::SwMsiUnbacked,
+                format!(
+                    "vector {} programmed with doorbell IOVA {} inside the SW-MSI window {} of domain {:#x}, but no doorbell page is mapped there",
+                    w.vector,
+                    hex(a),
+                    range(w0, w1),
+                    dk.domain
+                ),
+                vec![cev],
+            ),
+            None => (
+                RuleId::MsiUnroutable,
+                format!(
+                    "vector {} programmed with MSI address {}: not in a bypass MSI window and not mapped to a doorbell in domain {:#x}",
+                    w.vector,
+                    hex(a),
+                    doms[0].0.domain
+                ),
+                doms[0].1.doorbells.values().map(|(_, ev)| *ev).take(1).collect(),
+            ),
+        };
+        evidence.push(id);
+        self.found
+            .push(Finding::new(rule, k.node, msg, evidence).device(w.device));
+    }
+
+    /// VT005 when a software-MSI region appears: existing container mappings inside it.
+    pub(crate) fn check_resv_vs_mappings(&mut self, node: NodeId, r: &ResvRegion, id: EvId) {
+        if r.rtype != ResvType::SwMsi {
+            return;
+        }
+        let hits: Vec<_> = self
+            .host
+            .containers_on(node)
+            .filter_map(|(ck, c)| c.maps.overlapping(r.start, r.end).next().map(|m| (*ck, m)))
+            .collect();
+        for (ck, m) in hits {
+            let msg = format!(
+                "SW-MSI window {} of group {} overlaps the live DMA mapping {} of container {:#x}",
+                range(r.start, r.end),
+                r.group,
+                range(m.start, m.last),
+                ck.container
+            );
+            self.found.push(
+                Finding::new(RuleId::SwMsiCollision, node, msg, vec![m.meta.ev(), id])
+                    .device(r.device),
+            );
+        }
+    }
+
+    /// VT005 when a domain gets its MSI cookie: DMA mappings already inside the window.
+    pub(crate) fn check_cookie_vs_mappings(&mut self, k: IommuDomainKey, base: u64, id: EvId) {
+        let (w0, w1) = sw_msi_window(base);
+        let Some(d) = self.host.domains.get(&k) else {
+            return;
+        };
+        let hit = d.maps.overlapping(w0, w1).find(|m| !is_mmio_prot(m));
+        if let Some(m) = hit {
+            let msg = format!(
+                "SW-MSI cookie window {} of domain {:#x} overlaps the live DMA mapping {} → {}",
+                range(w0, w1),
+                k.domain,
+                range(m.start, m.last),
+                hex(m.to)
+            );
+            self.found.push(Finding::new(
+                RuleId::SwMsiCollision,
+                k.node,
+                msg,
+                vec![m.meta.ev(), id],
+            ));
+        }
+    }
+
+    /// Software-MSI windows of a node: (start, last, event, what).
+    pub(crate) fn sw_msi_windows(&self, node: NodeId) -> Vec<(u64, u64, EvId, String)> {
+        let mut v: Vec<_> = self
+            .msi
+            .node_regions(node)
+            .iter()
+            .filter(|(r, _)| r.rtype == ResvType::SwMsi)
+            .map(|(r, ev)| {
+                (
+                    r.start,
+                    r.end,
+                    *ev,
+                    format!("SW-MSI region of group {}", r.group),
+                )
+            })
+            .collect();
+        for (dk, d) in self.host.domains.iter().filter(|(dk, _)| dk.node == node) {
+            if let Some((base, ev)) = d.cookie {
+                let (w0, w1) = sw_msi_window(base);
+                v.push((w0, w1, ev, format!("MSI cookie of domain {:#x}", dk.domain)));
+            }
+        }
+        v
+    }
+
+    /// VT005 over state: VFIO-using VMs whose RAM overlaps a SW-MSI window.
+    pub(crate) fn eval_sw_msi_vs_ram(&self, out: &mut Vec<Finding>) {
+        let nodes: std::collections::BTreeSet<NodeId> =
+            self.host.containers.keys().map(|k| k.node).collect();
+        for node in nodes {
+            let windows = self.sw_msi_windows(node);
+            if windows.is_empty() {
+                continue;
+            }
+            let pids: std::collections::BTreeSet<u32> = self
+                .host
+                .containers_on(node)
+                .map(|(k, _)| k.pid())
+                .collect();
+            for pid in pids {
+                for (vm, slots) in self.host.vms_of(node, pid) {
+                    for (slot, s) in slots {
+                        let Some(last) = s.gpa.checked_add(s.size - 1) else {
+                            continue;
+                        };
+                        for (w0, w1, wev, what) in
+                            windows.iter().filter(|w| overlaps(s.gpa, last, w.0, w.1))
+                        {
+                            let msg = format!(
+                                "guest RAM memslot {slot} {} of VM {:#x} overlaps the {what} {}",
+                                range(s.gpa, last),
+                                vm.vm,
+                                range(*w0, *w1)
+                            );
+                            out.push(Finding::new(
+                                RuleId::SwMsiCollision,
+                                node,
+                                msg,
+                                vec![*wev, s.ev],
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// VT004 over state: a doorbell recorded by `iommu_dma_prepare_msi` whose
+    /// IOMMU mapping points elsewhere.
+    pub(crate) fn eval_doorbell_mismatch(&self, out: &mut Vec<Finding>) {
+        for (dk, d) in &self.host.domains {
+            for (&iova, &(paddr, dev)) in &d.doorbells {
+                let Some(m) = d.maps.get(iova) else {
+                    continue;
+                };
+                let actual = m.translate(iova);
+                if page(actual) != page(paddr) {
+                    let msg = format!(
+                        "doorbell IOVA {} of domain {:#x} should reach doorbell {} but the IOMMU maps it to {}",
+                        hex(iova),
+                        dk.domain,
+                        hex(page(paddr)),
+                        hex(actual)
+                    );
+                    out.push(Finding::new(
+                        RuleId::SwMsiUnbacked,
+                        dk.node,
+                        msg,
+                        vec![dev, m.meta.ev()],
+                    ));
+                }
+            }
+        }
+    }
+}

@@ -59,7 +59,6 @@ pub struct LabArgs {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Arch {
     X86_64,
-    #[expect(dead_code, reason = "arm64-swmsi comes next")]
     Arm64,
 }
 

@@ -101,7 +101,10 @@ pub fn iommu_requests(ev: &[TraceEvent], map: &str, unmap: &str) -> Vec<IommuReq
 /// `vfio_iommu_map_notify` lines of an inner QEMU (`iommu map @ 0xS - 0xE`)
 /// as requests in a pseudo-domain 0: the MAP_DMA/UNMAP_DMA it sends to the
 /// host VFIO for its guest's mappings.
-#[cfg_attr(not(test), expect(dead_code, reason = "the nested scenario comes next"))]
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the nested scenario comes next")
+)]
 pub fn vfio_notifies(text: &str) -> Vec<IommuReq> {
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {

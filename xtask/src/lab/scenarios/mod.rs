@@ -2,6 +2,7 @@
 
 mod arm64;
 mod nested;
+mod single;
 mod x86;
 
 use std::{

@@ -1,0 +1,514 @@
+//! Each rule fires on its minimal event sequence and stays silent on the
+//! near miss.
+
+mod engine_support;
+
+use engine_support::*;
+use tracer_core::engine::{Engine, EngineConfig, Finding, RuleId};
+use tracer_core::event::*;
+
+fn run(s: &Seq) -> Vec<Finding> {
+    let mut e = Engine::new(nodes(), EngineConfig::default());
+    for ev in &s.events {
+        e.apply(ev);
+    }
+    e.findings()
+}
+
+fn count(s: &Seq, rule: RuleId) -> usize {
+    run(s).iter().filter(|f| f.rule == rule).count()
+}
+
+/// Host and guest set up like the lab, nothing mapped yet.
+fn base() -> Seq {
+    let mut s = Seq::new();
+    s.probes_ok()
+        .resv(0xfee00000, 0xfeefffff, ResvType::Msi)
+        .memslot(4, 0x100000, 0xff00000, SLOT_HVA)
+        .set_iommu()
+        .info(
+            &[(0, 0xfedfffff), (0xfef00000, 0x7f_ffff_ffff)],
+            0x4020_1000,
+        )
+        .probe(vec![x86_msi()])
+        .attach(GDOMAIN, false);
+    s
+}
+
+/// One guest page propagated, so guest domain 3 pairs with the container.
+fn paired() -> Seq {
+    let mut s = base();
+    s.step(MS).gmap(GIOVA, 0x1000, GPA);
+    s.step(MS).host_page(GIOVA, HVA, HPA);
+    s
+}
+
+fn settle(s: &mut Seq) {
+    s.step(3000 * MS).at(
+        HOST,
+        0,
+        0,
+        EventKind::Drops(Drops {
+            ring_full: 0,
+            pending_full: 0,
+            read_failed: 0,
+            undecodable: 0,
+        }),
+    );
+}
+
+#[test]
+fn baselines_are_silent() {
+    let mut s = paired();
+    settle(&mut s);
+    assert_eq!(run(&s), vec![]);
+}
+
+// ---- VT001 ----
+#[test]
+fn vt001_host_map_dma_in_hw_msi_window() {
+    let mut s = base();
+    s.map_dma(0xfee00000, HVA, 0x1000, 0);
+    assert_eq!(count(&s, RuleId::MapInMsiWindow), 1);
+    let mut near = base();
+    near.map_dma(0xfed00000, HVA, 0x100000, 0); // ends at 0xfedfffff
+    assert_eq!(count(&near, RuleId::MapInMsiWindow), 0);
+}
+
+#[test]
+fn vt001_guest_map_in_reported_msi_region() {
+    let mut s = base();
+    s.gmap(0xfee00000, 0x1000, GPA);
+    let f = run(&s);
+    assert_eq!(
+        f.iter()
+            .filter(|f| f.rule == RuleId::MapInMsiWindow)
+            .count(),
+        1,
+        "{f:#?}"
+    );
+    let mut near = base();
+    near.gmap(0xfef00000, 0x1000, GPA);
+    assert_eq!(count(&near, RuleId::MapInMsiWindow), 0);
+}
+
+#[test]
+fn vt001_doorbell_map_in_drivers_own_sw_msi_window_is_fine() {
+    // Endpoint reported no MSI region: the driver adds SW_MSI at 0x8000000
+    // and maps its doorbell there with the MMIO flag.
+    let mut near = Seq::new();
+    near.probe(vec![]).attach(GDOMAIN, false);
+    near.vreq(
+        ViommuOp::Map,
+        GDOMAIN,
+        0x8000000,
+        0x8000fff,
+        0x8090000,
+        3 | 4,
+        0,
+    );
+    assert_eq!(count(&near, RuleId::MapInMsiWindow), 0);
+    let mut s = Seq::new();
+    s.probe(vec![]).attach(GDOMAIN, false);
+    s.vreq(ViommuOp::Map, GDOMAIN, 0x8000000, 0x8000fff, GPA, 3, 0);
+    assert_eq!(count(&s, RuleId::MapInMsiWindow), 1);
+}
+
+// ---- VT002 ----
+#[test]
+fn vt002_x86_guest_not_told_msi_window() {
+    let mut s = Seq::new();
+    s.probe(vec![]).attach(GDOMAIN, false);
+    assert_eq!(count(&s, RuleId::ResvMismatch), 1);
+    let mut near = Seq::new();
+    near.probe(vec![x86_msi()]).attach(GDOMAIN, false);
+    assert_eq!(count(&near, RuleId::ResvMismatch), 0);
+}
+
+#[test]
+fn vt002_host_sw_msi_not_reported_as_reserved() {
+    let mut s = paired();
+    s.resv(0x8000000, 0x80fffff, ResvType::SwMsi);
+    assert_eq!(count(&s, RuleId::ResvMismatch), 1);
+    // Near miss: the guest's PROBE carried it as RESERVED (subtype 0).
+    let mut near = Seq::new();
+    near.probes_ok()
+        .resv(0xfee00000, 0xfeefffff, ResvType::Msi)
+        .resv(0x8000000, 0x80fffff, ResvType::SwMsi)
+        .memslot(4, 0x100000, 0xff00000, SLOT_HVA)
+        .set_iommu()
+        .probe(vec![
+            x86_msi(),
+            ResvMem {
+                subtype: 0,
+                start: 0x8000000,
+                end: 0x80fffff,
+            },
+        ])
+        .attach(GDOMAIN, false);
+    near.step(MS).gmap(GIOVA, 0x1000, GPA);
+    near.step(MS).host_page(GIOVA, HVA, HPA);
+    assert_eq!(count(&near, RuleId::ResvMismatch), 0);
+}
+
+// ---- VT003 ----
+#[test]
+fn vt003_guest_msi_address_outside_window_and_unmapped() {
+    let mut s = base();
+    s.msi_write(GUEST, 0xfed00000);
+    assert_eq!(count(&s, RuleId::MsiUnroutable), 1);
+    let mut near = base();
+    near.msi_write(GUEST, 0xfee01000);
+    assert_eq!(count(&near, RuleId::MsiUnroutable), 0);
+}
+
+#[test]
+fn vt003_guest_msi_address_lands_in_a_dma_buffer() {
+    let mut s = base();
+    s.gmap(0x300000, 0x1000, GPA).msi_write(GUEST, 0x300040);
+    let f = run(&s);
+    let f: Vec<_> = f
+        .iter()
+        .filter(|f| f.rule == RuleId::MsiUnroutable)
+        .collect();
+    assert_eq!(f.len(), 1);
+    assert!(f[0].message.contains("buffer"), "{}", f[0].message);
+}
+
+fn doorbell(s: &mut Seq, iova: u64, paddr: u64) {
+    s.at(
+        HOST,
+        QEMU,
+        QEMU_TID,
+        EventKind::MsiDoorbellMap(MsiDoorbellMap {
+            device: edu(),
+            domain: DOMAIN,
+            iova,
+            doorbell_paddr: paddr,
+        }),
+    );
+}
+
+fn cookie(s: &mut Seq) {
+    s.host(EventKind::MsiCookie(MsiCookie {
+        domain: DOMAIN,
+        base: 0x8000000,
+    }));
+}
+
+#[test]
+fn vt003_host_device_programmed_with_unmapped_address() {
+    let mut s = Seq::new();
+    doorbell(&mut s, 0x8000000, 0x8090000);
+    s.msi_write(HOST, 0x9000040);
+    assert_eq!(count(&s, RuleId::MsiUnroutable), 1);
+    let mut near = Seq::new();
+    doorbell(&mut near, 0x8000000, 0x8090000);
+    near.msi_write(HOST, 0x8000040);
+    assert_eq!(count(&near, RuleId::MsiUnroutable), 0);
+}
+
+// ---- VT004 ----
+#[test]
+fn vt004_sw_msi_address_without_doorbell_page() {
+    // Measured arm64 sequence, but the device got an IOVA one page off.
+    let mut s = Seq::new();
+    cookie(&mut s);
+    doorbell(&mut s, 0x8000000, 0x8090000);
+    s.iommu_map(0x8000000, 0x8090000, 0x1000, 0x1a);
+    s.msi_write(HOST, 0x8001040);
+    assert_eq!(count(&s, RuleId::SwMsiUnbacked), 1);
+    let mut near = Seq::new();
+    cookie(&mut near);
+    doorbell(&mut near, 0x8000000, 0x8090000);
+    near.iommu_map(0x8000000, 0x8090000, 0x1000, 0x1a);
+    near.msi_write(HOST, 0x8000040);
+    assert_eq!(run(&near), vec![]);
+}
+
+#[test]
+fn vt004_doorbell_mapping_differs_from_prepare_msi() {
+    let mut s = Seq::new();
+    cookie(&mut s);
+    doorbell(&mut s, 0x8000000, 0x8090000);
+    s.iommu_map(0x8000000, 0x8095000, 0x1000, 0x1a);
+    assert_eq!(count(&s, RuleId::SwMsiUnbacked), 1);
+}
+
+#[test]
+fn vt004_guest_doorbell_iova_not_mapped() {
+    let mut s = Seq::new();
+    s.probe(vec![])
+        .attach(GDOMAIN, false)
+        .msi_write(GUEST, 0x8000040);
+    assert_eq!(count(&s, RuleId::SwMsiUnbacked), 1);
+    let mut near = Seq::new();
+    near.probe(vec![]).attach(GDOMAIN, false);
+    near.vreq(
+        ViommuOp::Map,
+        GDOMAIN,
+        0x8000000,
+        0x8000fff,
+        0x8090000,
+        2 | 4,
+        0,
+    );
+    near.msi_write(GUEST, 0x8000040);
+    assert_eq!(count(&near, RuleId::SwMsiUnbacked), 0);
+    assert_eq!(count(&near, RuleId::MsiUnroutable), 0);
+}
+
+// ---- VT005 ----
+#[test]
+fn vt005_sw_msi_window_overlaps_vm_ram() {
+    let mut s = Seq::new();
+    s.resv(0x8000000, 0x80fffff, ResvType::SwMsi)
+        .memslot(1, 0x4000000, 0x8000000, SLOT_HVA)
+        .set_iommu();
+    assert_eq!(count(&s, RuleId::SwMsiCollision), 1);
+    let mut near = Seq::new();
+    near.resv(0x8000000, 0x80fffff, ResvType::SwMsi)
+        .memslot(1, 0x40000000, 0x8000000, SLOT_HVA)
+        .memslot(0, 0, 0x8000000, SLOT_HVA - 0x8000000) // flash ends at 0x7ffffff
+        .set_iommu();
+    assert_eq!(count(&near, RuleId::SwMsiCollision), 0);
+}
+
+#[test]
+fn vt005_cookie_over_existing_dma_mapping() {
+    let mut s = Seq::new();
+    s.iommu_map(0x8000000, HPA, 0x1000, 3);
+    cookie(&mut s);
+    assert_eq!(count(&s, RuleId::SwMsiCollision), 1);
+    let mut near = Seq::new();
+    near.iommu_map(0x8100000, HPA, 0x1000, 3);
+    cookie(&mut near);
+    assert_eq!(count(&near, RuleId::SwMsiCollision), 0);
+}
+
+// ---- VT006 ----
+#[test]
+fn vt006_guest_map_not_propagated() {
+    let mut s = paired();
+    s.step(MS).gmap(GIOVA + 0x1000, 0x1000, GPA + 0x1000);
+    settle(&mut s);
+    assert_eq!(count(&s, RuleId::ChainBreak), 1);
+    let mut near = paired();
+    near.step(MS).gmap(GIOVA + 0x1000, 0x1000, GPA + 0x1000);
+    near.step(900 * MS)
+        .host_page(GIOVA + 0x1000, HVA + 0x1000, HPA + 0x1000);
+    settle(&mut near);
+    assert_eq!(count(&near, RuleId::ChainBreak), 0);
+    // The trace ending inside the window proves nothing yet.
+    let mut early = paired();
+    early.step(MS).gmap(GIOVA + 0x1000, 0x1000, GPA + 0x1000);
+    assert_eq!(count(&early, RuleId::ChainBreak), 0);
+}
+
+#[test]
+fn vt006_host_hva_not_memslot_of_gpa() {
+    let mut s = base();
+    s.step(MS).gmap(GIOVA, 0x1000, GPA);
+    s.step(MS).host_page(GIOVA, HVA + 0x5000, HPA);
+    assert_eq!(count(&s, RuleId::ChainBreak), 1);
+}
+
+#[test]
+fn vt006_iommu_map_not_the_pinned_page() {
+    let mut s = base();
+    s.pin(HVA, 1, HPA)
+        .iommu_map(GIOVA, HPA + 0x1000, 0x1000, 3)
+        .map_dma(GIOVA, HVA, 0x1000, 0);
+    assert_eq!(count(&s, RuleId::ChainBreak), 1);
+    // Another thread's iommu_map is not part of this MAP_DMA.
+    let mut near = base();
+    near.pin(HVA, 1, HPA);
+    near.at(
+        HOST,
+        QEMU,
+        999,
+        EventKind::IommuMap(IommuMap {
+            domain: DOMAIN,
+            iova: GIOVA,
+            paddr: HPA + 0x1000,
+            size: 0x1000,
+            prot: 3,
+            errno: 0,
+        }),
+    );
+    near.map_dma(GIOVA, HVA, 0x1000, 0);
+    assert_eq!(count(&near, RuleId::ChainBreak), 0);
+}
+
+// ---- VT007 ----
+#[test]
+fn vt007_unmap_dma_returned_less_and_mapping_stays() {
+    let mut s = base();
+    s.host_page(GIOVA, HVA, HPA).unmap_dma(GIOVA, 0x800, 0);
+    assert_eq!(count(&s, RuleId::StaleMapping), 1);
+    // Lab: UNMAP of nothing returns 0 with size 0 — nothing stays, silent.
+    let mut near = base();
+    near.unmap_dma(0x500000, 0x1000, 0);
+    assert_eq!(count(&near, RuleId::StaleMapping), 0);
+}
+
+#[test]
+fn vt007_guest_unmap_not_propagated() {
+    let mut s = paired();
+    s.step(MS).gunmap(GIOVA, 0x1000);
+    settle(&mut s);
+    assert_eq!(count(&s, RuleId::StaleMapping), 1);
+    let mut near = paired();
+    near.step(MS).gunmap(GIOVA, 0x1000);
+    near.step(MS).host_unpage(GIOVA);
+    settle(&mut near);
+    assert_eq!(count(&near, RuleId::StaleMapping), 0);
+}
+
+#[test]
+fn vt007_guest_unmap_leaving_partially_covered_mapping() {
+    let mut s = base();
+    s.gmap(GIOVA, 0x2000, GPA);
+    s.vreq(ViommuOp::Unmap, GDOMAIN, GIOVA, GIOVA + 0xfff, 0, 0, 5);
+    assert_eq!(count(&s, RuleId::StaleMapping), 1);
+}
+
+// ---- VT008 ----
+#[test]
+fn vt008_eexist_points_at_existing_mapping() {
+    let mut s = base();
+    s.host_page(GIOVA, HVA, HPA)
+        .map_dma(GIOVA, HVA + 0x1000, 0x1000, 17);
+    let f = run(&s);
+    let f: Vec<_> = f.iter().filter(|f| f.rule == RuleId::MapFailed).collect();
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0].message.contains("EEXIST: overlaps the live mapping"),
+        "{}",
+        f[0].message
+    );
+    assert_eq!(f[0].evidence.len(), 2);
+}
+
+#[test]
+fn vt008_einval_reserved_window_and_missing_set_iommu() {
+    let mut s = base();
+    s.map_dma(0xfee00000, HVA, 0x1000, 22);
+    let f = run(&s);
+    assert!(
+        f.iter()
+            .any(|f| f.rule == RuleId::MapFailed && f.message.contains("reserved Msi window")),
+        "{f:#?}"
+    );
+    let mut s = Seq::new();
+    s.map_dma(GIOVA, HVA, 0x1000, 22);
+    let f = run(&s);
+    assert!(
+        f.iter().any(|f| f.message.contains("VFIO_SET_IOMMU")),
+        "{f:#?}"
+    );
+    let mut s = base();
+    s.map_dma(GIOVA, HVA, 0x800, 22);
+    assert!(run(&s).iter().any(|f| f.message.contains("not aligned")));
+    let mut near = base();
+    near.map_dma(GIOVA, HVA, 0x1000, 12);
+    assert_eq!(count(&near, RuleId::MapFailed), 0);
+}
+
+#[test]
+fn vt008_failed_guest_map_explained() {
+    let mut s = base();
+    s.gmap(GIOVA, 0x1000, GPA);
+    s.vreq(ViommuOp::Map, GDOMAIN, GIOVA, GIOVA + 0xfff, GPA, 3, 4);
+    let f = run(&s);
+    assert!(f
+        .iter()
+        .any(|f| f.rule == RuleId::MapFailed && f.message.contains("overlaps the live mapping")));
+}
+
+// ---- VT009 ----
+#[test]
+fn vt009_guest_iova_beyond_host_width() {
+    let mut s = paired();
+    s.step(MS).gmap(0x80_0000_0000, 0x1000, GPA + 0x1000);
+    assert_eq!(count(&s, RuleId::WidthGranule), 1);
+    let mut near = paired();
+    near.step(MS).gmap(0x7f_ffff_f000, 0x1000, GPA + 0x1000);
+    assert_eq!(count(&near, RuleId::WidthGranule), 0);
+}
+
+#[test]
+fn vt009_granule_mismatch() {
+    let mut s = base();
+    s.info(
+        &[(0, 0xfedfffff), (0xfef00000, 0x7f_ffff_ffff)],
+        0x2001_0000,
+    ); // 64K, 512M
+    s.step(MS).gmap(0x110000, 0x10000, GPA);
+    s.step(MS).host_page(0x110000, HVA, HPA);
+    s.step(MS).gmap(0x201000, 0x1000, GPA + 0x20000);
+    assert_eq!(count(&s, RuleId::WidthGranule), 1);
+}
+
+// ---- VT010 ----
+fn vector(s: &mut Seq, eventfd: i32, enabled: bool) {
+    s.host(EventKind::MsiVector(MsiVector {
+        device: edu(),
+        index: 2,
+        vector: 0,
+        eventfd,
+        enabled,
+    }));
+}
+
+fn set_irqs(s: &mut Seq, flags: u32, eventfds: Vec<i32>) {
+    s.host(EventKind::VfioSetIrqs(VfioSetIrqs {
+        device: edu(),
+        index: 2,
+        start: 0,
+        count: 1,
+        flags,
+        eventfds,
+        eventfds_truncated: false,
+        errno: 0,
+    }));
+}
+
+#[test]
+fn vt010_vector_enabled_without_eventfd() {
+    let mut s = Seq::new();
+    vector(&mut s, -1, true);
+    assert_eq!(count(&s, RuleId::IrqOrdering), 1);
+    let mut near = Seq::new();
+    vector(&mut near, 7, true);
+    vector(&mut near, -1, false);
+    assert_eq!(count(&near, RuleId::IrqOrdering), 0);
+}
+
+#[test]
+fn vt010_vector_signalled_without_trigger() {
+    let mut s = Seq::new();
+    set_irqs(&mut s, 0x20 | 1, vec![]);
+    assert_eq!(count(&s, RuleId::IrqOrdering), 1);
+    let mut near = Seq::new();
+    set_irqs(&mut near, 0x20 | 4, vec![9]);
+    set_irqs(&mut near, 0x20 | 1, vec![]);
+    assert_eq!(count(&near, RuleId::IrqOrdering), 0);
+}
+
+#[test]
+fn every_rule_has_a_stable_id_and_explanation() {
+    let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.id()).collect();
+    assert_eq!(
+        ids,
+        [
+            "VT001", "VT002", "VT003", "VT004", "VT005", "VT006", "VT007", "VT008", "VT009",
+            "VT010"
+        ]
+    );
+    for r in RuleId::ALL {
+        assert_eq!(RuleId::parse(r.name()), Some(r));
+        assert_eq!(RuleId::parse(&r.id().to_lowercase()), Some(r));
+        assert!(r.explanation().len() > 100);
+    }
+}

@@ -151,7 +151,8 @@ impl Engine {
         id: EvId,
     ) {
         let pid = key.pid();
-        if self.host.node_has_vms(key.node) && !self.host.is_vmm(key.node, pid) {
+        let judge_hva = self.host.node_has_vms(key.node);
+        if judge_hva && !self.host.is_vmm(key.node, pid) {
             return;
         }
         let host = &self.host;
@@ -163,7 +164,7 @@ impl Engine {
             vaddr,
             ev: id,
         };
-        self.join.host_map(op, |gpa| {
+        self.join.host_map(op, judge_hva, |gpa| {
             host.gpa_to_hva(key.node, pid, gpa)
                 .map(|(h, slot)| (h, slot.ev))
         });

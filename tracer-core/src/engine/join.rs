@@ -17,7 +17,7 @@ use super::keys::{ContainerKey, EvId, GuestDomainKey};
 /// Examples kept per record.
 const EXAMPLES: usize = 4;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PendingGuest {
     pub key: GuestDomainKey,
     pub wall: u64,
@@ -25,7 +25,11 @@ pub struct PendingGuest {
     pub last: u64,
     pub gpa: u64,
     pub ev: EvId,
+    /// Bytes covered by host calls that settle it.
     pub covered: u64,
+    /// Containers whose calls matched without settling it (HVA disagreed or
+    /// could not be checked while the node has VMs).
+    pub matched: Vec<ContainerKey>,
 }
 
 /// Why a guest domain and a container were paired.
@@ -97,16 +101,19 @@ impl Waiting {
             }
             self.order.pop_front();
             if let Some(p) = self.by_iova.remove(&(s, ev)) {
-                self.lost.entry(p.key).or_default().add(p.ev);
+                if p.matched.is_empty() {
+                    self.lost.entry(p.key).or_default().add(p.ev);
+                }
             }
         }
     }
 
     /// The oldest waiting guest request from another node that covers
-    /// `[start, last]` and is within the time window of `wall`.
+    /// `[start, last]`, is within the time window of `wall` and was not
+    /// matched by this container yet.
     fn find(
         &self,
-        node: u16,
+        c: ContainerKey,
         start: u64,
         last: u64,
         wall: u64,
@@ -116,9 +123,10 @@ impl Waiting {
         self.by_iova
             .range(..=(start, EvId::MAX))
             .rev()
-            .take(64)
+            .take(256)
             .filter(|(_, p)| {
-                p.key.node != node
+                p.key.node != c.node
+                    && !p.matched.contains(&c)
                     && p.start <= start
                     && last <= p.last
                     && wall.saturating_add(skew) >= p.wall
@@ -165,6 +173,7 @@ impl Join {
             gpa: m.to,
             ev: m.meta.ev(),
             covered: 0,
+            matched: Vec::new(),
         });
     }
 
@@ -177,19 +186,27 @@ impl Join {
             gpa: 0,
             ev,
             covered: 0,
+            matched: Vec::new(),
         });
     }
 
     /// A host MAP_DMA (successful or not). `expected_hva(gpa)` is the memslot
-    /// translation in the host process, if known. Returns the guest MAP it
-    /// matched.
+    /// translation in the host process, if known; `judge_hva` says whether
+    /// the host node has VMs at all (else HVAs cannot be judged). Returns the
+    /// guest MAP it matched.
+    ///
+    /// A match settles the guest MAP when the HVA agrees (or cannot be
+    /// judged); otherwise the MAP keeps waiting for a better container (a
+    /// second VMM or a decoy mapping the same IOVA first must not hide the
+    /// real one) and only remembers that this container matched it.
     pub fn host_map(
         &mut self,
         op: HostOp,
+        judge_hva: bool,
         expected_hva: impl Fn(u64) -> Option<(u64, EvId)>,
     ) -> Option<PendingGuest> {
         let k = self.maps.find(
-            op.key.node,
+            op.key,
             op.start,
             op.last,
             op.wall,
@@ -197,27 +214,34 @@ impl Join {
             self.skew_ns,
         )?;
         let p = self.maps.by_iova.get_mut(&k)?;
-        let size = (op.last - op.start).saturating_add(1);
-        p.covered = p.covered.saturating_add(size);
-        let matched = *p;
-        if p.covered >= (p.last - p.start).saturating_add(1) {
-            self.maps.by_iova.remove(&k);
-        }
-        let e = self.evidence.entry((matched.key, op.key)).or_default();
+        let gpa = p.gpa.wrapping_add(op.start - p.start);
+        let expected = expected_hva(gpa);
+        let agrees = expected.map(|(hva, _)| hva == op.vaddr);
+        let e = self.evidence.entry((p.key, op.key)).or_default();
         e.matches += 1;
         if e.examples.len() < EXAMPLES {
-            e.examples.push((matched.ev, op.ev));
+            e.examples.push((p.ev, op.ev));
         }
-        let gpa = matched.gpa.wrapping_add(op.start - matched.start);
-        if let Some((hva, slot_ev)) = expected_hva(gpa) {
-            if hva == op.vaddr {
-                e.hva_agree += 1;
-            } else {
+        match (agrees, expected) {
+            (Some(true), _) => e.hva_agree += 1,
+            (Some(false), Some((hva, slot_ev))) => {
                 e.hva_disagree += 1;
                 if e.mismatches.len() < EXAMPLES {
-                    e.mismatches.push((matched.ev, op.ev, slot_ev, hva));
+                    e.mismatches.push((p.ev, op.ev, slot_ev, hva));
                 }
             }
+            _ => {}
+        }
+        let matched = p.clone();
+        if agrees == Some(true) || !judge_hva {
+            p.covered = p
+                .covered
+                .saturating_add((op.last - op.start).saturating_add(1));
+            if p.covered >= (p.last - p.start).saturating_add(1) {
+                self.maps.by_iova.remove(&k);
+            }
+        } else {
+            p.matched.push(op.key);
         }
         Some(matched)
     }

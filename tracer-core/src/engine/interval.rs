@@ -232,10 +232,7 @@ impl IntervalMap {
         }
         let mut removed = 0u64;
         let mut from = start;
-        loop {
-            let Some((&s, seg)) = self.map.range(from..=last).next() else {
-                break;
-            };
+        while let Some((&s, seg)) = self.map.range(from..=last).next() {
             let seg = *seg;
             if seg.last <= last {
                 self.map.remove(&s);

@@ -259,7 +259,7 @@ impl Engine {
             nodes.entry(n).or_insert_with(|| node(n)).domains = d;
         }
         let mut findings = self.findings();
-        findings.sort_by(|a, b| b.at.cmp(&a.at));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.at));
         Snapshot {
             events: self.events_seen,
             nodes: nodes.into_values().collect(),

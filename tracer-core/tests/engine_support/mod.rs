@@ -215,6 +215,7 @@ impl Seq {
     }
 
     // ---- guest builders ----
+    #[expect(clippy::too_many_arguments, reason = "mirrors the wire request")]
     pub fn vreq(
         &mut self,
         op: ViommuOp,

@@ -239,7 +239,7 @@ impl Engine {
                 );
             }
             let min = info.iova_pgsizes & info.iova_pgsizes.wrapping_neg();
-            if min > 1 && (m.iova % min != 0 || m.size % min != 0) {
+            if min > 1 && (!m.iova.is_multiple_of(min) || !m.size.is_multiple_of(min)) {
                 return (
                     format!(
                         "EINVAL: not aligned to the IOMMU's smallest page size {}",
@@ -248,7 +248,7 @@ impl Engine {
                     vec![*iev],
                 );
             }
-        } else if m.iova % 4096 != 0 || m.size % 4096 != 0 {
+        } else if !m.iova.is_multiple_of(4096) || !m.size.is_multiple_of(4096) {
             return ("EINVAL: not aligned to 4 KiB".to_string(), vec![]);
         }
         (
@@ -300,7 +300,7 @@ impl Engine {
             )
         } else if dom.is_none() {
             ("the domain has no endpoint attached".to_string(), vec![])
-        } else if s > l || s % 4096 != 0 || (l.wrapping_add(1)) % 4096 != 0 {
+        } else if s > l || !s.is_multiple_of(4096) || !l.wrapping_add(1).is_multiple_of(4096) {
             ("range not aligned to 4 KiB".to_string(), vec![])
         } else {
             ("cause not identified from the trace".to_string(), vec![])

@@ -29,18 +29,21 @@ fn text_is_one_line_per_event() {
 
 fn perfetto_doc() -> Value {
     let nodes = sample_nodes();
-    let mut w = PerfettoWriter::new(Vec::new(), &nodes)
+    let mut w = PerfettoWriter::new(Vec::new())
         .unwrap()
         .with_base(1_700_000_000_000_000_000);
     for e in all_kinds().iter().filter(|e| e.ts_ns != u64::MAX) {
-        w.write_event(e).unwrap();
+        w.write_event(e, &nodes).unwrap();
     }
-    w.add_finding(&Finding {
-        ts_ns: 2_150,
-        node: 0,
-        title: "MAP_DMA into the MSI window".into(),
-        detail: "iova 0xfee00000 is in the host's reserved MSI region".into(),
-    })
+    w.add_finding(
+        &Finding {
+            ts_ns: 2_150,
+            node: 0,
+            title: "MAP_DMA into the MSI window".into(),
+            detail: "iova 0xfee00000 is in the host's reserved MSI region".into(),
+        },
+        &nodes,
+    )
     .unwrap();
     let out = w.finish().unwrap();
     serde_json::from_slice(&out).expect("valid JSON")

@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use tracer_core::event::*;
-use tracer_core::tracefile::merge::{EventSource, MemorySource};
+use tracer_core::tracefile::merge::MemorySource;
 use tracer_core::tracefile::synth::all_kinds;
 use tracer_core::tracefile::*;
 

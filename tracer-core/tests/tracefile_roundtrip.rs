@@ -194,3 +194,86 @@ fn oversized_events_are_refused_not_written() {
     let bytes = w.finish().unwrap();
     assert_eq!(read(&bytes).1, vec![all_kinds()[0].clone()]);
 }
+
+/// Random values in every numeric field of every kind (extremes included),
+/// random timestamps (backwards too), nodes, tasks and raw comm bytes.
+fn random_events(seed: u64, n: usize) -> Vec<Event> {
+    use tracer_core::tracefile::synth::Rng;
+    let mut rng = Rng::new(seed);
+    let templates = all_kinds();
+    let mut out = Vec::with_capacity(n);
+    let mut ts = 0u64;
+    for i in 0..n {
+        let mut e = templates[i % templates.len()].clone();
+        let mut v = serde_json::to_value(&e.kind).unwrap();
+        let keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        for k in keys {
+            if !v[&k].is_number() {
+                continue;
+            }
+            let r = rng.next_u64();
+            let candidates = [
+                serde_json::json!(r),
+                serde_json::json!(u64::MAX),
+                serde_json::json!(r as u32),
+                serde_json::json!(r as i32),
+                serde_json::json!(i32::MIN),
+                serde_json::json!(r as u8),
+                serde_json::json!(0),
+            ];
+            let pick = rng.below(candidates.len() as u64) as usize;
+            for c in candidates[pick..].iter().chain(&candidates[..pick]) {
+                let mut t = v.clone();
+                t[&k] = c.clone();
+                if serde_json::from_value::<EventKind>(t.clone()).is_ok() {
+                    v = t;
+                    break;
+                }
+            }
+        }
+        e.kind = serde_json::from_value(v).unwrap();
+        ts = match rng.below(4) {
+            0 => rng.next_u64(),
+            1 => ts.wrapping_sub(rng.below(1000)),
+            _ => ts.wrapping_add(rng.below(100_000)),
+        };
+        e.ts_ns = ts;
+        e.node = rng.below(3) as NodeId;
+        e.pid = rng.below(4) as u32;
+        e.tid = if rng.below(2) == 0 {
+            e.pid
+        } else {
+            rng.next_u64() as u32
+        };
+        if rng.below(8) == 0 {
+            for b in e.comm.0.iter_mut() {
+                *b = rng.next_u64() as u8;
+            }
+        }
+        out.push(e);
+    }
+    out
+}
+
+#[test]
+fn random_values_round_trip() {
+    for seed in 1..=5 {
+        let events = random_events(seed, 3000);
+        let templates = all_kinds();
+        let changed = events
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| e.kind != templates[i % templates.len()].kind)
+            .count();
+        assert!(changed > 2700, "only {changed} events randomized");
+        let opts = WriterOptions {
+            max_chunk_events: 500,
+            ..Default::default()
+        };
+        let back = read(&write(&events, opts)).1;
+        assert_eq!(back.len(), events.len());
+        for (a, b) in back.iter().zip(&events) {
+            assert_eq!(a, b, "seed {seed}");
+        }
+    }
+}

@@ -30,7 +30,6 @@ pub struct Finding {
 /// Streams a Perfetto-loadable JSON trace.
 pub struct PerfettoWriter<W: Write> {
     out: W,
-    nodes: Vec<NodeInfo>,
     base_ns: Option<i128>,
     any: bool,
     procs: HashSet<NodeId>,
@@ -44,11 +43,10 @@ const FINDINGS: &str = "findings";
 impl<W: Write> PerfettoWriter<W> {
     /// Starts the JSON document. Times are relative to the first event's
     /// aligned time minus one second, unless [`with_base`](Self::with_base).
-    pub fn new(mut out: W, nodes: &[NodeInfo]) -> io::Result<Self> {
+    pub fn new(mut out: W) -> io::Result<Self> {
         out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
         Ok(PerfettoWriter {
             out,
-            nodes: nodes.to_vec(),
             base_ns: None,
             any: false,
             procs: HashSet::new(),
@@ -61,11 +59,6 @@ impl<W: Write> PerfettoWriter<W> {
     pub fn with_base(mut self, base_realtime_ns: i128) -> Self {
         self.base_ns = Some(base_realtime_ns);
         self
-    }
-
-    /// Replaces the node table (it grew while reading).
-    pub fn set_nodes(&mut self, nodes: &[NodeInfo]) {
-        self.nodes = nodes.to_vec();
     }
 
     fn emit(&mut self, v: &Value) -> io::Result<()> {
@@ -88,10 +81,10 @@ impl<W: Write> PerfettoWriter<W> {
 
     /// Track id of `name` in `node`'s process, announcing process and
     /// thread names the first time.
-    fn track(&mut self, node: NodeId, name: String) -> io::Result<u32> {
+    fn track(&mut self, node: NodeId, name: String, nodes: &[NodeInfo]) -> io::Result<u32> {
         let pid = Self::pid(node);
         if self.procs.insert(node) {
-            let pname = match self.nodes.get(usize::from(node)) {
+            let pname = match nodes.get(usize::from(node)) {
                 Some(n) => format!("{} ({:?}, {})", n.name, n.role, n.kernel),
                 None => format!("node{node}"),
             };
@@ -112,12 +105,12 @@ impl<W: Write> PerfettoWriter<W> {
         Ok(next)
     }
 
-    /// Adds one event.
-    pub fn write_event(&mut self, ev: &Event) -> io::Result<()> {
-        let aligned = aligned_ns(ev, &self.nodes);
+    /// Adds one event; `nodes` is the node table its `node` indexes.
+    pub fn write_event(&mut self, ev: &Event, nodes: &[NodeInfo]) -> io::Result<()> {
+        let aligned = aligned_ns(ev, nodes);
         let ts = self.ts_us(aligned);
         let (track, name) = track_of(ev);
-        let tid = self.track(ev.node, track.clone())?;
+        let tid = self.track(ev.node, track.clone(), nodes)?;
         let Value::Object(fields) = serde_json::to_value(&ev.kind)? else {
             return Ok(());
         };
@@ -151,13 +144,12 @@ impl<W: Write> PerfettoWriter<W> {
     }
 
     /// Adds a rule finding as an instant event on its node's `findings` track.
-    pub fn add_finding(&mut self, f: &Finding) -> io::Result<()> {
-        let off = self
-            .nodes
+    pub fn add_finding(&mut self, f: &Finding, nodes: &[NodeInfo]) -> io::Result<()> {
+        let off = nodes
             .get(usize::from(f.node))
             .map_or(0, |n| n.clock_offset_ns);
         let ts = self.ts_us(i128::from(f.ts_ns) + i128::from(off));
-        let tid = self.track(f.node, FINDINGS.into())?;
+        let tid = self.track(f.node, FINDINGS.into(), nodes)?;
         self.emit(&json!({
             "name": f.title, "cat": "finding", "ph": "i", "s": "p",
             "ts": ts, "pid": Self::pid(f.node), "tid": tid,

@@ -77,6 +77,9 @@ pub struct IoctlRecord {
     pub in_len: u32,
     /// Bytes of `out_data` read at exit.
     pub out_len: u32,
+    /// The device's name when a kernel probe inside the ioctl saw it
+    /// (`vfio_pci_set_irqs_ioctl`), NUL padded; empty otherwise.
+    pub dev: [u8; crate::kprobe::DEV_NAME_LEN],
     pub in_data: [u8; IOCTL_DATA_MAX],
     pub out_data: [u8; IOCTL_DATA_MAX],
 }

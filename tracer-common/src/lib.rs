@@ -8,6 +8,7 @@
 #![no_std]
 
 pub mod ioctl;
+pub mod kprobe;
 pub mod probe;
 
 /// Size of the events ring buffer (power of two, page multiple).
@@ -18,6 +19,24 @@ pub const RING_BYTES: u32 = 16 << 20;
 pub mod kind {
     /// [`crate::ioctl::IoctlRecord`]: one VFIO/KVM/iommufd ioctl, enter and exit paired.
     pub const IOCTL: u16 = 1;
+    /// [`crate::kprobe::IommuMapRecord`].
+    pub const IOMMU_MAP: u16 = 2;
+    /// [`crate::kprobe::IommuUnmapRecord`].
+    pub const IOMMU_UNMAP: u16 = 3;
+    /// [`crate::kprobe::PinRecord`].
+    pub const VFIO_PIN: u16 = 4;
+    /// [`crate::kprobe::MsiVectorRecord`].
+    pub const MSI_VECTOR: u16 = 5;
+    /// [`crate::kprobe::MsiWriteRecord`].
+    pub const MSI_WRITE: u16 = 6;
+    /// [`crate::kprobe::MsiCookieRecord`].
+    pub const MSI_COOKIE: u16 = 7;
+    /// [`crate::kprobe::DoorbellMapRecord`].
+    pub const DOORBELL_MAP: u16 = 8;
+    /// [`crate::kprobe::ResvRecord`].
+    pub const RESV_REGIONS: u16 = 9;
+    /// [`crate::kprobe::ViommuReqRecord`].
+    pub const VIOMMU_REQ: u16 = 10;
 }
 
 /// Common prefix of every ring-buffer record.
@@ -61,4 +80,13 @@ mod pod {
     // holes (checked by the size assertions in the user crate's tests).
     unsafe impl aya::Pod for crate::EventHeader {}
     unsafe impl aya::Pod for crate::ioctl::IoctlRecord {}
+    unsafe impl aya::Pod for crate::kprobe::IommuMapRecord {}
+    unsafe impl aya::Pod for crate::kprobe::IommuUnmapRecord {}
+    unsafe impl aya::Pod for crate::kprobe::PinRecord {}
+    unsafe impl aya::Pod for crate::kprobe::MsiVectorRecord {}
+    unsafe impl aya::Pod for crate::kprobe::MsiWriteRecord {}
+    unsafe impl aya::Pod for crate::kprobe::MsiCookieRecord {}
+    unsafe impl aya::Pod for crate::kprobe::DoorbellMapRecord {}
+    unsafe impl aya::Pod for crate::kprobe::ResvRecord {}
+    unsafe impl aya::Pod for crate::kprobe::ViommuReqRecord {}
 }

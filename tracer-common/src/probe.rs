@@ -9,3 +9,24 @@ pub const SYS_EXIT_IOCTL: ProbeId = 1;
 
 /// Number of slots in the `HITS` array (room to grow without a layout change).
 pub const MAX_PROBES: u32 = 64;
+
+// Host: VFIO, IOMMU core, PCI MSI, dma-iommu.
+pub const IOMMU_MAP_ENTRY: ProbeId = 2;
+pub const IOMMU_MAP_RETURN: ProbeId = 3;
+pub const IOMMU_UNMAP_ENTRY: ProbeId = 4;
+pub const IOMMU_UNMAP_RETURN: ProbeId = 5;
+pub const VFIO_PIN_ENTRY: ProbeId = 6;
+pub const VFIO_PIN_RETURN: ProbeId = 7;
+pub const VFIO_SET_IRQS_ENTRY: ProbeId = 8;
+pub const MSI_VECTOR_ENTRY: ProbeId = 9;
+pub const MSI_VECTOR_RETURN: ProbeId = 10;
+pub const PCI_WRITE_MSI: ProbeId = 11;
+pub const MSI_COOKIE: ProbeId = 12;
+pub const PREPARE_MSI_ENTRY: ProbeId = 13;
+pub const PREPARE_MSI_RETURN: ProbeId = 14;
+pub const RESV_REGIONS_ENTRY: ProbeId = 15;
+pub const RESV_REGIONS_RETURN: ProbeId = 16;
+// Guest: virtio-iommu driver.
+pub const VIOMMU_ADD_REQ_ENTRY: ProbeId = 17;
+pub const VIOMMU_ADD_REQ_RETURN: ProbeId = 18;
+pub const VIRTQUEUE_GET_BUF_RETURN: ProbeId = 19;

@@ -5,6 +5,7 @@
 #![no_main]
 
 mod maps;
+mod offsets;
 mod probes;
 
 #[cfg(not(test))]

@@ -2,7 +2,9 @@
 
 use aya_ebpf::{
     bindings::BPF_RB_NO_WAKEUP,
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns},
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+    },
     macros::map,
     maps::{PerCpuArray, RingBuf},
     Global,
@@ -68,4 +70,73 @@ pub fn fill_header(h: &mut EventHeader, kind: u16, probe: u16) {
     h.pid = (pid_tgid >> 32) as u32;
     h.tid = pid_tgid as u32;
     h.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+}
+
+/// Entry arguments of a kernel function, kept until its return probe runs.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SavedArgs {
+    pub args: [u64; 6],
+    pub ts_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ArgsKey {
+    pub tid: u32,
+    /// The entry probe's id: one slot per function per thread.
+    pub probe: u32,
+}
+
+#[map]
+static ARGS: aya_ebpf::maps::HashMap<ArgsKey, SavedArgs> =
+    aya_ebpf::maps::HashMap::with_max_entries(16384, 0);
+
+/// Saves the first `n` arguments of the probed function for its return probe.
+#[inline(always)]
+pub fn save_args(ctx: &aya_ebpf::programs::ProbeContext, probe: u16, n: usize) {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let mut saved = SavedArgs {
+        args: [0; 6],
+        // SAFETY: helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    let mut i = 0;
+    while i < 6 && i < n {
+        saved.args[i] = ctx.arg::<u64>(i).unwrap_or(0);
+        i += 1;
+    }
+    let key = ArgsKey {
+        tid: pid_tgid as u32,
+        probe: u32::from(probe),
+    };
+    if ARGS.insert(&key, &saved, 0).is_err() {
+        dropped(drop_reason::PENDING_FULL);
+    }
+}
+
+/// Takes the arguments saved by entry probe `probe` on this thread.
+#[inline(always)]
+pub fn take_args(probe: u16) -> Option<SavedArgs> {
+    let key = ArgsKey {
+        tid: bpf_get_current_pid_tgid() as u32,
+        probe: u32::from(probe),
+    };
+    // SAFETY: the value is copied out before removal.
+    let saved = unsafe { ARGS.get(&key) }.copied();
+    if saved.is_some() {
+        let _ = ARGS.remove(&key);
+    }
+    saved
+}
+
+/// Reserves a ring record of type `T` and fills its header; counts a drop
+/// when the ring is full.
+#[inline(always)]
+pub fn reserve<T: 'static>() -> Option<aya_ebpf::maps::ring_buf::RingBufEntry<T>> {
+    let e = EVENTS.reserve::<T>(0);
+    if e.is_none() {
+        dropped(drop_reason::RING_FULL);
+    }
+    e
 }

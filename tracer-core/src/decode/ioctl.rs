@@ -3,7 +3,7 @@
 
 use tracer_common::ioctl::{self as cmds, IoctlRecord, IOCTL_DATA_MAX};
 
-use super::{errno_of, Bytes, DecodeError};
+use super::{device_from_name, errno_of, Bytes, DecodeError};
 use crate::event::{
     fd_handle, Device, EventKind, IoasMap, IoasUnmap, KvmMemslot, Range, VfioIommuInfo, VfioMapDma,
     VfioSetIommu, VfioSetIrqs, VfioUnmapDma,
@@ -41,7 +41,14 @@ pub(super) fn decode(rec: &IoctlRecord) -> Result<EventKind, DecodeError> {
             unmapped: if errno == 0 { data_out.u64(16) } else { 0 },
             errno,
         }),
-        cmds::VFIO_DEVICE_SET_IRQS => EventKind::VfioSetIrqs(set_irqs(rec.fd, data_in, errno)),
+        cmds::VFIO_DEVICE_SET_IRQS => {
+            // The PCI address when the vfio-pci probe saw it, else the fd.
+            let device = match device_from_name(&rec.dev) {
+                Device::Unknown => Device::Fd(rec.fd),
+                d => d,
+            };
+            EventKind::VfioSetIrqs(set_irqs(device, data_in, errno))
+        }
         cmds::VFIO_IOMMU_GET_INFO => EventKind::VfioIommuInfo(iommu_info(handle, data_out, errno)),
         cmds::VFIO_SET_IOMMU => EventKind::VfioSetIommu(VfioSetIommu {
             container: handle,
@@ -104,7 +111,7 @@ fn captured<'a>(
 }
 
 /// `struct vfio_irq_set { argsz, flags, index, start, count; u8 data[] }`.
-fn set_irqs(fd: u32, d: Bytes<'_>, errno: i32) -> VfioSetIrqs {
+fn set_irqs(device: Device, d: Bytes<'_>, errno: i32) -> VfioSetIrqs {
     let flags = d.u32(4);
     let count = d.u32(16);
     let mut eventfds = Vec::new();
@@ -116,7 +123,7 @@ fn set_irqs(fd: u32, d: Bytes<'_>, errno: i32) -> VfioSetIrqs {
         eventfds.extend((0..n).map(|i| d.i32(20 + 4 * i)));
     }
     VfioSetIrqs {
-        device: Device::Fd(fd),
+        device,
         index: d.u32(8),
         start: d.u32(12),
         count,

@@ -6,12 +6,22 @@
 
 mod bytes;
 mod ioctl;
+mod kprobe;
 
 use thiserror::Error;
-use tracer_common::{ioctl::IoctlRecord, kind, EventHeader};
+use tracer_common::{
+    ioctl::IoctlRecord,
+    kind,
+    kprobe::{
+        DoorbellMapRecord, IommuMapRecord, IommuUnmapRecord, MsiCookieRecord, MsiVectorRecord,
+        MsiWriteRecord, PinRecord, ResvRecord, ViommuReqRecord,
+    },
+    EventHeader,
+};
 
 use crate::event::{Comm, Event, NodeId};
 pub use bytes::Bytes;
+pub use kprobe::{device_from_name, VIOMMU_NOT_QUEUED};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -34,38 +44,78 @@ pub enum DecodeError {
     },
     #[error("ioctl command {0:#x} is not one vfio-trace decodes")]
     UnknownIoctl(u32),
+    #[error("{what}: count {value} exceeds the maximum {max}")]
+    BadCount {
+        what: &'static str,
+        value: u64,
+        max: u64,
+    },
+    #[error("virtio-iommu request type {0} is not one of ATTACH..PROBE (1..5)")]
+    UnknownViommuOp(u8),
 }
 
-/// Decodes one ring-buffer record produced on `node`.
-pub fn decode_record(bytes: &[u8], node: NodeId) -> Result<Event, DecodeError> {
-    let hdr: EventHeader = read_struct(bytes, EventHeader::SIZE)?;
-    let kind = match hdr.kind {
-        kind::IOCTL => {
-            if bytes.len() != IoctlRecord::SIZE {
-                return Err(DecodeError::SizeMismatch {
-                    kind: hdr.kind,
-                    expected: IoctlRecord::SIZE,
-                    got: bytes.len(),
-                });
-            }
-            let rec: IoctlRecord = read_struct(bytes, IoctlRecord::SIZE)?;
-            ioctl::decode(&rec)?
-        }
-        other => return Err(DecodeError::UnknownKind(other)),
-    };
-    Ok(Event {
+/// Decodes one ring-buffer record produced on `node` into `out` (most
+/// records are one event; a group's reserved regions are several). Returns
+/// how many events were added.
+pub fn decode_into(bytes: &[u8], node: NodeId, out: &mut Vec<Event>) -> Result<usize, DecodeError> {
+    let hdr: EventHeader = read_struct(bytes)?;
+    let mk = |kind| Event {
         ts_ns: hdr.ts_ns,
         node,
         pid: hdr.pid,
         tid: hdr.tid,
         comm: Comm(hdr.comm),
         kind,
+    };
+    let one = match hdr.kind {
+        kind::IOCTL => ioctl::decode(&exact::<IoctlRecord>(bytes, hdr.kind)?)?,
+        kind::IOMMU_MAP => kprobe::iommu_map(&exact::<IommuMapRecord>(bytes, hdr.kind)?),
+        kind::IOMMU_UNMAP => kprobe::iommu_unmap(&exact::<IommuUnmapRecord>(bytes, hdr.kind)?),
+        kind::VFIO_PIN => kprobe::pin(&exact::<PinRecord>(bytes, hdr.kind)?),
+        kind::MSI_VECTOR => kprobe::msi_vector(&exact::<MsiVectorRecord>(bytes, hdr.kind)?),
+        kind::MSI_WRITE => kprobe::msi_write(&exact::<MsiWriteRecord>(bytes, hdr.kind)?),
+        kind::MSI_COOKIE => kprobe::msi_cookie(&exact::<MsiCookieRecord>(bytes, hdr.kind)?),
+        kind::DOORBELL_MAP => kprobe::doorbell_map(&exact::<DoorbellMapRecord>(bytes, hdr.kind)?),
+        kind::VIOMMU_REQ => kprobe::viommu_req(&exact::<ViommuReqRecord>(bytes, hdr.kind)?)?,
+        kind::RESV_REGIONS => {
+            let rec = exact::<ResvRecord>(bytes, hdr.kind)?;
+            let before = out.len();
+            kprobe::resv_regions(&rec, |k| out.push(mk(k)))?;
+            return Ok(out.len() - before);
+        }
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    out.push(mk(one));
+    Ok(1)
+}
+
+/// Decodes a record that yields exactly one event.
+pub fn decode_record(bytes: &[u8], node: NodeId) -> Result<Event, DecodeError> {
+    let mut out = Vec::with_capacity(1);
+    decode_into(bytes, node, &mut out)?;
+    out.into_iter().next().ok_or(DecodeError::BadCount {
+        what: "events in record",
+        value: 0,
+        max: 1,
     })
 }
 
+/// Reads record type `T`, which must be exactly `bytes.len()` long.
+fn exact<T: Copy + WireStruct>(bytes: &[u8], kind: u16) -> Result<T, DecodeError> {
+    let size = core::mem::size_of::<T>();
+    if bytes.len() != size {
+        return Err(DecodeError::SizeMismatch {
+            kind,
+            expected: size,
+            got: bytes.len(),
+        });
+    }
+    read_struct(bytes)
+}
+
 /// Reads a plain-old-data wire struct from the start of `bytes`.
-fn read_struct<T: Copy + WireStruct>(bytes: &[u8], size: usize) -> Result<T, DecodeError> {
-    debug_assert_eq!(size, core::mem::size_of::<T>());
+fn read_struct<T: Copy + WireStruct>(bytes: &[u8]) -> Result<T, DecodeError> {
+    let size = core::mem::size_of::<T>();
     if bytes.len() < size {
         return Err(DecodeError::NotEnoughBytes {
             need: size,
@@ -82,6 +132,15 @@ fn read_struct<T: Copy + WireStruct>(bytes: &[u8], size: usize) -> Result<T, Dec
 trait WireStruct {}
 impl WireStruct for EventHeader {}
 impl WireStruct for IoctlRecord {}
+impl WireStruct for IommuMapRecord {}
+impl WireStruct for IommuUnmapRecord {}
+impl WireStruct for PinRecord {}
+impl WireStruct for MsiVectorRecord {}
+impl WireStruct for MsiWriteRecord {}
+impl WireStruct for MsiCookieRecord {}
+impl WireStruct for DoorbellMapRecord {}
+impl WireStruct for ResvRecord {}
+impl WireStruct for ViommuReqRecord {}
 
 /// `ret` of a syscall → the errno field convention (0 = success).
 fn errno_of(ret: i64) -> i32 {

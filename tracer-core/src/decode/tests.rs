@@ -27,6 +27,7 @@ fn record(cmd: u32, fd: u32, arg: u64, ret: i64, data_in: &[u8], data_out: &[u8]
         cmd,
         in_len: data_in.len() as u32,
         out_len: data_out.len() as u32,
+        dev: [0; tracer_common::kprobe::DEV_NAME_LEN],
         in_data: [0; IOCTL_DATA_MAX],
         out_data: [0; IOCTL_DATA_MAX],
     };
@@ -70,7 +71,7 @@ fn wire_sizes_have_no_hidden_padding() {
     assert_eq!(EventHeader::SIZE, 40);
     assert_eq!(
         IoctlRecord::SIZE,
-        40 + 8 + 8 + 8 + 4 * 4 + 2 * IOCTL_DATA_MAX
+        40 + 8 + 8 + 8 + 4 * 4 + 32 + 2 * IOCTL_DATA_MAX
     );
 }
 
@@ -445,5 +446,351 @@ fn arbitrary_bytes_never_panic() {
             })
             .collect();
         let _ = decode_record(&bytes, 0);
+    }
+}
+
+// ---- kernel-function probe records ----
+
+use tracer_common::kprobe::*;
+
+fn as_bytes<T: Copy>(r: &T) -> Vec<u8> {
+    // SAFETY: wire records are #[repr(C)] integer structs without padding.
+    unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
+        .to_vec()
+}
+
+fn name(s: &str) -> [u8; DEV_NAME_LEN] {
+    let mut b = [0u8; DEV_NAME_LEN];
+    b[..s.len()].copy_from_slice(s.as_bytes());
+    b
+}
+
+fn viommu(req: &[u8], status: u32, props: &[u8]) -> ViommuReqRecord {
+    let mut r = ViommuReqRecord {
+        hdr: header(kind::VIOMMU_REQ),
+        add_ns: 1,
+        len: req.len() as u32 + 4,
+        add_ret: 0,
+        status,
+        props_len: props.len() as u32,
+        req: [0; VIOMMU_REQ_MAX],
+        props: [0; VIOMMU_PROPS_MAX],
+    };
+    r.req[..req.len()].copy_from_slice(req);
+    r.props[..props.len()].copy_from_slice(props);
+    r
+}
+
+#[test]
+fn kprobe_wire_sizes_have_no_hidden_padding() {
+    assert_eq!(std::mem::size_of::<IommuMapRecord>(), 40 + 40);
+    assert_eq!(std::mem::size_of::<MsiWriteRecord>(), 40 + 32 + 16);
+    assert_eq!(std::mem::size_of::<ResvEntry>(), 24);
+    assert_eq!(std::mem::size_of::<ResvRecord>(), 40 + 8 + 24 * MAX_RESV);
+    assert_eq!(
+        std::mem::size_of::<ViommuReqRecord>(),
+        40 + 8 + 16 + VIOMMU_REQ_MAX + VIOMMU_PROPS_MAX
+    );
+}
+
+#[test]
+fn viommu_map_from_the_wire() {
+    // The nested lab's L2 map: domain 3, 0x100000..0x100fff → 0xa9cf000, R|W.
+    let req = Le::default()
+        .u32(3)
+        .u32(3)
+        .u64(0x10_0000)
+        .u64(0x10_0fff)
+        .u64(0xa9c_f000)
+        .u32(3);
+    let k = kind_of(&as_bytes(&viommu(&req.0, 0, &[])));
+    assert_eq!(
+        k,
+        EventKind::ViommuReq(ViommuReq {
+            op: ViommuOp::Map,
+            domain: 3,
+            endpoint: 0,
+            virt_start: 0x10_0000,
+            virt_end: 0x10_0fff,
+            phys_start: 0xa9c_f000,
+            flags: 3,
+            status: 0,
+            resv: vec![],
+        })
+    );
+}
+
+#[test]
+fn viommu_attach_unmap_and_not_queued() {
+    let attach = Le::default().u32(1).u32(5).u32(0x10).u32(0);
+    let EventKind::ViommuReq(a) = kind_of(&as_bytes(&viommu(&attach.0, 0, &[]))) else {
+        panic!()
+    };
+    assert_eq!(
+        (a.op, a.domain, a.endpoint, a.flags),
+        (ViommuOp::Attach, 5, 0x10, 0)
+    );
+    let unmap = Le::default().u32(4).u32(5).u64(0x1000).u64(0x1fff);
+    let mut rec = viommu(&unmap.0, 4, &[]);
+    let EventKind::ViommuReq(u) = kind_of(&as_bytes(&rec)) else {
+        panic!()
+    };
+    assert_eq!(
+        (u.op, u.domain, u.virt_start, u.virt_end, u.status),
+        (ViommuOp::Unmap, 5, 0x1000, 0x1fff, 4)
+    );
+    rec.add_ret = -12;
+    let EventKind::ViommuReq(u) = kind_of(&as_bytes(&rec)) else {
+        panic!()
+    };
+    assert_eq!(u.status, VIOMMU_NOT_QUEUED);
+}
+
+#[test]
+fn viommu_probe_resv_mem_properties() {
+    let probe = Le::default().u32(5).u32(0x10);
+    // RESV_MEM MSI 0xfee00000-0xfeefffff, RESV_MEM RESERVED 0x8000000-0x80fffff,
+    // an unknown property (type 7) to skip, then NONE.
+    let props = Le::default()
+        .u16(1)
+        .u16(20)
+        .u32(1)
+        .u64(0xfee0_0000)
+        .u64(0xfeef_ffff)
+        .u16(7)
+        .u16(4)
+        .u32(0xdead)
+        .u16(1)
+        .u16(20)
+        .u32(0)
+        .u64(0x800_0000)
+        .u64(0x80f_ffff)
+        .u16(0)
+        .u16(0);
+    let EventKind::ViommuReq(p) = kind_of(&as_bytes(&viommu(&probe.0, 0, &props.0))) else {
+        panic!()
+    };
+    assert_eq!((p.op, p.endpoint), (ViommuOp::Probe, 0x10));
+    assert_eq!(
+        p.resv,
+        vec![
+            ResvMem {
+                subtype: 1,
+                start: 0xfee0_0000,
+                end: 0xfeef_ffff
+            },
+            ResvMem {
+                subtype: 0,
+                start: 0x800_0000,
+                end: 0x80f_ffff
+            }
+        ]
+    );
+    // A property claiming more than was captured stops the walk, no panic.
+    let bad = Le::default().u16(1).u16(0xffff).u32(1);
+    let EventKind::ViommuReq(p) = kind_of(&as_bytes(&viommu(&probe.0, 0, &bad.0))) else {
+        panic!()
+    };
+    assert!(p.resv.is_empty());
+    // props_len larger than the array is clamped.
+    let mut r = viommu(&probe.0, 0, &props.0);
+    r.props_len = u32::MAX;
+    assert!(decode_record(&as_bytes(&r), 0).is_ok());
+}
+
+#[test]
+fn viommu_unknown_op_is_an_error() {
+    let r = viommu(&[9, 0, 0, 0], 0, &[]);
+    assert_eq!(
+        decode_record(&as_bytes(&r), 0),
+        Err(DecodeError::UnknownViommuOp(9))
+    );
+}
+
+#[test]
+fn iommu_map_pin_and_doorbell() {
+    let r = IommuMapRecord {
+        hdr: header(kind::IOMMU_MAP),
+        domain: 0xffff_8880_0123_4000,
+        iova: 0x10_0000,
+        paddr: 0x127c_f000,
+        size: 0x1000,
+        prot: 3,
+        ret: -22,
+    };
+    assert_eq!(
+        kind_of(&as_bytes(&r)),
+        EventKind::IommuMap(IommuMap {
+            domain: 0xffff_8880_0123_4000,
+            iova: 0x10_0000,
+            paddr: 0x127c_f000,
+            size: 0x1000,
+            prot: 3,
+            errno: 22
+        })
+    );
+    let p = PinRecord {
+        hdr: header(kind::VFIO_PIN),
+        vaddr: 0x7f2a_6e7c_f000,
+        npage: 4,
+        pfn: 0x127cf,
+        pinned: 2,
+    };
+    assert_eq!(
+        kind_of(&as_bytes(&p)),
+        EventKind::VfioPin(VfioPin {
+            vaddr: 0x7f2a_6e7c_f000,
+            npages: 2,
+            pfn: 0x127cf
+        })
+    );
+    let failed = PinRecord { pinned: -14, ..p };
+    let EventKind::VfioPin(f) = kind_of(&as_bytes(&failed)) else {
+        panic!()
+    };
+    assert_eq!(f.npages, 0);
+    let d = DoorbellMapRecord {
+        hdr: header(kind::DOORBELL_MAP),
+        dev: name("0000:00:01.0"),
+        domain: 7,
+        iova: 0x800_0000,
+        paddr: 0x809_0000,
+        msi_addr: 0x809_0040,
+    };
+    assert_eq!(
+        kind_of(&as_bytes(&d)),
+        EventKind::MsiDoorbellMap(MsiDoorbellMap {
+            device: Device::Pci {
+                seg: 0,
+                bus: 0,
+                dev: 1,
+                func: 0
+            },
+            domain: 7,
+            iova: 0x800_0000,
+            doorbell_paddr: 0x809_0000
+        })
+    );
+}
+
+#[test]
+fn msi_messages_and_vectors() {
+    let w = MsiWriteRecord {
+        hdr: header(kind::MSI_WRITE),
+        dev: name("0000:00:02.0"),
+        index: 0,
+        address_lo: 0xfee0_1000,
+        address_hi: 0,
+        data: 0x23,
+    };
+    assert_eq!(
+        kind_of(&as_bytes(&w)),
+        EventKind::MsiWrite(MsiWrite {
+            device: Device::Pci {
+                seg: 0,
+                bus: 0,
+                dev: 2,
+                func: 0
+            },
+            vector: 0,
+            address: 0xfee0_1000,
+            data: 0x23
+        })
+    );
+    let v = MsiVectorRecord {
+        hdr: header(kind::MSI_VECTOR),
+        dev: name("0000:00:03.0"),
+        vector: 2,
+        fd: 17,
+        msix: 1,
+        ret: 0,
+    };
+    let EventKind::MsiVector(m) = kind_of(&as_bytes(&v)) else {
+        panic!()
+    };
+    assert_eq!((m.index, m.vector, m.eventfd, m.enabled), (2, 2, 17, true));
+    let off = MsiVectorRecord {
+        fd: -1,
+        msix: 0,
+        ..v
+    };
+    let EventKind::MsiVector(m) = kind_of(&as_bytes(&off)) else {
+        panic!()
+    };
+    assert_eq!((m.index, m.enabled), (1, false));
+    // A non-PCI device name is unknown, not garbage.
+    let odd = MsiWriteRecord {
+        dev: name("platform-thing"),
+        ..w
+    };
+    let EventKind::MsiWrite(m) = kind_of(&as_bytes(&odd)) else {
+        panic!()
+    };
+    assert_eq!(m.device, Device::Unknown);
+}
+
+#[test]
+fn a_groups_reserved_regions_become_one_event_each() {
+    let mut r = ResvRecord {
+        hdr: header(kind::RESV_REGIONS),
+        group: 4,
+        count: 2,
+        entries: [ResvEntry {
+            start: 0,
+            length: 0,
+            rtype: 0,
+            prot: 0,
+        }; MAX_RESV],
+    };
+    r.entries[0] = ResvEntry {
+        start: 0xfee0_0000,
+        length: 0x10_0000,
+        rtype: resv_type::MSI,
+        prot: 0,
+    };
+    r.entries[1] = ResvEntry {
+        start: 0x800_0000,
+        length: 0x10_0000,
+        rtype: resv_type::SW_MSI,
+        prot: 0,
+    };
+    let mut out = Vec::new();
+    assert_eq!(decode_into(&as_bytes(&r), 2, &mut out), Ok(2));
+    let kinds: Vec<_> = out.into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::ResvRegion(ResvRegion {
+                group: 4,
+                device: Device::Unknown,
+                start: 0xfee0_0000,
+                end: 0xfeef_ffff,
+                rtype: ResvType::Msi
+            }),
+            EventKind::ResvRegion(ResvRegion {
+                group: 4,
+                device: Device::Unknown,
+                start: 0x800_0000,
+                end: 0x80f_ffff,
+                rtype: ResvType::SwMsi
+            }),
+        ]
+    );
+    r.count = MAX_RESV as u32 + 1;
+    assert!(matches!(
+        decode_into(&as_bytes(&r), 2, &mut Vec::new()),
+        Err(DecodeError::BadCount { .. })
+    ));
+}
+
+#[test]
+fn every_kind_rejects_wrong_sizes() {
+    for k in 1..=10u16 {
+        let mut b = vec![0u8; 4096];
+        b[0..2].copy_from_slice(&k.to_le_bytes());
+        assert!(
+            matches!(decode_record(&b, 0), Err(DecodeError::SizeMismatch { .. })),
+            "kind {k}"
+        );
     }
 }

@@ -23,7 +23,15 @@ use tracer_common::{
     probe::{SYS_ENTER_IOCTL, SYS_EXIT_IOCTL},
 };
 
-use crate::maps::{dropped, fill_header, hit, wanted, EVENTS, SUBMIT_FLAGS};
+use crate::{
+    maps::{dropped, fill_header, hit, wanted, EVENTS, SUBMIT_FLAGS},
+    probes::vfio::IRQS_DEVICE,
+};
+
+#[inline(always)]
+fn pid_tgid_now() -> u64 {
+    bpf_get_current_pid_tgid()
+}
 
 // Field offsets in the syscall tracepoints' records (the `format` files:
 // every syscall argument is widened to 8 bytes after the 8-byte common
@@ -114,6 +122,13 @@ fn emit(ctx: &TracePointContext, p: *const PendingIoctl) -> Result<(), ()> {
         (*r).fd = (*p).fd;
         (*r).cmd = (*p).cmd;
         (*r).in_len = (*p).in_len;
+        // The device a kernel probe saw inside this ioctl (SET_IRQS).
+        let tid = pid_tgid_now() as u32;
+        (*r).dev = match IRQS_DEVICE.get(&tid) {
+            Some(name) => *name,
+            None => [0; tracer_common::kprobe::DEV_NAME_LEN],
+        };
+        let _ = IRQS_DEVICE.remove(&tid);
         // A helper copy: an open-coded 512-byte copy would blow up the program.
         bpf_probe_read_kernel(
             (*r).in_data.as_mut_ptr().cast::<c_void>(),
@@ -139,8 +154,8 @@ fn read_user(dst: &mut [u8; IOCTL_DATA_MAX], src: u64, plan: ReadLen) -> u32 {
         ReadLen::Fixed(n) => (n, n),
         ReadLen::Argsz { min } => {
             // SAFETY: a checked user-memory read.
-            let argsz = unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) }
-                .unwrap_or(0);
+            let argsz =
+                unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) }.unwrap_or(0);
             (argsz, min)
         }
     };
@@ -168,11 +183,5 @@ fn copy_user(dst: &mut [u8; IOCTL_DATA_MAX], src: u64, n: u32) -> bool {
         return false;
     }
     // SAFETY: `n` is within `dst`; the helper checks the user address.
-    unsafe {
-        bpf_probe_read_user(
-            dst.as_mut_ptr().cast::<c_void>(),
-            n,
-            src as *const c_void,
-        ) == 0
-    }
+    unsafe { bpf_probe_read_user(dst.as_mut_ptr().cast::<c_void>(), n, src as *const c_void) == 0 }
 }

@@ -36,7 +36,7 @@ pub fn run(args: ProbesArgs) -> Result<ExitCode> {
 
 fn render_text(l: &Listing) -> String {
     let mut out = format!(
-        "{:<14} {:<15} {:<9} {:>8}  {}\n",
+        "{:<17} {:<15} {:<9} {:>8}  {}\n",
         "PROBE", "STATUS", "REQUIRED", "HITS", "ATTACH / REASON"
     );
     for p in &l.probes {
@@ -53,7 +53,7 @@ fn render_text(l: &Listing) -> String {
             format!("{} — {}", p.attach, p.reason)
         };
         out += &format!(
-            "{:<14} {:<15} {:<9} {:>8}  {}\n",
+            "{:<17} {:<15} {:<9} {:>8}  {}\n",
             p.probe,
             status,
             if p.required { "yes" } else { "no" },

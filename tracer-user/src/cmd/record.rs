@@ -44,14 +44,15 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         .iter()
         .filter(|p| p.status == ProbeState::Attached)
         .count();
-    // Tests and scripts wait for this line: from here on, events are captured.
+    let mut stop = StopWhen::new(args.duration, &args.command)?;
+    // Tests and scripts wait for this line: from here on, events are
+    // captured and SIGINT/SIGTERM stop the recording cleanly.
     eprintln!(
         "vfio-trace: recording to {} ({attached}/{} probes attached)",
         path.display(),
         session.probe_table.len()
     );
 
-    let mut stop = StopWhen::new(args.duration, &args.command)?;
     let stopping = stop.wait();
     tokio::pin!(stopping);
     let mut flush = tokio::time::interval(FLUSH_EVERY);

@@ -37,6 +37,19 @@ impl Session {
             named: args.probes.clone(),
         })?;
         let probe_table = probes.statuses();
+        let skipped: Vec<&str> = probe_table
+            .iter()
+            .filter(|p| p.status != tracer_core::event::ProbeState::Attached)
+            .map(|p| p.probe.as_str())
+            .collect();
+        if !skipped.is_empty() {
+            eprintln!(
+                "vfio-trace: {} of {} probes not attached on this kernel ({}); `vfio-trace probes` says why",
+                skipped.len(),
+                probe_table.len(),
+                skipped.join(", ")
+            );
+        }
         let node = node::local(args.node.as_deref(), node::detect_role());
         let (tx, events) = mpsc::channel(256);
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -76,6 +89,10 @@ pub enum StopReason {
 pub struct StopWhen {
     duration: Option<Duration>,
     child: Option<tokio::process::Child>,
+    // Installed at construction, so a signal arriving before `wait` is
+    // polled is still seen (and does not kill the process).
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
 }
 
 impl StopWhen {
@@ -90,12 +107,15 @@ impl StopWhen {
                     .with_context(|| format!("could not start {prog:?}"))?,
             ),
         };
-        Ok(StopWhen { duration, child })
+        Ok(StopWhen {
+            duration,
+            child,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
 
     pub async fn wait(&mut self) -> StopReason {
-        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let sleep = async {
             match self.duration {
                 Some(d) => tokio::time::sleep(d).await,
@@ -110,8 +130,8 @@ impl StopWhen {
         };
         tokio::select! {
             _ = sleep => StopReason::Duration,
-            _ = int.recv() => StopReason::Signal("SIGINT"),
-            _ = term.recv() => StopReason::Signal("SIGTERM"),
+            _ = self.int.recv() => StopReason::Signal("SIGINT"),
+            _ = self.term.recv() => StopReason::Signal("SIGTERM"),
             st = child => match st {
                 Ok(st) => StopReason::CommandExited(st),
                 Err(_) => StopReason::Signal("child wait failed"),

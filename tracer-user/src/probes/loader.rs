@@ -1,16 +1,22 @@
-//! Loads the embedded eBPF object, attaches what the table lists, and reads
-//! the per-CPU health counters.
+//! Loads the embedded eBPF object with kernel struct offsets resolved from
+//! BTF, attaches what the table lists, attaches module probes when their
+//! module appears, and reads the per-CPU health counters.
+
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{KProbe, TracePoint},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{drop_reason, probe::MAX_PROBES};
 use tracer_core::event::{Drops, ProbeState, ProbeStatus};
 
-use super::table::{self, Attach, ProbeSpec, PROBES};
+use super::{
+    btf,
+    table::{self, Attach, ProbeSpec, MODULE_OFFSETS, VMLINUX_ENUMS, VMLINUX_OFFSETS},
+};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer.bpf.o"));
 
@@ -22,18 +28,31 @@ pub struct LoadOptions {
     pub named: Vec<String>,
 }
 
-/// The loaded object and the outcome of every attach. Dropping it detaches
+/// One probe's state.
+struct Slot {
+    spec: &'static ProbeSpec,
+    state: ProbeState,
+    reason: String,
+    /// Waiting for `spec.module` to load.
+    waiting: bool,
+}
+
+/// The loaded object and the state of every probe. Dropping it detaches
 /// every program and frees every map.
 pub struct Probes {
     ebpf: Ebpf,
-    attached: Vec<(&'static ProbeSpec, ProbeState, String)>,
+    slots: Vec<Slot>,
+    named: Vec<String>,
+    /// vmlinux BTF, kept to resolve module BTF when modules appear.
+    vmlinux_btf: Option<btf_rs::Btf>,
+    modules_ready: Vec<&'static str>,
 }
 
 impl Probes {
     pub fn load(opts: &LoadOptions) -> Result<Self> {
         for n in &opts.named {
             if table::by_name(n).is_none() {
-                let known: Vec<_> = PROBES.iter().map(|p| p.name).collect();
+                let known: Vec<_> = table::all().map(|p| p.name).collect();
                 bail!("unknown probe {n:?}; known probes: {}", known.join(", "));
             }
         }
@@ -42,45 +61,185 @@ impl Probes {
             log::warn!("{e}");
         }
         let target = opts.target_pid.unwrap_or(0);
-        let mut ebpf = EbpfLoader::new()
-            .override_global("TARGET_TGID", &target, true)
+        let vmlinux_btf = match btf::vmlinux() {
+            Ok(b) => Some(b),
+            Err(e) => {
+                log::warn!("no kernel BTF ({e:#}): kernel-function probes will read nothing");
+                None
+            }
+        };
+        // Offsets are resolved before the loader borrows them.
+        let mut values: Vec<(&str, u32)> = Vec::new();
+        if let Some(b) = &vmlinux_btf {
+            for (global, st, path) in VMLINUX_OFFSETS {
+                match btf::offset(b, st, path) {
+                    Ok(v) => values.push((global, v)),
+                    Err(e) => log::warn!("BTF: {e:#} ({global} left unresolved)"),
+                }
+            }
+            for (global, item) in VMLINUX_ENUMS {
+                match btf::enum_value(b, "iommu_resv_type", item) {
+                    Ok(v) => values.push((global, v)),
+                    Err(e) => log::warn!("BTF: {e:#}"),
+                }
+            }
+        }
+        let mut loader = EbpfLoader::new();
+        loader.override_global("TARGET_TGID", &target, true);
+        for (global, v) in &values {
+            loader.override_global(global, v, true);
+        }
+        let ebpf = loader
             .load(OBJECT)
             .context("loading the eBPF object (are you root, with CAP_BPF and CAP_PERFMON?)")?;
 
-        let mut attached = Vec::new();
-        for spec in PROBES {
-            let (state, reason) = match attach(&mut ebpf, spec) {
-                Ok(()) => (ProbeState::Attached, String::new()),
-                Err(e) => classify(&e),
-            };
-            let must = spec.required || opts.named.iter().any(|n| n == spec.name);
-            if state != ProbeState::Attached {
-                if must {
-                    bail!(
-                        "required probe {} ({}) could not attach: {reason}",
-                        spec.name,
-                        spec.attach.describe()
-                    );
-                }
-                log::warn!("probe {} skipped: {reason}", spec.name);
+        let mut probes = Probes {
+            ebpf,
+            slots: table::all()
+                .map(|spec| Slot {
+                    spec,
+                    state: ProbeState::Detached,
+                    reason: String::new(),
+                    waiting: false,
+                })
+                .collect(),
+            named: opts.named.clone(),
+            vmlinux_btf,
+            modules_ready: Vec::new(),
+        };
+        probes.clear_module_offsets()?;
+        for i in 0..probes.slots.len() {
+            probes.try_attach(i);
+            let slot = &probes.slots[i];
+            if slot.state != ProbeState::Attached && !slot.waiting && probes.must(slot.spec) {
+                bail!(
+                    "required probe {} ({}) could not attach: {}",
+                    slot.spec.name,
+                    slot.spec.attach.describe(),
+                    slot.reason
+                );
             }
-            attached.push((spec, state, reason));
         }
-        Ok(Probes { ebpf, attached })
+        Ok(probes)
+    }
+
+    fn must(&self, spec: &ProbeSpec) -> bool {
+        spec.required || self.named.iter().any(|n| n == spec.name)
+    }
+
+    /// Attaches probes whose module has appeared since. Returns whether any
+    /// probe changed state (callers then re-emit statuses).
+    pub fn poll_modules(&mut self) -> bool {
+        let mut changed = false;
+        for i in 0..self.slots.len() {
+            if self.slots[i].waiting
+                && self.slots[i]
+                    .spec
+                    .module
+                    .is_some_and(|m| Path::new("/sys/module").join(m).exists())
+            {
+                self.try_attach(i);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn try_attach(&mut self, i: usize) {
+        let spec = self.slots[i].spec;
+        // Verify the program now, even if it can attach only later.
+        if let Err(e) = load_program(&mut self.ebpf, spec) {
+            let s = &mut self.slots[i];
+            s.state = ProbeState::Failed;
+            s.reason = format!("{e:#}");
+            s.waiting = false;
+            return;
+        }
+        if let Some(m) = spec.module {
+            if !Path::new("/sys/module").join(m).exists() {
+                let s = &mut self.slots[i];
+                s.state = ProbeState::MissingSymbol;
+                s.reason = format!("module {m} not loaded; attaches when it loads");
+                s.waiting = true;
+                return;
+            }
+            if let Err(e) = self.resolve_module_offsets(m) {
+                let s = &mut self.slots[i];
+                s.state = ProbeState::Failed;
+                s.reason = format!("{e:#}");
+                s.waiting = false;
+                return;
+            }
+        }
+        let (state, reason) = match attach(&mut self.ebpf, spec) {
+            Ok(()) => (ProbeState::Attached, String::new()),
+            Err(e) => classify(spec, &e),
+        };
+        if state != ProbeState::Attached {
+            log::info!(
+                "probe {} ({}) skipped: {reason}",
+                spec.name,
+                spec.attach.describe()
+            );
+        }
+        let s = &mut self.slots[i];
+        s.state = state;
+        s.reason = reason;
+        s.waiting = false;
+    }
+
+    /// Marks every module offset unresolved.
+    fn clear_module_offsets(&mut self) -> Result<()> {
+        let mut arr: Array<_, u32> = Array::try_from(
+            self.ebpf
+                .map_mut("MOD_OFFSETS")
+                .context("MOD_OFFSETS map missing")?,
+        )?;
+        for i in 0..tracer_common::kprobe::mod_offset::COUNT {
+            arr.set(i, u32::MAX, 0)?;
+        }
+        Ok(())
+    }
+
+    /// Fills `MOD_OFFSETS` from module `m`'s BTF (once per module).
+    fn resolve_module_offsets(&mut self, m: &'static str) -> Result<()> {
+        if self.modules_ready.contains(&m) {
+            return Ok(());
+        }
+        let Some(table) = MODULE_OFFSETS.iter().find(|t| t.module == m) else {
+            self.modules_ready.push(m);
+            return Ok(());
+        };
+        let base = self
+            .vmlinux_btf
+            .as_ref()
+            .context("no kernel BTF: cannot resolve module struct offsets")?;
+        let mbtf = btf::module(base, m)?;
+        let mut arr: Array<_, u32> = Array::try_from(
+            self.ebpf
+                .map_mut("MOD_OFFSETS")
+                .context("MOD_OFFSETS map missing")?,
+        )?;
+        for (idx, st, path) in table.fields {
+            let off = btf::offset(&mbtf, st, path).with_context(|| format!("module {m} BTF"))?;
+            arr.set(*idx, off, 0)?;
+        }
+        self.modules_ready.push(m);
+        Ok(())
     }
 
     /// Every probe with its status and hits so far.
     pub fn statuses(&self) -> Vec<ProbeStatus> {
         let hits = self.hits();
-        self.attached
+        self.slots
             .iter()
-            .map(|(spec, state, reason)| ProbeStatus {
-                probe: spec.name.to_string(),
-                attach: spec.attach.describe(),
-                status: *state,
-                required: spec.required,
-                reason: reason.clone(),
-                hits: hits.get(usize::from(spec.id)).copied().unwrap_or(0),
+            .map(|s| ProbeStatus {
+                probe: s.spec.name.to_string(),
+                attach: s.spec.attach.describe(),
+                status: s.state,
+                required: s.spec.required,
+                reason: s.reason.clone(),
+                hits: hits.get(usize::from(s.spec.id)).copied().unwrap_or(0),
             })
             .collect()
     }
@@ -109,6 +268,21 @@ impl Probes {
     }
 }
 
+/// Loads (verifies) a probe's program once.
+fn load_program(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<()> {
+    let prog = ebpf
+        .program_mut(spec.program)
+        .with_context(|| format!("program {} not in the eBPF object", spec.program))?;
+    if prog.fd().is_ok() {
+        return Ok(());
+    }
+    let r = match spec.attach {
+        Attach::Tracepoint { .. } => <&mut TracePoint>::try_from(prog)?.load(),
+        Attach::Kprobe { .. } | Attach::Kretprobe { .. } => <&mut KProbe>::try_from(prog)?.load(),
+    };
+    r.with_context(|| format!("load: the kernel refused program {}", spec.program))
+}
+
 fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<()> {
     let prog = ebpf
         .program_mut(spec.program)
@@ -116,22 +290,41 @@ fn attach(ebpf: &mut Ebpf, spec: &ProbeSpec) -> Result<()> {
     match spec.attach {
         Attach::Tracepoint { category, name } => {
             let tp: &mut TracePoint = prog.try_into()?;
-            tp.load().context("load")?;
             tp.attach(category, name).context("attach")?;
+        }
+        Attach::Kprobe { function } | Attach::Kretprobe { function } => {
+            let kp: &mut KProbe = prog.try_into()?;
+            kp.attach(function, 0).context("attach")?;
         }
     }
     Ok(())
 }
 
 /// Sorts an attach failure into the states users see.
-fn classify(e: &anyhow::Error) -> (ProbeState, String) {
+fn classify(spec: &ProbeSpec, e: &anyhow::Error) -> (ProbeState, String) {
     let text = format!("{e:#}");
+    if text.starts_with("load:") {
+        // The verifier (or the kernel) refused the program itself.
+        return (ProbeState::Failed, text);
+    }
+    let kprobe = matches!(
+        spec.attach,
+        Attach::Kprobe { .. } | Attach::Kretprobe { .. }
+    );
+    if kprobe && !Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+        return (
+            ProbeState::Unsupported,
+            "this kernel has no kprobes (CONFIG_KPROBES off)".into(),
+        );
+    }
     let errno = e.chain().find_map(|c| {
         c.downcast_ref::<std::io::Error>()
             .and_then(|io| io.raw_os_error())
     });
     let state = match errno {
         Some(libc::ENOENT) => ProbeState::MissingSymbol,
+        // A kprobe on a function that was inlined away or is notrace.
+        Some(libc::EINVAL) if kprobe => ProbeState::MissingSymbol,
         Some(libc::EOPNOTSUPP) | Some(libc::EPERM) | Some(libc::EINVAL) => ProbeState::Unsupported,
         _ if text.contains("No such file") || text.contains("not found") => {
             ProbeState::MissingSymbol

@@ -1,6 +1,7 @@
 //! Live probes: the declarative attach table, loading and attaching the eBPF
 //! object, and reading its health counters.
 
+pub mod btf;
 pub mod loader;
 pub mod table;
 pub mod tracefs;

@@ -3,7 +3,10 @@
 //! attach is reported with its reason and skipped, unless it is required or
 //! the user asked for it by name.
 
-use tracer_common::probe::{self, ProbeId};
+use tracer_common::{
+    kprobe::mod_offset,
+    probe::{self, ProbeId},
+};
 
 /// Where a program attaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,6 +15,10 @@ pub enum Attach {
         category: &'static str,
         name: &'static str,
     },
+    /// A kernel function's entry.
+    Kprobe { function: &'static str },
+    /// A kernel function's return.
+    Kretprobe { function: &'static str },
 }
 
 impl Attach {
@@ -19,6 +26,8 @@ impl Attach {
     pub fn describe(&self) -> String {
         match self {
             Attach::Tracepoint { category, name } => format!("tracepoint:{category}:{name}"),
+            Attach::Kprobe { function } => format!("kprobe:{function}"),
+            Attach::Kretprobe { function } => format!("kretprobe:{function}"),
         }
     }
 }
@@ -35,7 +44,63 @@ pub struct ProbeSpec {
     pub yields: &'static [&'static str],
     /// Without it the tool cannot do its job: failing to attach is fatal.
     pub required: bool,
+    /// Attach only once this module is loaded (its functions, or the
+    /// functions it makes meaningful, exist from then on).
+    pub module: Option<&'static str>,
 }
+
+/// Offsets inside a module's structs, resolved from its BTF when it loads
+/// (index in the `MOD_OFFSETS` map, struct, field path).
+pub struct ModuleOffsets {
+    pub module: &'static str,
+    pub fields: &'static [(u32, &'static str, &'static [&'static str])],
+}
+
+pub const MODULE_OFFSETS: &[ModuleOffsets] = &[
+    ModuleOffsets {
+        module: "vfio_pci_core",
+        fields: &[(
+            mod_offset::VFIO_PCI_CORE_PDEV,
+            "vfio_pci_core_device",
+            &["pdev"],
+        )],
+    },
+    ModuleOffsets {
+        module: "virtio_iommu",
+        fields: &[
+            (mod_offset::VIOMMU_DEV_REQUESTS, "viommu_dev", &["requests"]),
+            (mod_offset::VIOMMU_REQ_LEN, "viommu_request", &["len"]),
+            (mod_offset::VIOMMU_REQ_BUF, "viommu_request", &["buf"]),
+            (mod_offset::VIOMMU_REQ_LIST, "viommu_request", &["list"]),
+        ],
+    },
+];
+
+/// vmlinux offsets injected as read-only globals: (global, struct, path).
+pub const VMLINUX_OFFSETS: &[(&str, &str, &[&str])] = &[
+    ("OFF_DEVICE_NAME", "device", &["kobj", "name"]),
+    ("OFF_PCI_DEV_DEV", "pci_dev", &["dev"]),
+    ("OFF_MSI_DESC_DEV", "msi_desc", &["dev"]),
+    ("OFF_MSI_DESC_INDEX", "msi_desc", &["msi_index"]),
+    ("OFF_MSI_MSG_ADDR_LO", "msi_msg", &["address_lo"]),
+    ("OFF_MSI_MSG_ADDR_HI", "msi_msg", &["address_hi"]),
+    ("OFF_MSI_MSG_DATA", "msi_msg", &["data"]),
+    ("OFF_IOMMU_GROUP_ID", "iommu_group", &["id"]),
+    ("OFF_RESV_LIST", "iommu_resv_region", &["list"]),
+    ("OFF_RESV_START", "iommu_resv_region", &["start"]),
+    ("OFF_RESV_LENGTH", "iommu_resv_region", &["length"]),
+    ("OFF_RESV_PROT", "iommu_resv_region", &["prot"]),
+    ("OFF_RESV_TYPE", "iommu_resv_region", &["type"]),
+];
+
+/// `enum iommu_resv_type` values injected as globals: (global, enumerator).
+pub const VMLINUX_ENUMS: &[(&str, &str)] = &[
+    ("KRESV_DIRECT", "IOMMU_RESV_DIRECT"),
+    ("KRESV_DIRECT_RELAXABLE", "IOMMU_RESV_DIRECT_RELAXABLE"),
+    ("KRESV_RESERVED", "IOMMU_RESV_RESERVED"),
+    ("KRESV_MSI", "IOMMU_RESV_MSI"),
+    ("KRESV_SW_MSI", "IOMMU_RESV_SW_MSI"),
+];
 
 const IOCTL_KINDS: &[&str] = &[
     "vfio_map_dma",
@@ -59,6 +124,7 @@ pub const PROBES: &[ProbeSpec] = &[
         },
         yields: IOCTL_KINDS,
         required: true,
+        module: None,
     },
     ProbeSpec {
         name: "ioctl_exit",
@@ -70,11 +136,224 @@ pub const PROBES: &[ProbeSpec] = &[
         },
         yields: IOCTL_KINDS,
         required: true,
+        module: None,
     },
 ];
 
+/// A kernel-function probe; optional unless named by the user.
+const fn kfn(
+    name: &'static str,
+    program: &'static str,
+    id: ProbeId,
+    attach: Attach,
+    yields: &'static [&'static str],
+    module: Option<&'static str>,
+) -> ProbeSpec {
+    ProbeSpec {
+        name,
+        program,
+        id,
+        attach,
+        yields,
+        required: false,
+        module,
+    }
+}
+
+use Attach::{Kprobe, Kretprobe};
+
+pub const KERNEL_PROBES: &[ProbeSpec] = &[
+    kfn(
+        "iommu_map",
+        "iommu_map_entry",
+        probe::IOMMU_MAP_ENTRY,
+        Kprobe {
+            function: "iommu_map",
+        },
+        &["iommu_map"],
+        None,
+    ),
+    kfn(
+        "iommu_map_ret",
+        "iommu_map_return",
+        probe::IOMMU_MAP_RETURN,
+        Kretprobe {
+            function: "iommu_map",
+        },
+        &["iommu_map", "msi_doorbell_map"],
+        None,
+    ),
+    kfn(
+        "iommu_unmap",
+        "iommu_unmap_entry",
+        probe::IOMMU_UNMAP_ENTRY,
+        Kprobe {
+            function: "__iommu_unmap",
+        },
+        &["iommu_unmap"],
+        None,
+    ),
+    kfn(
+        "iommu_unmap_ret",
+        "iommu_unmap_return",
+        probe::IOMMU_UNMAP_RETURN,
+        Kretprobe {
+            function: "__iommu_unmap",
+        },
+        &["iommu_unmap"],
+        None,
+    ),
+    kfn(
+        "resv_regions",
+        "resv_regions_entry",
+        probe::RESV_REGIONS_ENTRY,
+        Kprobe {
+            function: "iommu_get_group_resv_regions",
+        },
+        &["resv_region"],
+        None,
+    ),
+    kfn(
+        "resv_regions_ret",
+        "resv_regions_return",
+        probe::RESV_REGIONS_RETURN,
+        Kretprobe {
+            function: "iommu_get_group_resv_regions",
+        },
+        &["resv_region"],
+        None,
+    ),
+    kfn(
+        "msi_write",
+        "pci_write_msi_msg",
+        probe::PCI_WRITE_MSI,
+        Kprobe {
+            function: "__pci_write_msi_msg",
+        },
+        &["msi_write"],
+        None,
+    ),
+    kfn(
+        "msi_cookie",
+        "iommu_get_msi_cookie",
+        probe::MSI_COOKIE,
+        Kprobe {
+            function: "iommu_get_msi_cookie",
+        },
+        &["msi_cookie"],
+        None,
+    ),
+    kfn(
+        "msi_prepare",
+        "iommu_dma_prepare_msi_entry",
+        probe::PREPARE_MSI_ENTRY,
+        Kprobe {
+            function: "iommu_dma_prepare_msi",
+        },
+        &["msi_doorbell_map"],
+        None,
+    ),
+    kfn(
+        "msi_prepare_ret",
+        "iommu_dma_prepare_msi_return",
+        probe::PREPARE_MSI_RETURN,
+        Kretprobe {
+            function: "iommu_dma_prepare_msi",
+        },
+        &["msi_doorbell_map"],
+        None,
+    ),
+    kfn(
+        "vfio_pin",
+        "vfio_pin_entry",
+        probe::VFIO_PIN_ENTRY,
+        Kprobe {
+            function: "vfio_pin_pages_remote",
+        },
+        &["vfio_pin"],
+        Some("vfio_iommu_type1"),
+    ),
+    kfn(
+        "vfio_pin_ret",
+        "vfio_pin_return",
+        probe::VFIO_PIN_RETURN,
+        Kretprobe {
+            function: "vfio_pin_pages_remote",
+        },
+        &["vfio_pin"],
+        Some("vfio_iommu_type1"),
+    ),
+    kfn(
+        "vfio_set_irqs",
+        "vfio_set_irqs_entry",
+        probe::VFIO_SET_IRQS_ENTRY,
+        Kprobe {
+            function: "vfio_pci_set_irqs_ioctl",
+        },
+        &["vfio_set_irqs"],
+        Some("vfio_pci_core"),
+    ),
+    kfn(
+        "msi_vector",
+        "msi_vector_entry",
+        probe::MSI_VECTOR_ENTRY,
+        Kprobe {
+            function: "vfio_msi_set_vector_signal",
+        },
+        &["msi_vector"],
+        Some("vfio_pci_core"),
+    ),
+    kfn(
+        "msi_vector_ret",
+        "msi_vector_return",
+        probe::MSI_VECTOR_RETURN,
+        Kretprobe {
+            function: "vfio_msi_set_vector_signal",
+        },
+        &["msi_vector"],
+        Some("vfio_pci_core"),
+    ),
+    kfn(
+        "viommu_req",
+        "viommu_add_req_entry",
+        probe::VIOMMU_ADD_REQ_ENTRY,
+        Kprobe {
+            function: "__viommu_add_req",
+        },
+        &["viommu_req"],
+        Some("virtio_iommu"),
+    ),
+    kfn(
+        "viommu_req_ret",
+        "viommu_add_req_return",
+        probe::VIOMMU_ADD_REQ_RETURN,
+        Kretprobe {
+            function: "__viommu_add_req",
+        },
+        &["viommu_req"],
+        Some("virtio_iommu"),
+    ),
+    // In vmlinux, but only meaningful (and only worth its cost on every
+    // virtio completion) once virtio_iommu is loaded.
+    kfn(
+        "viommu_done",
+        "virtqueue_get_buf_return",
+        probe::VIRTQUEUE_GET_BUF_RETURN,
+        Kretprobe {
+            function: "virtqueue_get_buf_ctx",
+        },
+        &["viommu_req"],
+        Some("virtio_iommu"),
+    ),
+];
+
+/// Every probe: the syscall tracepoints, then the kernel-function probes.
+pub fn all() -> impl Iterator<Item = &'static ProbeSpec> {
+    PROBES.iter().chain(KERNEL_PROBES)
+}
+
 pub fn by_name(name: &str) -> Option<&'static ProbeSpec> {
-    PROBES.iter().find(|p| p.name == name)
+    all().find(|p| p.name == name)
 }
 
 #[cfg(test)]
@@ -83,8 +362,9 @@ mod tests {
 
     #[test]
     fn names_programs_and_ids_are_unique() {
-        for (i, a) in PROBES.iter().enumerate() {
-            for b in &PROBES[i + 1..] {
+        let all: Vec<_> = all().collect();
+        for (i, a) in all.iter().enumerate() {
+            for b in &all[i + 1..] {
                 assert_ne!(a.name, b.name);
                 assert_ne!(a.program, b.program);
                 assert_ne!(a.id, b.id);

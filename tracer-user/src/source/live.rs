@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 use tracer_core::{
-    decode::decode_record,
+    decode::decode_into,
     event::{Comm, Event, EventKind, NodeId},
 };
 
@@ -40,6 +40,8 @@ pub async fn run(
         let last = tokio::select! {
             _ = drain.tick() => false,
             _ = health.tick() => {
+                // Modules loaded since (vfio, virtio_iommu...) get their probes now.
+                probes.poll_modules();
                 let _ = tx.send(health_events(&probes, node, undecodable)).await;
                 false
             }
@@ -47,8 +49,8 @@ pub async fn run(
         };
         let mut batch = Vec::new();
         while let Some(item) = ring.next() {
-            match decode_record(&item, node) {
-                Ok(ev) => batch.push(ev),
+            match decode_into(&item, node, &mut batch) {
+                Ok(_) => {}
                 Err(e) => {
                     undecodable += 1;
                     log::warn!("undecodable probe record ({} bytes): {e}", item.len());

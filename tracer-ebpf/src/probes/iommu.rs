@@ -1,0 +1,212 @@
+//! IOMMU core (drivers/iommu/iommu.c, dma-iommu.c): what each domain maps,
+//! the reserved regions of each group, and the software-MSI doorbells.
+
+use aya_ebpf::{
+    helpers::bpf_get_current_pid_tgid,
+    macros::{kprobe, kretprobe, map},
+    maps::HashMap,
+    programs::{ProbeContext, RetProbeContext},
+};
+use tracer_common::{
+    kind,
+    kprobe::{
+        DoorbellMapRecord, IommuMapRecord, IommuUnmapRecord, MsiCookieRecord, ResvRecord,
+        DEV_NAME_LEN, MAX_RESV,
+    },
+    probe::*,
+};
+
+use crate::{
+    maps::{fill_header, hit, reserve, save_args, take_args, wanted, SUBMIT_FLAGS},
+    offsets::{dev_name, iommu_group_id, msi_desc, read, resv_code, resv_layout},
+};
+
+/// A thread inside `iommu_dma_prepare_msi()`: the device and doorbell address.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PrepareMsi {
+    dev: [u8; DEV_NAME_LEN],
+    msi_addr: u64,
+}
+
+#[map]
+static PREPARE_MSI: HashMap<u32, PrepareMsi> = HashMap::with_max_entries(1024, 0);
+
+/// `int iommu_map(struct iommu_domain *domain, unsigned long iova,
+/// phys_addr_t paddr, size_t size, int prot, gfp_t gfp)`
+#[kprobe]
+pub fn iommu_map_entry(ctx: ProbeContext) -> u32 {
+    if wanted(bpf_get_current_pid_tgid()) {
+        hit(IOMMU_MAP_ENTRY);
+        save_args(&ctx, IOMMU_MAP_ENTRY, 5);
+    }
+    0
+}
+
+#[kretprobe]
+pub fn iommu_map_return(ctx: RetProbeContext) -> u32 {
+    let Some(a) = take_args(IOMMU_MAP_ENTRY) else {
+        return 0;
+    };
+    hit(IOMMU_MAP_RETURN);
+    let ret: i64 = ctx.ret();
+    if let Some(mut e) = reserve::<IommuMapRecord>() {
+        let r = e.as_mut_ptr();
+        // SAFETY: exclusively owned ring slot; every field written.
+        unsafe {
+            fill_header(&mut (*r).hdr, kind::IOMMU_MAP, IOMMU_MAP_RETURN);
+            (*r).domain = a.args[0];
+            (*r).iova = a.args[1];
+            (*r).paddr = a.args[2];
+            (*r).size = a.args[3];
+            (*r).prot = a.args[4] as u32;
+            (*r).ret = ret as i32;
+        }
+        e.submit(SUBMIT_FLAGS);
+    }
+    // A map made inside iommu_dma_prepare_msi() is the doorbell page.
+    let tid = bpf_get_current_pid_tgid() as u32;
+    // SAFETY: copied out of the map value at once.
+    if let Some(p) = unsafe { PREPARE_MSI.get(&tid) }.copied() {
+        if ret == 0 {
+            if let Some(mut e) = reserve::<DoorbellMapRecord>() {
+                let r = e.as_mut_ptr();
+                // SAFETY: as above.
+                unsafe {
+                    fill_header(&mut (*r).hdr, kind::DOORBELL_MAP, IOMMU_MAP_RETURN);
+                    (*r).dev = p.dev;
+                    (*r).domain = a.args[0];
+                    (*r).iova = a.args[1];
+                    (*r).paddr = a.args[2];
+                    (*r).msi_addr = p.msi_addr;
+                }
+                e.submit(SUBMIT_FLAGS);
+            }
+        }
+    }
+    0
+}
+
+/// `size_t __iommu_unmap(struct iommu_domain *domain, unsigned long iova,
+/// size_t size, struct iommu_iotlb_gather *iotlb_gather)`
+#[kprobe]
+pub fn iommu_unmap_entry(ctx: ProbeContext) -> u32 {
+    if wanted(bpf_get_current_pid_tgid()) {
+        hit(IOMMU_UNMAP_ENTRY);
+        save_args(&ctx, IOMMU_UNMAP_ENTRY, 3);
+    }
+    0
+}
+
+#[kretprobe]
+pub fn iommu_unmap_return(ctx: RetProbeContext) -> u32 {
+    let Some(a) = take_args(IOMMU_UNMAP_ENTRY) else {
+        return 0;
+    };
+    hit(IOMMU_UNMAP_RETURN);
+    let unmapped: u64 = ctx.ret();
+    if let Some(mut e) = reserve::<IommuUnmapRecord>() {
+        let r = e.as_mut_ptr();
+        // SAFETY: exclusively owned ring slot; every field written.
+        unsafe {
+            fill_header(&mut (*r).hdr, kind::IOMMU_UNMAP, IOMMU_UNMAP_RETURN);
+            (*r).domain = a.args[0];
+            (*r).iova = a.args[1];
+            (*r).size = a.args[2];
+            (*r).unmapped = unmapped;
+        }
+        e.submit(SUBMIT_FLAGS);
+    }
+    0
+}
+
+/// `int iommu_get_msi_cookie(struct iommu_domain *domain, dma_addr_t base)`
+#[kprobe]
+pub fn iommu_get_msi_cookie(ctx: ProbeContext) -> u32 {
+    hit(MSI_COOKIE);
+    if let Some(mut e) = reserve::<MsiCookieRecord>() {
+        let r = e.as_mut_ptr();
+        // SAFETY: exclusively owned ring slot; every field written.
+        unsafe {
+            fill_header(&mut (*r).hdr, kind::MSI_COOKIE, MSI_COOKIE);
+            (*r).domain = ctx.arg::<u64>(0).unwrap_or(0);
+            (*r).base = ctx.arg::<u64>(1).unwrap_or(0);
+        }
+        e.submit(SUBMIT_FLAGS);
+    }
+    0
+}
+
+/// `int iommu_dma_prepare_msi(struct msi_desc *desc, phys_addr_t msi_addr)`:
+/// maps the doorbell page (if not yet mapped) through `iommu_map()`.
+#[kprobe]
+pub fn iommu_dma_prepare_msi_entry(ctx: ProbeContext) -> u32 {
+    hit(PREPARE_MSI_ENTRY);
+    let mut p = PrepareMsi {
+        dev: [0; DEV_NAME_LEN],
+        msi_addr: ctx.arg::<u64>(1).unwrap_or(0),
+    };
+    if let Some(desc) = msi_desc(ctx.arg::<u64>(0).unwrap_or(0)) {
+        dev_name(desc.dev, &mut p.dev);
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = PREPARE_MSI.insert(&tid, &p, 0);
+    0
+}
+
+#[kretprobe]
+pub fn iommu_dma_prepare_msi_return(_ctx: RetProbeContext) -> u32 {
+    hit(PREPARE_MSI_RETURN);
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = PREPARE_MSI.remove(&tid);
+    0
+}
+
+/// `int iommu_get_group_resv_regions(struct iommu_group *group,
+/// struct list_head *head)`: at return `head` lists the group's regions.
+#[kprobe]
+pub fn resv_regions_entry(ctx: ProbeContext) -> u32 {
+    hit(RESV_REGIONS_ENTRY);
+    save_args(&ctx, RESV_REGIONS_ENTRY, 2);
+    0
+}
+
+#[kretprobe]
+pub fn resv_regions_return(_ctx: RetProbeContext) -> u32 {
+    let Some(a) = take_args(RESV_REGIONS_ENTRY) else {
+        return 0;
+    };
+    hit(RESV_REGIONS_RETURN);
+    let Some(l) = resv_layout() else {
+        return 0;
+    };
+    let head = a.args[1];
+    let Some(mut e) = reserve::<ResvRecord>() else {
+        return 0;
+    };
+    let r = e.as_mut_ptr();
+    // SAFETY: exclusively owned ring slot; header, group and count written,
+    // entries written up to count.
+    unsafe {
+        fill_header(&mut (*r).hdr, kind::RESV_REGIONS, RESV_REGIONS_RETURN);
+        (*r).group = iommu_group_id(a.args[0]).unwrap_or(u32::MAX);
+        let mut node = read::<u64>(head).unwrap_or(head);
+        let mut n = 0u32;
+        for i in 0..MAX_RESV {
+            if node == head || node == 0 {
+                break;
+            }
+            let region = node - l.list;
+            let ent = &mut (*r).entries[i];
+            ent.start = read::<u64>(region + l.start).unwrap_or(0);
+            ent.length = read::<u64>(region + l.length).unwrap_or(0);
+            ent.prot = read::<u32>(region + l.prot).unwrap_or(0);
+            ent.rtype = resv_code(read::<u32>(region + l.rtype).unwrap_or(u32::MAX));
+            n += 1;
+            node = read::<u64>(node).unwrap_or(head);
+        }
+        (*r).count = n;
+    }
+    e.submit(SUBMIT_FLAGS);
+    0
+}

@@ -18,6 +18,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         other => bail!("unknown benchmark {other:?}: engine, record"),
     };
     step::run(
-        cmd("cargo", ["bench", "-p", "tracer-core", "--bench", bench]).current_dir(workspace_root()),
+        cmd("cargo", ["bench", "-p", "tracer-core", "--bench", bench])
+            .current_dir(workspace_root()),
     )
 }

@@ -46,7 +46,10 @@ fn cargo_build(target: Option<&str>, release: bool) -> Result<()> {
 /// `target` and returns its path. The probes inside are built for that
 /// target's architecture.
 pub fn musl_binary(target: &str, bin: &str) -> Result<PathBuf> {
-    let mut c = cmd("cargo", ["build", "--release", "--bin", bin, "--target", target]);
+    let mut c = cmd(
+        "cargo",
+        ["build", "--release", "--bin", bin, "--target", target],
+    );
     c.current_dir(workspace_root());
     step::run(&mut c)?;
     Ok(workspace_root()

@@ -113,7 +113,12 @@ fn nightly_llvm() -> Result<NightlyLlvm> {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("libLLVM.so."))
         })
-        .with_context(|| format!("no libLLVM.so.* in {} (nightly without LLVM?)", libdir.display()))?;
+        .with_context(|| {
+            format!(
+                "no libLLVM.so.* in {} (nightly without LLVM?)",
+                libdir.display()
+            )
+        })?;
     Ok(NightlyLlvm { major, lib })
 }
 
@@ -143,7 +148,10 @@ fn bpf_linker() -> Result<()> {
     // environment (the library is found through the prefix it was linked with).
     if linker.is_file() && fs::read_to_string(&stamp).ok().as_deref() == Some(&want_stamp) {
         let mut check = Command::new(&linker);
-        check.arg("--version").env_clear().env("PATH", "/usr/bin:/bin");
+        check
+            .arg("--version")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin");
         if output(&mut check).is_ok() {
             eprintln!("    bpf-linker {BPF_LINKER_VERSION}: present, linked to {soname}");
             return Ok(());
@@ -176,7 +184,10 @@ fn bpf_linker() -> Result<()> {
     install.env("LLVM_PREFIX", &prefix);
     step::run(&mut install)?;
     let mut check = Command::new(&linker);
-    check.arg("--version").env_clear().env("PATH", "/usr/bin:/bin");
+    check
+        .arg("--version")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin");
     output(&mut check).context("the freshly built bpf-linker does not run")?;
     fs::create_dir_all(cache_dir())?;
     fs::write(&stamp, want_stamp)?;
@@ -257,7 +268,10 @@ fn apt_packages() -> Result<()> {
         if group.is_empty() {
             continue;
         }
-        let mut c = cmd("apt-get", ["install", "-y", "-q", "--no-install-recommends"]);
+        let mut c = cmd(
+            "apt-get",
+            ["install", "-y", "-q", "--no-install-recommends"],
+        );
         if let Some(s) = suite {
             c.args(["-t", s]);
         }

@@ -37,14 +37,17 @@ pub fn run(a: &TestArgs) -> Result<()> {
             cmd("cargo", ["clippy", "--all-targets", "--", "-D", "warnings"]).current_dir(&root),
         )
     })?;
-    step("unit and integration tests (root probe tests included)", || {
-        let mut c = cmd("cargo", ["test"]);
-        c.current_dir(&root);
-        if !step::is_root() {
-            eprintln!("    not root: the probe tests will print why they skip");
-        }
-        step::run(&mut c)
-    })?;
+    step(
+        "unit and integration tests (root probe tests included)",
+        || {
+            let mut c = cmd("cargo", ["test"]);
+            c.current_dir(&root);
+            if !step::is_root() {
+                eprintln!("    not root: the probe tests will print why they skip");
+            }
+            step::run(&mut c)
+        },
+    )?;
     if a.no_lab {
         eprintln!("==> lab scenarios: skipped (--no-lab)");
     } else {

@@ -98,7 +98,12 @@ fn unknown_node_ids_get_placeholders_and_errors_pass_through() {
         TraceReader::new(Cursor::new(bad)).unwrap(),
     ]);
     let items: Vec<_> = t.by_ref().collect();
-    assert_eq!(items.iter().filter(|i| i.is_err()).count(), 1);
+    // The cut file's error comes after its own events, in time order.
+    let shape: Vec<Option<u32>> = items
+        .iter()
+        .map(|i| i.as_ref().ok().map(|e| e.tid))
+        .collect();
+    assert_eq!(shape, [Some(1), Some(9), None, Some(2)]);
     let evs: Vec<Event> = items.into_iter().filter_map(Result::ok).collect();
     assert_eq!(evs.iter().map(|e| e.tid).collect::<Vec<_>>(), [1, 9, 2]);
     let ev7 = &evs[2];
@@ -126,4 +131,24 @@ fn files_on_disk() {
     let tids: Vec<u32> = t.map(|e| e.unwrap().tid).collect();
     assert_eq!(tids, [2, 1]);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn window_and_buffer_bound_the_reordering() {
+    let n = vec![node("a", NodeRole::Host, 0)];
+    let evs = vec![at(100, 0, 1), at(50, 0, 2), at(10, 0, 3)];
+    let sorted: Vec<u32> = Timeline::new(vec![MemorySource::new(n.clone(), evs.clone())])
+        .map(|e| e.unwrap().tid)
+        .collect();
+    assert_eq!(sorted, [3, 2, 1]);
+    let as_is: Vec<u32> = Timeline::new(vec![MemorySource::new(n.clone(), evs.clone())])
+        .with_window(0)
+        .map(|e| e.unwrap().tid)
+        .collect();
+    assert_eq!(as_is, [1, 2, 3]);
+    let capped: Vec<u32> = Timeline::new(vec![MemorySource::new(n, evs)])
+        .with_max_buffered(2)
+        .map(|e| e.unwrap().tid)
+        .collect();
+    assert_eq!(capped, [2, 3, 1]);
 }

@@ -12,7 +12,7 @@
 
 use std::cmp::Ordering;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::Path;
@@ -78,10 +78,11 @@ struct Input<S> {
     exhausted: bool,
 }
 
-/// A buffered event, ordered by (aligned time, input, sequence).
+/// A buffered event (or an input's error, placed after every event that
+/// input delivered before it), ordered by (aligned time, input, sequence).
 struct Pending {
     key: (i128, usize, u64),
-    ev: Event,
+    item: Result<Event, TraceError>,
 }
 
 impl PartialEq for Pending {
@@ -102,14 +103,14 @@ impl Ord for Pending {
 }
 
 /// The merged stream: an iterator of `Result<Event, TraceError>` whose node
-/// ids index [`Timeline::nodes`]. An input's error is yielded as soon as it
-/// is met; the other inputs go on.
+/// ids index [`Timeline::nodes`]. An input's error comes out in time order,
+/// after every event that input delivered before it; the other inputs go
+/// on after it.
 pub struct Timeline<S> {
     inputs: Vec<Input<S>>,
     nodes: Vec<NodeInfo>,
     by_name: HashMap<String, NodeId>,
     heap: BinaryHeap<Reverse<Pending>>,
-    errors: VecDeque<TraceError>,
     seq: u64,
     window_ns: i128,
     max_buffered: usize,
@@ -146,7 +147,6 @@ impl<S: EventSource> Timeline<S> {
             nodes: Vec::new(),
             by_name: HashMap::new(),
             heap: BinaryHeap::new(),
-            errors: VecDeque::new(),
             seq: 0,
             window_ns: i128::from(DEFAULT_WINDOW_NS),
             max_buffered: DEFAULT_MAX_BUFFERED,
@@ -229,11 +229,18 @@ impl<S: EventSource> Timeline<S> {
         self.inputs[i].remap[usize::from(node)]
     }
 
-    /// Pulls one item from input `i` into the heap (or the error queue).
+    /// Pulls one item from input `i` into the heap.
     fn pull(&mut self, i: usize) {
         match self.inputs[i].src.next_event() {
             None => self.inputs[i].exhausted = true,
-            Some(Err(e)) => self.errors.push_back(e),
+            Some(Err(e)) => {
+                self.seq += 1;
+                let at = self.inputs[i].watermark.unwrap_or(i128::MIN);
+                self.heap.push(Reverse(Pending {
+                    key: (at, i, self.seq),
+                    item: Err(e),
+                }));
+            }
             Some(Ok(mut ev)) => {
                 ev.node = self.map_node(i, ev.node);
                 let key = aligned_ns(&ev, &self.nodes);
@@ -242,7 +249,7 @@ impl<S: EventSource> Timeline<S> {
                 self.seq += 1;
                 self.heap.push(Reverse(Pending {
                     key: (key, i, self.seq),
-                    ev,
+                    item: Ok(ev),
                 }));
             }
         }
@@ -270,9 +277,6 @@ impl<S: EventSource> Iterator for Timeline<S> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(e) = self.errors.pop_front() {
-                return Some(Err(e));
-            }
             if self.heap.len() >= self.max_buffered {
                 break;
             }
@@ -281,6 +285,6 @@ impl<S: EventSource> Iterator for Timeline<S> {
                 None => break,
             }
         }
-        self.heap.pop().map(|Reverse(p)| Ok(p.ev))
+        self.heap.pop().map(|Reverse(p)| p.item)
     }
 }

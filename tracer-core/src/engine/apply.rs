@@ -21,7 +21,7 @@ impl Engine {
             EventKind::VfioMapDma(m) => self.on_map_dma(e, m, id, wall),
             EventKind::VfioUnmapDma(u) => self.on_unmap_dma(e, u, id, wall),
             EventKind::VfioIommuInfo(i) => {
-                self.host.take_pending(e.node, e.tid);
+                self.host.clear_pending(e.node, e.tid);
                 if i.errno == 0 {
                     let k = ContainerKey {
                         node: e.node,
@@ -32,7 +32,7 @@ impl Engine {
                 }
             }
             EventKind::VfioSetIommu(s) => {
-                self.host.take_pending(e.node, e.tid);
+                self.host.clear_pending(e.node, e.tid);
                 if s.errno == 0 {
                     let k = ContainerKey {
                         node: e.node,
@@ -52,7 +52,7 @@ impl Engine {
                 }
             }
             EventKind::VfioSetIrqs(s) => {
-                self.host.take_pending(e.node, e.tid);
+                self.host.clear_pending(e.node, e.tid);
                 if s.errno == 0 {
                     let k = DevKey::new(e.node, e.pid, s.device);
                     self.check_irq_signal(k, s, id);
@@ -90,7 +90,7 @@ impl Engine {
                 self.check_cookie_vs_mappings(k, c.base, id);
             }
             EventKind::KvmMemslot(m) => {
-                self.host.take_pending(e.node, e.tid);
+                self.host.clear_pending(e.node, e.tid);
                 if m.errno == 0 {
                     self.host.memslot(e.node, m, id);
                 }
@@ -139,6 +139,7 @@ impl Engine {
         c.domains.extend(group.maps.iter().map(|(_, im)| im.domain));
         self.host.apply_pins(e.node, key.pid(), &group.pins);
         self.check_pins_vs_iommu(key, m, &group, id);
+        self.host.recycle_pending(e.node, e.tid, group);
     }
 
     fn join_host_map(
@@ -171,7 +172,7 @@ impl Engine {
     }
 
     fn on_unmap_dma(&mut self, e: &Event, u: &VfioUnmapDma, id: EvId, wall: u64) {
-        self.host.take_pending(e.node, e.tid);
+        self.host.clear_pending(e.node, e.tid);
         let key = ContainerKey {
             node: e.node,
             container: u.container,
@@ -219,18 +220,22 @@ impl Engine {
         };
         let mut removed: Vec<Mapping> = Vec::new();
         c.maps.remove_contained(s, l, |m| removed.push(m));
-        let left: Vec<Mapping> = c.maps.overlapping(s, l).collect();
+        let left: Vec<Mapping> = if unmapped < size {
+            c.maps.overlapping(s, l).collect()
+        } else {
+            Vec::new()
+        };
         for m in &removed {
             let last = m.to.saturating_add(m.last - m.start);
             self.host.unpin(key.node, key.pid(), m.to, last);
         }
-        if unmapped < size && !left.is_empty() {
+        if !left.is_empty() {
             self.report_stale_host(key, s, l, unmapped, &left, id);
         }
     }
 
     fn on_ioas_map(&mut self, e: &Event, m: &IoasMap, id: EvId) {
-        self.host.take_pending(e.node, e.tid);
+        self.host.clear_pending(e.node, e.tid);
         if m.errno != 0 {
             return;
         }
@@ -250,7 +255,7 @@ impl Engine {
     }
 
     fn on_ioas_unmap(&mut self, e: &Event, u: &IoasUnmap, id: EvId) {
-        self.host.take_pending(e.node, e.tid);
+        self.host.clear_pending(e.node, e.tid);
         let key = ContainerKey {
             node: e.node,
             container: u.iommufd,

@@ -145,9 +145,13 @@ impl GuestState {
             }
             ViommuOp::Unmap => {
                 if let Some(d) = self.domains.get_mut(&key) {
-                    d.maps
+                    let n = d
+                        .maps
                         .remove_contained(r.virt_start, r.virt_end, |m| out.removed.push(m));
-                    out.left = d.maps.overlapping(r.virt_start, r.virt_end).collect();
+                    let whole = (r.virt_end - r.virt_start).saturating_add(1);
+                    if n != whole {
+                        out.left = d.maps.overlapping(r.virt_start, r.virt_end).collect();
+                    }
                 }
             }
         }

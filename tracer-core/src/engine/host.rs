@@ -83,7 +83,29 @@ impl HostState {
 
     /// Ends a thread's group at one of its ioctl events.
     pub fn take_pending(&mut self, node: NodeId, tid: u32) -> Pending {
-        self.pending.remove(&(node, tid)).unwrap_or_default()
+        self.pending
+            .get_mut(&(node, tid))
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Drops a thread's group (an ioctl that is not a MAP_DMA).
+    pub fn clear_pending(&mut self, node: NodeId, tid: u32) {
+        if let Some(p) = self.pending.get_mut(&(node, tid)) {
+            p.pins.clear();
+            p.maps.clear();
+        }
+    }
+
+    /// Gives a taken group's buffers back for the thread's next group.
+    pub fn recycle_pending(&mut self, node: NodeId, tid: u32, mut p: Pending) {
+        p.pins.clear();
+        p.maps.clear();
+        if let Some(slot) = self.pending.get_mut(&(node, tid)) {
+            if slot.pins.capacity() == 0 && slot.maps.capacity() == 0 {
+                *slot = p;
+            }
+        }
     }
 
     pub fn memslot(&mut self, node: NodeId, m: &KvmMemslot, ev: EvId) {

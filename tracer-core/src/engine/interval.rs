@@ -149,15 +149,34 @@ impl IntervalMap {
         if start > last {
             return;
         }
-        self.remove_range(start, last, |_| {});
+        // The piece starting at or before `last`: if it ends before `start`
+        // nothing overlaps (the common case) and it is the merge candidate.
+        let below = self.map.range(..=last).next_back().map(|(&s, g)| (s, *g));
+        let prev = match below {
+            Some((_, g)) if g.last >= start => {
+                self.remove_range(start, last, |_| {});
+                start.checked_sub(1).and_then(|p| self.get(p))
+            }
+            Some((s, g)) => Some(Mapping {
+                start: s,
+                last: g.last,
+                to: g.to,
+                meta: g.meta,
+            }),
+            None => None,
+        };
         let mut m = Mapping {
             start,
             last,
             to,
             meta,
         };
-        if let Some(prev) = start.checked_sub(1).and_then(|p| self.get(p)) {
-            if prev.meta == meta && prev.translate(start) == to && prev.to <= to {
+        if let Some(prev) = prev {
+            if prev.meta == meta
+                && prev.last.checked_add(1) == Some(start)
+                && prev.translate(start) == to
+                && prev.to <= to
+            {
                 self.map.remove(&prev.start);
                 m.start = prev.start;
                 m.to = prev.to;
@@ -202,6 +221,19 @@ impl IntervalMap {
     pub fn remove_range(&mut self, start: u64, last: u64, mut f: impl FnMut(Mapping)) -> u64 {
         if start > last {
             return 0;
+        }
+        if let Some(seg) = self.map.get(&start).copied() {
+            if seg.last == last {
+                self.map.remove(&start);
+                let m = Mapping {
+                    start,
+                    last,
+                    to: seg.to,
+                    meta: seg.meta,
+                };
+                f(m);
+                return m.size();
+            }
         }
         self.split_at(start);
         if let Some(after) = last.checked_add(1) {

@@ -7,6 +7,7 @@ mod cmd;
 mod node;
 mod probes;
 mod source;
+mod tui;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,5 @@
-//! `vfio-trace live`: trace and show. The terminal UI is not built yet;
-//! `--no-tui` prints the event stream as text.
+//! `vfio-trace live`: trace and show, in the terminal UI (`crate::tui`), or
+//! with `--no-tui` as a text stream.
 
 use std::process::ExitCode;
 
@@ -11,10 +11,7 @@ use crate::cli::LiveArgs;
 
 pub fn run(args: LiveArgs) -> Result<ExitCode> {
     if !args.no_tui {
-        eprintln!(
-            "vfio-trace live: the terminal UI is not built yet in this version; use --no-tui"
-        );
-        return Ok(ExitCode::from(super::EXIT_CANNOT));
+        return run_tui(args);
     }
     runtime()?.block_on(async {
         let mut session = Session::start(&args.probe)?;
@@ -35,6 +32,26 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
             }
         }
         session.finish().await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// The terminal UI until the user quits, `--duration` passes or a signal
+/// comes; then the probes drain and detach.
+fn run_tui(args: LiveArgs) -> Result<ExitCode> {
+    runtime()?.block_on(async {
+        let mut session = Session::start(&args.probe)?;
+        let mut stop = StopWhen::new(args.duration, &[])?;
+        let nodes = vec![session.node.clone()];
+        let probes = session.probe_table.clone();
+        let ui = crate::tui::run_live(nodes, probes, &mut session.events, async {
+            stop.wait().await;
+        })
+        .await;
+        session.request_stop();
+        while session.events.recv().await.is_some() {}
+        session.finish().await?;
+        ui?;
         Ok(ExitCode::SUCCESS)
     })
 }

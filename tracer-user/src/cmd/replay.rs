@@ -1,5 +1,6 @@
-//! `vfio-trace replay FILE...`: recorded files as one timeline. The terminal
-//! UI is not built yet; `--print` prints the events as text.
+//! `vfio-trace replay FILE...`: recorded files as one timeline, in the
+//! terminal UI with replay controls (`crate::tui`), or with `--print` as
+//! text.
 
 use std::{
     io::{BufWriter, Write},
@@ -14,10 +15,7 @@ use crate::cli::ReplayArgs;
 
 pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     if !args.print {
-        eprintln!(
-            "vfio-trace replay: the terminal UI is not built yet in this version; use --print"
-        );
-        return Ok(ExitCode::from(super::EXIT_CANNOT));
+        return run_tui(args);
     }
     let mut w = TextWriter::new(BufWriter::new(std::io::stdout().lock()));
     let end = for_each_event(&args.files, args.salvage, |ev, nodes| {
@@ -25,6 +23,31 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     })?;
     w.finish()?.flush()?;
     Ok(if report_damage(&end, args.salvage) {
+        ExitCode::from(super::EXIT_CANNOT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Reads every file (one timeline), then opens the UI on it. Damage is
+/// reported on stderr first and noted in the timeline bar.
+fn run_tui(args: ReplayArgs) -> Result<ExitCode> {
+    let mut events = Vec::new();
+    let mut nodes = Vec::new();
+    let end = for_each_event(&args.files, args.salvage, |ev, n| {
+        events.push(ev.clone());
+        if n.len() > nodes.len() {
+            nodes = n.to_vec();
+        }
+        Ok(())
+    })?;
+    let fatal = report_damage(&end, args.salvage);
+    let note = match &end {
+        super::files::ReadEnd::Complete => None,
+        super::files::ReadEnd::Damaged(e) => Some(format!("read stopped early: {e}")),
+    };
+    crate::tui::run_replay(events, nodes, note)?;
+    Ok(if fatal {
         ExitCode::from(super::EXIT_CANNOT)
     } else {
         ExitCode::SUCCESS

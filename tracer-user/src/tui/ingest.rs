@@ -1,0 +1,177 @@
+//! The ingest side: owns the [`Model`], applies events as they come (live)
+//! or as the replay clock releases them, and publishes a snapshot at most
+//! [`FPS`](super::ui_thread::FPS) times a second when something changed.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use tokio::sync::{mpsc, watch};
+use tracer_core::event::{Event, NodeInfo};
+
+use super::{
+    input::ReplayCmd,
+    model::Model,
+    replay_clock::ReplayClock,
+    snapshot::{self, ReplayStatus, Snapshot},
+    ui_state::UiState,
+    ui_thread::FPS,
+};
+
+/// How often the engine's (costlier) view is re-read while events flow.
+const REFRESH: Duration = Duration::from_millis(250);
+
+/// Recorded events and their clock.
+pub struct Replay {
+    pub events: Vec<Event>,
+    pub clock: ReplayClock,
+    pub cmds: mpsc::UnboundedReceiver<ReplayCmd>,
+    pub note: Option<String>,
+}
+
+pub struct Ingest {
+    pub model: Model,
+    nodes: Vec<NodeInfo>,
+    history: usize,
+    started: Instant,
+    last_refresh: Instant,
+}
+
+impl Ingest {
+    pub fn new(nodes: Vec<NodeInfo>, history: usize) -> Self {
+        Ingest {
+            model: Model::new(nodes.clone(), history),
+            nodes,
+            history,
+            started: Instant::now(),
+            last_refresh: Instant::now(),
+        }
+    }
+
+    fn refresh(&mut self, force: bool) {
+        if force || self.last_refresh.elapsed() >= REFRESH {
+            self.model.refresh();
+            self.last_refresh = Instant::now();
+        }
+    }
+
+    fn replay_status(r: &Replay) -> ReplayStatus {
+        ReplayStatus {
+            start_ns: r.clock.start(),
+            end_ns: r.clock.end(),
+            now_ns: r.clock.now(),
+            playing: r.clock.playing,
+            speed: r.clock.speed(),
+            applied: r.clock.applied(),
+            total: r.clock.total(),
+            note: r.note.clone(),
+        }
+    }
+
+    fn build(&self, ui: &UiState, replay: Option<&Replay>) -> Arc<Snapshot> {
+        let (uptime, status) = match replay {
+            Some(r) => (
+                u64::try_from(r.clock.now() - r.clock.start()).unwrap_or(0),
+                Some(Self::replay_status(r)),
+            ),
+            None => (
+                u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                None,
+            ),
+        };
+        Arc::new(snapshot::build(&self.model, ui, uptime, status))
+    }
+
+    fn apply_range(&mut self, r: &Replay, range: std::ops::Range<usize>) -> bool {
+        let any = !range.is_empty();
+        for ev in &r.events[range] {
+            self.model.apply(ev);
+        }
+        any
+    }
+
+    fn replay_cmd(&mut self, r: &mut Replay, cmd: ReplayCmd) {
+        match cmd {
+            ReplayCmd::TogglePlay => r.clock.toggle(),
+            ReplayCmd::Faster => r.clock.faster(),
+            ReplayCmd::Slower => r.clock.slower(),
+            ReplayCmd::Step => {
+                let range = r.clock.step();
+                self.apply_range(r, range);
+                self.refresh(true);
+            }
+            ReplayCmd::JumpTo(secs) => {
+                let j = r.clock.jump(secs);
+                if j.rebuild {
+                    self.model = Model::new(self.nodes.clone(), self.history);
+                }
+                self.apply_range(r, j.apply);
+                self.refresh(true);
+            }
+        }
+    }
+
+    /// Runs until the UI goes away (its `UiState` sender is dropped) or
+    /// `stop` resolves. `live` is the live event stream, if any.
+    pub async fn run(
+        &mut self,
+        mut ui_rx: watch::Receiver<UiState>,
+        snap_tx: watch::Sender<Arc<Snapshot>>,
+        mut live: Option<&mut mpsc::Receiver<Vec<Event>>>,
+        mut replay: Option<Replay>,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        let mut ui = ui_rx.borrow().clone();
+        let mut tick = tokio::time::interval(Duration::from_millis(1000 / FPS));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_tick = Instant::now();
+        let mut dirty = true;
+        let mut live_open = live.is_some();
+        loop {
+            tokio::select! {
+                batch = async { live.as_mut().expect("guarded").recv().await }, if live_open => {
+                    match batch {
+                        Some(b) => {
+                            b.iter().for_each(|e| self.model.apply(e));
+                            dirty = true;
+                        }
+                        None => live_open = false,
+                    }
+                }
+                changed = ui_rx.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    ui = ui_rx.borrow_and_update().clone();
+                    let _ = snap_tx.send(self.build(&ui, replay.as_ref()));
+                }
+                cmd = async { replay.as_mut().expect("guarded").cmds.recv().await }, if replay.is_some() => {
+                    if let (Some(cmd), Some(r)) = (cmd, replay.as_mut()) {
+                        self.replay_cmd(r, cmd);
+                        dirty = true;
+                    }
+                }
+                _ = tick.tick() => {
+                    let dt = last_tick.elapsed();
+                    last_tick = Instant::now();
+                    if let Some(r) = replay.as_mut() {
+                        let range = r.clock.advance(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
+                        let playing = r.clock.playing;
+                        let any = self.apply_range(r, range);
+                        dirty |= any || playing;
+                        // Refresh at once when playback stops (end of trace).
+                        self.refresh(any && !playing);
+                    }
+                    self.refresh(false);
+                    if dirty || replay.is_none() {
+                        let _ = snap_tx.send(self.build(&ui, replay.as_ref()));
+                        dirty = false;
+                    }
+                }
+                _ = &mut stop => return,
+            }
+        }
+    }
+}

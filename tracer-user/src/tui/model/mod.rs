@@ -1,0 +1,98 @@
+//! The ingest side's state: the engine plus what only the UI keeps (recent
+//! events, rates, probe health). Pure: events in, [`Snapshot`]s out; the
+//! runner owns it in its own task so the terminal never slows ingestion.
+//!
+//! [`Snapshot`]: super::snapshot::Snapshot
+
+pub mod health;
+pub mod history;
+pub mod rates;
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use tracer_core::{
+    engine::{snapshot::SnapshotOptions, Engine, EngineConfig},
+    event::{Event, EventKind, NodeInfo},
+};
+
+use self::{health::HealthState, history::History, rates::Rates};
+
+/// Mappings per domain the Chains view lists (all are counted).
+pub const LISTED_MAPPINGS: usize = 512;
+
+pub struct Model {
+    pub engine: Engine,
+    pub history: History,
+    pub rates: Rates,
+    pub health: HealthState,
+    /// The engine's read-only view, refreshed by [`Model::refresh`].
+    pub analysis: Arc<tracer_core::engine::Snapshot>,
+    /// Evidence events of findings, kept after they leave `history`.
+    pub evidence: BTreeMap<u64, history::Row>,
+    /// Events applied since the last [`Model::refresh`].
+    pub stale: u64,
+}
+
+impl Model {
+    pub fn new(nodes: Vec<NodeInfo>, history_capacity: usize) -> Self {
+        let engine = Engine::new(nodes, EngineConfig::default());
+        let analysis = Arc::new(engine.snapshot(Self::snapshot_options()));
+        Model {
+            engine,
+            history: History::new(history_capacity),
+            rates: Rates::default(),
+            health: HealthState::default(),
+            analysis,
+            evidence: BTreeMap::new(),
+            stale: 0,
+        }
+    }
+
+    fn snapshot_options() -> SnapshotOptions {
+        SnapshotOptions {
+            max_mappings: LISTED_MAPPINGS,
+        }
+    }
+
+    pub fn nodes(&self) -> &[NodeInfo] {
+        self.engine.nodes()
+    }
+
+    pub fn apply(&mut self, ev: &Event) {
+        let id = self.engine.apply(ev);
+        self.history.push(id, ev);
+        self.rates.record(ev.node, ev.ts_ns);
+        match &ev.kind {
+            EventKind::ProbeStatus(p) => self.health.probe(ev.node, p),
+            EventKind::Drops(d) => self.health.drops(ev.node, d),
+            _ => {}
+        }
+        self.stale += 1;
+    }
+
+    /// Re-reads the engine's view (findings, chains, doorbells). Costs more
+    /// than applying an event; the runner calls it a few times a second.
+    pub fn refresh(&mut self) {
+        if self.stale == 0 {
+            return;
+        }
+        self.stale = 0;
+        let snap = self.engine.snapshot(Self::snapshot_options());
+        for f in &snap.findings {
+            for id in f.evidence.iter().chain(std::iter::once(&f.at)) {
+                if self.evidence.contains_key(id) {
+                    continue;
+                }
+                if let Some(row) = self.history.get(*id) {
+                    self.evidence.insert(*id, row.clone());
+                }
+            }
+        }
+        self.analysis = Arc::new(snap);
+    }
+
+    /// The event row of `id`, from the history or the kept evidence.
+    pub fn row(&self, id: u64) -> Option<&history::Row> {
+        self.history.get(id).or_else(|| self.evidence.get(&id))
+    }
+}

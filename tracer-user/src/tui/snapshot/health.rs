@@ -1,0 +1,71 @@
+//! The Health pane: probes, drops, per-node event rates.
+
+use tracer_core::{
+    event::{Drops, ProbeState},
+    tracefile::node_name,
+};
+
+use crate::tui::model::Model;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProbeLine {
+    pub node: String,
+    pub probe: String,
+    pub attach: String,
+    pub state: ProbeState,
+    pub required: bool,
+    pub reason: String,
+    pub hits: u64,
+    /// Hits since the previous status report.
+    pub new_hits: u64,
+    pub ever_attached: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeRate {
+    pub node: String,
+    /// Events per second, oldest first.
+    pub series: Vec<u64>,
+    pub last: u64,
+    pub drops: Option<Drops>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HealthPane {
+    pub probes: Vec<ProbeLine>,
+    pub nodes: Vec<NodeRate>,
+}
+
+pub fn build(model: &Model) -> HealthPane {
+    let nodes = model.nodes();
+    let probes = model
+        .health
+        .probes
+        .iter()
+        .map(|((n, name), row)| ProbeLine {
+            node: node_name(nodes, *n).into_owned(),
+            probe: name.clone(),
+            attach: row.status.attach.clone(),
+            state: row.status.status,
+            required: row.status.required,
+            reason: row.status.reason.clone(),
+            hits: row.status.hits,
+            new_hits: row.status.hits.saturating_sub(row.prev_hits),
+            ever_attached: row.ever_attached,
+        })
+        .collect();
+    let mut ids: Vec<u16> = model.rates.nodes().collect();
+    ids.extend(model.health.drops.keys().copied());
+    ids.sort_unstable();
+    ids.dedup();
+    let nodes = ids
+        .into_iter()
+        .map(|n| NodeRate {
+            node: node_name(nodes, n).into_owned(),
+            series: model.rates.series(n),
+            last: model.rates.last_rate(n),
+            drops: model.health.drops.get(&n).cloned(),
+        })
+        .collect();
+    HealthPane { probes, nodes }
+}

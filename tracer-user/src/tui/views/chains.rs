@@ -1,0 +1,230 @@
+//! The Chains view: devices → domains → mappings on the left; on the right
+//! the selected mapping's chain IOVA→GPA→HVA→HPA, one hop per line with the
+//! event behind it, broken hops in red.
+
+use ratatui::{
+    layout::{Constraint, Layout, Rect},
+    text::{Line, Span},
+    widgets::{Block, Paragraph, Wrap},
+    Frame,
+};
+use tracer_core::engine::{snapshot::DomainRef, HopKind, HopStatus};
+
+use super::{list, style};
+use crate::tui::{
+    snapshot::{ChainRow, ChainRowKind, ChainsPane, SelectedChain},
+    ui_state::UiState,
+};
+
+pub fn domain_label(d: DomainRef) -> String {
+    match d {
+        DomainRef::Guest(id) => format!("guest domain {id}"),
+        DomainRef::Container(c) => format!("container {}:{}", c >> 32, c & 0xffff_ffff),
+        DomainRef::Iommu(a) => format!("iommu domain {a:#x}"),
+    }
+}
+
+/// What a domain's mappings lead to.
+fn target(d: DomainRef) -> &'static str {
+    match d {
+        DomainRef::Guest(_) => "gpa",
+        DomainRef::Container(_) => "hva",
+        DomainRef::Iommu(_) => "hpa",
+    }
+}
+
+pub fn hop_label(k: HopKind) -> &'static str {
+    match k {
+        HopKind::GuestIovaToGpa => "IOVA→GPA  guest MAP   ",
+        HopKind::GpaToHva => "GPA→HVA   KVM memslot ",
+        HopKind::HostIovaToHva => "IOVA→HVA  MAP_DMA     ",
+        HopKind::HvaToHpa => "HVA→HPA   VFIO pin    ",
+        HopKind::IovaToHpa => "IOVA→HPA  iommu_map   ",
+    }
+}
+
+fn row_line(r: &ChainRow) -> Line<'static> {
+    let indent = "  ".repeat(usize::from(r.depth));
+    let fold = if r.collapsed { "▸ " } else { "▾ " };
+    match &r.kind {
+        ChainRowKind::Device {
+            node,
+            device,
+            pid,
+            domains,
+        } => Line::from(vec![
+            Span::raw(format!("{indent}{fold}")),
+            Span::styled(format!("{node} "), style::title()),
+            Span::styled(device.to_string(), style::title()),
+            Span::styled(
+                if *pid != 0 {
+                    format!(" pid {pid} ({domains} domains)")
+                } else {
+                    format!(" ({domains} domains)")
+                },
+                style::dim(),
+            ),
+        ]),
+        ChainRowKind::Loose { node } => Line::from(vec![
+            Span::raw(format!("{indent}{fold}")),
+            Span::styled(format!("{node} "), style::title()),
+            Span::styled("domains without a known device", style::dim()),
+        ]),
+        ChainRowKind::Domain {
+            domain,
+            bypass,
+            count,
+        } => Line::from(vec![
+            Span::raw(format!("{indent}{fold}{} ", domain_label(*domain))),
+            Span::styled(
+                format!(
+                    "{count} mapping{}{}",
+                    if *count == 1 { "" } else { "s" },
+                    if *bypass { ", bypass" } else { "" }
+                ),
+                style::dim(),
+            ),
+        ]),
+        ChainRowKind::Mapping {
+            domain,
+            iova,
+            last,
+            to,
+            ..
+        } => Line::raw(format!(
+            "{indent}{iova:#x}-{last:#x} → {} {to:#x}",
+            target(*domain)
+        )),
+        ChainRowKind::More { hidden } => Line::styled(
+            format!("{indent}… {hidden} more (not listed)"),
+            style::dim(),
+        ),
+    }
+}
+
+pub fn draw(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(area);
+    let block = Block::bordered()
+        .title(format!(
+            " devices → domains → mappings ({} rows) ",
+            p.total_rows
+        ))
+        .title_style(style::title());
+    let inner = block.inner(left);
+    frame.render_widget(block, left);
+    if p.rows.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled("no mappings seen yet", style::dim())),
+            inner,
+        );
+    } else {
+        let height = usize::from(inner.height);
+        let cursor = p.cursor.unwrap_or(0);
+        let top = list::top(p.rows.len(), cursor, ui.chains.screen_row, height);
+        let lines: Vec<Line> = p
+            .rows
+            .iter()
+            .enumerate()
+            .skip(top)
+            .take(height)
+            .map(|(i, r)| {
+                let l = row_line(r);
+                if Some(i) == p.cursor {
+                    l.style(style::selected())
+                } else {
+                    l
+                }
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+    draw_chain(p, frame, right);
+}
+
+fn draw_chain(p: &ChainsPane, frame: &mut Frame, area: Rect) {
+    let Some(s) = &p.selected else {
+        let block = Block::bordered()
+            .title(" chain ")
+            .title_style(style::title());
+        frame.render_widget(
+            Paragraph::new(Line::styled(
+                "select a mapping to see its chain IOVA→GPA→HVA→HPA",
+                style::dim(),
+            ))
+            .block(block),
+            area,
+        );
+        return;
+    };
+    let block = Block::bordered()
+        .title(format!(
+            " chain: {} {} {:#x}-{:#x} ",
+            s.node,
+            domain_label(s.domain),
+            s.iova,
+            s.last
+        ))
+        .title_style(style::title());
+    frame.render_widget(
+        Paragraph::new(chain_lines(s, &p.node_names))
+            .block(block)
+            .wrap(Wrap { trim: false }),
+        area,
+    );
+}
+
+pub fn chain_lines(s: &SelectedChain, node_names: &[String]) -> Vec<Line<'static>> {
+    let mut lines = Vec::new();
+    for c in &s.chains {
+        let verdict = match c.broken_at {
+            None => Span::styled("complete", style::ok()),
+            Some(i) => Span::styled(format!("BROKEN at hop {}", i + 1), style::error()),
+        };
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:#x}-{:#x}: ", c.iova, c.last), style::title()),
+            verdict,
+        ]));
+        for h in &c.hops {
+            let node = node_names
+                .get(usize::from(h.node))
+                .cloned()
+                .unwrap_or_else(|| format!("node{}", h.node));
+            let to = h.to.map_or("?".to_string(), |t| format!("{t:#x}"));
+            let (mark, st, why) = match &h.status {
+                HopStatus::Ok => ("✓", style::ok(), String::new()),
+                HopStatus::Missing { why } => ("✗", style::error(), format!("  missing: {why}")),
+                HopStatus::Disagree { expected } => (
+                    "✗",
+                    style::error(),
+                    format!("  disagrees: expected {expected:#x}"),
+                ),
+                HopStatus::Unknown { why } => ("?", style::warn(), format!("  unknown: {why}")),
+            };
+            lines.push(Line::from(vec![
+                Span::styled(format!(" {mark} "), st),
+                Span::styled(hop_label(h.kind), st),
+                Span::raw(format!("{:#x} → {to} ", h.from)),
+                Span::styled(format!("({node})"), style::dim()),
+                Span::styled(why, st),
+            ]));
+            match h.ev.and_then(|id| s.events.iter().find(|(e, _)| *e == id)) {
+                Some((id, row)) => {
+                    let mut l = events::line(row);
+                    l.spans
+                        .insert(0, Span::styled(format!("     #{id} "), style::dim()));
+                    lines.push(l);
+                }
+                None if h.ev.is_some() => lines.push(Line::styled(
+                    format!("     #{} (event no longer kept)", h.ev.unwrap_or_default()),
+                    style::dim(),
+                )),
+                None => {}
+            }
+        }
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled("no chain for this range", style::dim()));
+    }
+    lines
+}

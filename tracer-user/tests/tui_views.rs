@@ -59,16 +59,89 @@ fn screen(m: &Model, ui: &UiState) -> String {
     text(&render(&snapshot::build(m, ui, 4_200_000_000, None), ui))
 }
 
+fn replay_status() -> ReplayStatus {
+    ReplayStatus {
+        start_ns: 0,
+        end_ns: 10_000_000_000,
+        now_ns: 2_500_000_000,
+        playing: false,
+        speed: 2.0,
+        applied: 12,
+        total: 20,
+        note: None,
+    }
+}
+
 #[test]
-fn debug_dump() {
+fn events_view_follows_the_stream() {
+    insta::assert_snapshot!(screen(&model(), &ui(Tab::Events, false)));
+}
+
+#[test]
+fn events_view_filtered_paused_with_cursor() {
     let m = model();
-    for f in &m.analysis.findings {
-        println!("{:?} {} {:?}", f.rule, f.message, f.evidence);
-    }
-    for t in [Tab::Chains, Tab::Doorbells] {
-        println!("{}", screen(&m, &ui(t, false)));
-    }
+    let mut u = ui(Tab::Events, false);
+    u.events.filter = tui::filter::Filter::parse("node=host kind=map", Some("0x100000".into()))
+        .expect("filter");
+    u.events.paused_at = Some(12);
+    u.events.cursor = Some(7);
+    insta::assert_snapshot!(screen(&m, &u));
+}
+
+#[test]
+fn chains_view_shows_the_broken_hop_of_the_selected_mapping() {
+    let m = model();
     let mut u = ui(Tab::Chains, false);
-    u.chains.focus = Some((0, 0x200000));
-    println!("{}", screen(&m, &u));
+    u.chains.focus = Some((0, 0x20_0000));
+    let snap = snapshot::build(&m, &u, 4_200_000_000, None);
+    let buf = render(&snap, &u);
+    insta::assert_snapshot!(text(&buf));
+    // The disagreeing hop is drawn in red.
+    let t = text(&buf);
+    let y = t.lines().position(|l| l.contains("disagrees")).expect("broken hop");
+    let x = t.lines().nth(y).and_then(|l| l.find("✗")).expect("mark");
+    let col = t.lines().nth(y).expect("line")[..x].chars().count();
+    let cell = &buf[(u16::try_from(col).expect("col"), u16::try_from(y).expect("row"))];
+    assert_eq!(cell.fg, ratatui::style::Color::Red);
+}
+
+#[test]
+fn doorbells_view() {
+    insta::assert_snapshot!(screen(&model(), &ui(Tab::Doorbells, false)));
+}
+
+#[test]
+fn findings_view_newest_first_with_explanation() {
+    insta::assert_snapshot!(screen(&model(), &ui(Tab::Findings, false)));
+}
+
+#[test]
+fn health_view_shows_missing_probes_and_drops() {
+    insta::assert_snapshot!(screen(&model(), &ui(Tab::Health, false)));
+}
+
+#[test]
+fn help_overlay_in_replay_mode() {
+    let m = model();
+    let mut u = ui(Tab::Events, true);
+    u.help = true;
+    let snap = snapshot::build(&m, &u, 2_500_000_000, Some(replay_status()));
+    insta::assert_snapshot!(text(&render(&snap, &u)));
+}
+
+#[test]
+fn replay_timeline_bar() {
+    let m = model();
+    let u = ui(Tab::Findings, true);
+    let snap = snapshot::build(&m, &u, 2_500_000_000, Some(replay_status()));
+    insta::assert_snapshot!(text(&render(&snap, &u)));
+}
+
+#[test]
+fn empty_model_renders_every_view() {
+    let m = Model::new(tui_fixture::nodes(), 10);
+    for t in Tab::ALL {
+        let s = screen(&m, &ui(t, false));
+        assert!(s.contains("vfio-trace"), "{s}");
+    }
 }

@@ -149,7 +149,7 @@ fn device(model: &Model, node: u16, name: &str, d: &DeviceView) -> DeviceDoorbel
             } else if window == WindowKind::None
                 && (stages.is_empty() || stages.iter().any(|s| !s.ok))
             {
-                ("address neither bypassed nor mapped".to_string(), false)
+                ("not bypassed, not mapped".to_string(), false)
             } else {
                 ("ok".to_string(), true)
             };

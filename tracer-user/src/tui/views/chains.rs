@@ -209,12 +209,10 @@ pub fn chain_lines(s: &SelectedChain, node_names: &[String]) -> Vec<Line<'static
                 Span::styled(why, st),
             ]));
             match h.ev.and_then(|id| s.events.iter().find(|(e, _)| *e == id)) {
-                Some((id, row)) => {
-                    let mut l = events::line(row);
-                    l.spans
-                        .insert(0, Span::styled(format!("     #{id} "), style::dim()));
-                    lines.push(l);
-                }
+                Some((id, row)) => lines.push(Line::from(vec![
+                    Span::styled(format!("     #{id} {} ", row.node_name), style::dim()),
+                    Span::styled(row.details.clone(), style::category(row.category)),
+                ])),
                 None if h.ev.is_some() => lines.push(Line::styled(
                     format!("     #{} (event no longer kept)", h.ev.unwrap_or_default()),
                     style::dim(),

@@ -21,6 +21,16 @@ fn window(w: WindowKind) -> (&'static str, ratatui::style::Style) {
     }
 }
 
+/// At most `n` characters, with `…` when cut.
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(n - 1).collect();
+    out.push('…');
+    out
+}
+
 fn index(i: u32) -> &'static str {
     match i {
         0 => "INTx",
@@ -156,7 +166,7 @@ fn device_lines(d: &DeviceDoorbells, selected: bool, out: &mut Vec<Line<'static>
                 },
             ),
             Span::styled(
-                format!("{:<28} ", v.status),
+                format!("{:<28} ", clip(&v.status, 28)),
                 if v.ok { style::ok() } else { style::error() },
             ),
         ];

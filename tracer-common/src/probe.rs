@@ -30,3 +30,4 @@ pub const RESV_REGIONS_RETURN: ProbeId = 16;
 pub const VIOMMU_ADD_REQ_ENTRY: ProbeId = 17;
 pub const VIOMMU_ADD_REQ_RETURN: ProbeId = 18;
 pub const VIRTQUEUE_GET_BUF_RETURN: ProbeId = 19;
+pub const VIRTQUEUE_GET_BUF_CTX_RETURN: ProbeId = 20;

@@ -6,6 +6,7 @@
 mod bench;
 mod build;
 mod lab;
+mod probecheck;
 mod setup;
 mod step;
 mod test;
@@ -31,6 +32,9 @@ enum Task {
     Lab(lab::LabArgs),
     /// Run a benchmark and print its figures (never fails on numbers).
     Bench(bench::BenchArgs),
+    /// Compare a lab run's vfio-trace recording with the exerciser's and
+    /// QEMU's logs (the lab does this itself when given --tracer).
+    ProbeCheck(probecheck::ProbeCheckArgs),
 }
 
 fn main() {
@@ -41,6 +45,7 @@ fn main() {
         Task::Test(a) => test::run(&a),
         Task::Lab(a) => lab::run(&a),
         Task::Bench(a) => bench::run(&a),
+        Task::ProbeCheck(a) => probecheck::run(&a),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");

@@ -34,6 +34,10 @@ const APT_PACKAGES: &[(&str, Option<&str>)] = &[
     ("kmod", None),
     ("device-tree-compiler", None),
     ("tmux", None),
+    // C code in dependencies (zstd) for the static musl builds.
+    ("musl-tools", None),
+    ("gcc-aarch64-linux-gnu", None),
+    ("libc6-dev-arm64-cross", None),
 ];
 pub const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/vfio-trace-bookworm-backports.sources";
 

@@ -108,12 +108,24 @@ pub fn viommu_add_req_return(ctx: RetProbeContext) -> u32 {
 /// requests, the `struct viommu_request *`. Other virtio devices' tokens
 /// simply miss in `IN_FLIGHT`.
 #[kretprobe]
+pub fn virtqueue_get_buf_ctx_return(ctx: RetProbeContext) -> u32 {
+    completed(ctx.ret(), VIRTQUEUE_GET_BUF_CTX_RETURN)
+}
+
+/// `void *virtqueue_get_buf(struct virtqueue *vq, unsigned int *len)`, which
+/// the driver calls: it wraps `virtqueue_get_buf_ctx()`, which the compiler
+/// may inline into it. Whichever return sees the token first reports it.
+#[kretprobe]
 pub fn virtqueue_get_buf_return(ctx: RetProbeContext) -> u32 {
-    let token: u64 = ctx.ret();
+    completed(ctx.ret(), VIRTQUEUE_GET_BUF_RETURN)
+}
+
+#[inline(always)]
+fn completed(token: u64, probe: u16) -> u32 {
     let Some(p) = IN_FLIGHT.get_ptr(&token) else {
         return 0;
     };
-    hit(VIRTQUEUE_GET_BUF_RETURN);
+    hit(probe);
     // SAFETY: live map value, read before removal below.
     let p = unsafe { &*p };
     let (Some(buf_off), len) = (module(mod_offset::VIOMMU_REQ_BUF), p.len) else {

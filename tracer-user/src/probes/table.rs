@@ -340,6 +340,16 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         "virtqueue_get_buf_return",
         probe::VIRTQUEUE_GET_BUF_RETURN,
         Kretprobe {
+            function: "virtqueue_get_buf",
+        },
+        &["viommu_req"],
+        Some("virtio_iommu"),
+    ),
+    kfn(
+        "viommu_done_ctx",
+        "virtqueue_get_buf_ctx_return",
+        probe::VIRTQUEUE_GET_BUF_CTX_RETURN,
+        Kretprobe {
             function: "virtqueue_get_buf_ctx",
         },
         &["viommu_req"],

@@ -1,0 +1,525 @@
+//! The probes against ground truth: vfio-trace's recording from inside a
+//! lab VM (`trace.vft`) compared with what the exerciser did
+//! (`exerciser.jsonl`) and with QEMU's own log of the virtio-iommu requests
+//! it received (`qemu-trace.log`). Any missing, extra or mismatched event is
+//! a failure with a readable line.
+
+use std::{collections::BTreeMap, fs, path::Path};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tracer_core::{
+    event::{Event, EventKind, ProbeState, ResvType, ViommuOp},
+    tracefile::read_all,
+};
+
+#[derive(clap::Args, Debug)]
+pub struct ProbeCheckArgs {
+    /// A lab artifact directory (target/lab/<scenario>).
+    pub dir: std::path::PathBuf,
+    /// The scenario's MSI model.
+    #[arg(long, value_enum)]
+    pub msi: MsiModel,
+}
+
+pub fn run(a: &ProbeCheckArgs) -> Result<()> {
+    let r = check(&a.dir, a.msi)?;
+    r.print();
+    if !r.ok() {
+        anyhow::bail!("the recording does not match the ground truth");
+    }
+    eprintln!("probe-check: PASS");
+    Ok(())
+}
+
+/// What the scenario's MSI model must look like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MsiModel {
+    /// x86: messages target 0xfee00000-0xfeefffff, nothing is mapped for them.
+    Hardware,
+    /// arm64 with a software-MSI window: a doorbell page mapped in
+    /// 0x8000000-0x80fffff and devices programmed with that IOVA.
+    Software,
+}
+
+/// Probes that must fire in every scenario (beyond `required` ones).
+const MUST_FIRE: &[&str] = &[
+    "ioctl_enter",
+    "iommu_map",
+    "vfio_pin",
+    "vfio_set_irqs",
+    "msi_vector",
+    "msi_write",
+    "viommu_req",
+];
+
+#[derive(Default)]
+pub struct ProbeReport {
+    pub checks: Vec<(String, Result<String, String>)>,
+}
+
+impl ProbeReport {
+    fn pass(&mut self, name: &str, detail: String) {
+        self.checks.push((name.into(), Ok(detail)));
+    }
+    fn fail(&mut self, name: &str, detail: String) {
+        self.checks.push((name.into(), Err(detail)));
+    }
+    fn check(&mut self, name: &str, problems: Vec<String>, ok: String) {
+        if problems.is_empty() {
+            self.pass(name, ok);
+        } else {
+            let n = problems.len();
+            let mut text = problems
+                .into_iter()
+                .take(8)
+                .collect::<Vec<_>>()
+                .join("\n      ");
+            if n > 8 {
+                text += &format!("\n      ... and {} more", n - 8);
+            }
+            self.fail(name, text);
+        }
+    }
+    pub fn ok(&self) -> bool {
+        self.checks.iter().all(|(_, r)| r.is_ok())
+    }
+    pub fn print(&self) {
+        for (name, r) in &self.checks {
+            match r {
+                Ok(d) => eprintln!("    probes ok   {name}: {d}"),
+                Err(d) => eprintln!("    probes FAIL {name}:\n      {d}"),
+            }
+        }
+    }
+}
+
+/// Compares the recording in `dir` with the exerciser and QEMU logs.
+pub fn check(dir: &Path, msi: MsiModel) -> Result<ProbeReport> {
+    let (_, events) = read_all(dir.join("trace.vft"))
+        .with_context(|| format!("reading {}", dir.join("trace.vft").display()))?;
+    let ex_text = fs::read_to_string(dir.join("exerciser.jsonl"))?;
+    let qemu = fs::read_to_string(dir.join("qemu-trace.log"))?;
+    let mut r = ProbeReport::default();
+    health(&events, &mut r);
+    viommu_vs_qemu(&events, &qemu, &mut r);
+    let ex_pid = exerciser_pid(&ex_text);
+    exerciser_calls(&events, &ex_text, ex_pid, &mut r);
+    pages_pinned_and_mapped(&events, ex_pid, &mut r);
+    msi_model(&events, msi, &mut r);
+    Ok(r)
+}
+
+fn health(events: &[Event], r: &mut ProbeReport) {
+    let mut last: BTreeMap<&str, (ProbeState, u64, bool, &str)> = BTreeMap::new();
+    let mut drops = None;
+    for e in events {
+        match &e.kind {
+            EventKind::ProbeStatus(p) => {
+                last.insert(&p.probe, (p.status, p.hits, p.required, &p.reason));
+            }
+            EventKind::Drops(d) => drops = Some(d.clone()),
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    for (name, (state, hits, required, reason)) in &last {
+        if *state != ProbeState::Attached && (*required || MUST_FIRE.contains(name)) {
+            problems.push(format!("{name} not attached: {reason}"));
+        }
+        if MUST_FIRE.contains(name) && *hits == 0 {
+            problems.push(format!("{name} attached but never fired"));
+        }
+    }
+    for m in MUST_FIRE {
+        if !last.contains_key(m) {
+            problems.push(format!("{m} missing from the probe table"));
+        }
+    }
+    let attached = last
+        .values()
+        .filter(|v| v.0 == ProbeState::Attached)
+        .count();
+    r.check(
+        "probe health",
+        problems,
+        format!("{attached}/{} probes attached", last.len()),
+    );
+    match drops {
+        Some(d) if d.total() == 0 => r.pass("drops", "0".into()),
+        Some(d) => r.fail("drops", format!("{d:?}")),
+        None => r.fail("drops", "no drops record in the trace".into()),
+    }
+}
+
+/// (op, domain, endpoint, virt_start, virt_end, phys_start, flags) as QEMU
+/// logs them; fields QEMU does not log for an op are 0.
+type Req = (&'static str, u64, u64, u64, u64, u64, u64);
+
+fn qemu_requests(log: &str) -> Vec<Req> {
+    let mut out = Vec::new();
+    for line in log.lines() {
+        let Some(at) = line.find("virtio_iommu_") else {
+            continue;
+        };
+        let rest = &line[at + "virtio_iommu_".len()..];
+        let (name, args) = rest.split_once(' ').unwrap_or((rest, ""));
+        let op = match name {
+            "attach" => "attach",
+            "detach" => "detach",
+            "map" => "map",
+            "unmap" => "unmap",
+            _ => continue,
+        };
+        let kv: BTreeMap<&str, u64> = args
+            .split_whitespace()
+            .filter_map(|t| t.split_once('='))
+            .filter_map(|(k, v)| {
+                let v = v.trim_end_matches(',');
+                let n = match v.strip_prefix("0x") {
+                    Some(h) => u64::from_str_radix(h, 16).ok(),
+                    None => v.parse().ok(),
+                }?;
+                Some((k, n))
+            })
+            .collect();
+        let g = |k: &str| kv.get(k).copied().unwrap_or(0);
+        out.push(match op {
+            "map" => (
+                op,
+                g("domain"),
+                0,
+                g("virt_start"),
+                g("virt_end"),
+                g("phys_start"),
+                g("flags"),
+            ),
+            "unmap" => (op, g("domain"), 0, g("virt_start"), g("virt_end"), 0, 0),
+            _ => (op, g("domain"), g("endpoint"), 0, 0, 0, 0),
+        });
+    }
+    out
+}
+
+fn traced_requests(events: &[Event]) -> Vec<Req> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ViommuReq(q) => Some(match q.op {
+                ViommuOp::Map => (
+                    "map",
+                    q.domain.into(),
+                    0,
+                    q.virt_start,
+                    q.virt_end,
+                    q.phys_start,
+                    q.flags.into(),
+                ),
+                ViommuOp::Unmap => ("unmap", q.domain.into(), 0, q.virt_start, q.virt_end, 0, 0),
+                ViommuOp::Attach => ("attach", q.domain.into(), q.endpoint.into(), 0, 0, 0, 0),
+                ViommuOp::Detach => ("detach", q.domain.into(), q.endpoint.into(), 0, 0, 0, 0),
+                ViommuOp::Probe => return None,
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn show(q: &Req) -> String {
+    format!(
+        "{} domain={} endpoint={} virt={:#x}-{:#x} phys={:#x} flags={}",
+        q.0, q.1, q.2, q.3, q.4, q.5, q.6
+    )
+}
+
+/// vfio-trace starts after boot and stops before poweroff, so its requests
+/// must be one contiguous run of QEMU's, in order, field for field: every
+/// traced request is in QEMU's log and every logged request inside the
+/// recording window is traced.
+fn viommu_vs_qemu(events: &[Event], log: &str, r: &mut ProbeReport) {
+    let qemu = qemu_requests(log);
+    let traced = traced_requests(events);
+    if traced.is_empty() {
+        return r.fail(
+            "viommu_req vs QEMU",
+            "no virtio-iommu request traced".into(),
+        );
+    }
+    if !traced.iter().any(|q| q.0 == "map") {
+        return r.fail("viommu_req vs QEMU", "no MAP request traced".into());
+    }
+    let starts = (0..qemu.len()).filter(|&i| qemu[i] == traced[0]);
+    let mut best = (0usize, 0usize);
+    for s in starts {
+        let n = traced
+            .iter()
+            .zip(&qemu[s..])
+            .take_while(|(a, b)| a == b)
+            .count();
+        if n > best.1 {
+            best = (s, n);
+        }
+        if n == traced.len() {
+            break;
+        }
+    }
+    if best.1 == traced.len() {
+        let maps = traced.iter().filter(|q| q.0 == "map").count();
+        r.pass(
+            "viommu_req vs QEMU",
+            format!(
+                "{} requests ({maps} maps) = QEMU log lines {}..{} of {}",
+                traced.len(),
+                best.0 + 1,
+                best.0 + traced.len(),
+                qemu.len()
+            ),
+        );
+    } else {
+        let i = best.1;
+        let q = qemu
+            .get(best.0 + i)
+            .map(show)
+            .unwrap_or_else(|| "(end of log)".into());
+        r.fail(
+            "viommu_req vs QEMU",
+            format!(
+                "traced request #{} differs from QEMU's next line\n      traced: {}\n      qemu:   {q}",
+                i + 1,
+                show(&traced[i])
+            ),
+        );
+    }
+}
+
+fn exerciser_pid(text: &str) -> Option<u32> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "header")
+        .and_then(|v| v["pid"].as_u64())
+        .map(|p| p as u32)
+}
+
+/// Every MAP_DMA / UNMAP_DMA / SET_IRQS the exerciser made appears, in
+/// order, from its pid, with the same arguments and errno.
+fn exerciser_calls(events: &[Event], text: &str, pid: Option<u32>, r: &mut ProbeReport) {
+    let mut traced = events.iter().filter(|e| Some(e.pid) == pid).filter(|e| {
+        matches!(
+            e.kind,
+            EventKind::VfioMapDma(_) | EventKind::VfioUnmapDma(_) | EventKind::VfioSetIrqs(_)
+        )
+    });
+    let mut problems = Vec::new();
+    let mut n = 0;
+    for v in text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        let Some(name) = v["ioctl"].as_str() else {
+            continue;
+        };
+        if !matches!(
+            name,
+            "VFIO_IOMMU_MAP_DMA" | "VFIO_IOMMU_UNMAP_DMA" | "VFIO_DEVICE_SET_IRQS"
+        ) {
+            continue;
+        }
+        n += 1;
+        let a = &v["args"];
+        let u = |k: &str| a[k].as_u64().unwrap_or(u64::MAX);
+        let errno = v["errno"].as_i64().unwrap_or(-1) as i32;
+        let step = v["step"].as_str().unwrap_or("?");
+        let Some(e) = traced.next() else {
+            problems.push(format!("{step}: {name} not traced"));
+            continue;
+        };
+        let ok = match (&e.kind, name) {
+            (EventKind::VfioMapDma(m), "VFIO_IOMMU_MAP_DMA") => {
+                (m.iova, m.vaddr, m.size, u64::from(m.flags), m.errno)
+                    == (u("iova"), u("vaddr"), u("size"), u("flags"), errno)
+            }
+            (EventKind::VfioUnmapDma(m), "VFIO_IOMMU_UNMAP_DMA") => {
+                let unmapped =
+                    v["out"]["size"]
+                        .as_u64()
+                        .unwrap_or(if errno == 0 { u64::MAX } else { 0 });
+                (m.iova, m.size, u64::from(m.flags), m.errno, m.unmapped)
+                    == (u("iova"), u("size"), u("flags"), errno, unmapped)
+            }
+            (EventKind::VfioSetIrqs(s), "VFIO_DEVICE_SET_IRQS") => {
+                let fds: Vec<i32> = a["eventfds"]
+                    .as_array()
+                    .map(|x| {
+                        x.iter()
+                            .filter_map(|f| f.as_i64())
+                            .map(|f| f as i32)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (
+                    u64::from(s.index),
+                    u64::from(s.start),
+                    u64::from(s.count),
+                    u64::from(s.flags),
+                    &s.eventfds,
+                    s.errno,
+                ) == (u("index"), u("start"), u("count"), u("flags"), &fds, errno)
+                    && !matches!(s.device, tracer_core::event::Device::Fd(_))
+            }
+            _ => false,
+        };
+        if !ok {
+            problems.push(format!(
+                "{step}: exerciser {name} {a} errno {errno}\n        traced {:?}",
+                e.kind
+            ));
+        }
+    }
+    if let Some(extra) = traced.next() {
+        problems.push(format!(
+            "traced but not made by the exerciser: {:?}",
+            extra.kind
+        ));
+    }
+    r.check(
+        "exerciser calls",
+        problems,
+        format!("{n} MAP/UNMAP/SET_IRQS calls match, PCI address resolved"),
+    );
+}
+
+/// Each page of each successful MAP_DMA was pinned (HVA → PFN) and mapped
+/// in the IOMMU at the same physical address.
+fn pages_pinned_and_mapped(events: &[Event], pid: Option<u32>, r: &mut ProbeReport) {
+    let mut pins: Vec<(u64, u64, u64)> = Vec::new(); // (vaddr, npages, pfn)
+    let mut maps: Vec<(u64, u64, u64)> = Vec::new(); // (iova, size, paddr)
+    let mut problems = Vec::new();
+    let mut pages = 0;
+    for e in events.iter().filter(|e| Some(e.pid) == pid) {
+        match &e.kind {
+            EventKind::VfioPin(p) => pins.push((p.vaddr, p.npages, p.pfn)),
+            EventKind::IommuMap(m) if m.errno == 0 => maps.push((m.iova, m.size, m.paddr)),
+            EventKind::VfioMapDma(m) if m.errno == 0 => {
+                for off in (0..m.size).step_by(4096) {
+                    pages += 1;
+                    let va = m.vaddr + off;
+                    let hpa = pins
+                        .iter()
+                        .rev()
+                        .find(|(v, n, _)| va >= *v && va < v + n * 4096)
+                        .map(|(v, _, pfn)| (pfn << 12) + (va - v));
+                    let iova = m.iova + off;
+                    let mapped = maps
+                        .iter()
+                        .rev()
+                        .find(|(i, s, _)| iova >= *i && iova < i + s)
+                        .map(|(i, _, pa)| pa + (iova - i));
+                    match (hpa, mapped) {
+                        (Some(h), Some(p)) if h == p => {}
+                        (h, p) => problems.push(format!(
+                            "MAP_DMA iova {iova:#x} vaddr {va:#x}: pinned {h:x?}, iommu_map {p:x?}"
+                        )),
+                    }
+                }
+                pins.clear();
+                maps.clear();
+            }
+            _ => {}
+        }
+    }
+    if pages == 0 {
+        problems.push("no successful MAP_DMA traced".into());
+    }
+    r.check(
+        "pin + iommu_map per page",
+        problems,
+        format!("{pages} pages: HVA→HPA pin = IOVA→HPA map"),
+    );
+}
+
+fn msi_model(events: &[Event], msi: MsiModel, r: &mut ProbeReport) {
+    let writes: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::MsiWrite(w) if w.address != 0 => Some(w),
+            _ => None,
+        })
+        .collect();
+    let doorbells: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::MsiDoorbellMap(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    let resv: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ResvRegion(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    let mut problems = Vec::new();
+    if writes.is_empty() {
+        problems.push("no MSI message written".into());
+    }
+    match msi {
+        MsiModel::Hardware => {
+            for w in &writes {
+                if !(0xfee0_0000..=0xfeef_ffff).contains(&w.address) {
+                    problems.push(format!(
+                        "{} vector {} programmed with {:#x}, outside the x86 MSI window",
+                        w.device, w.vector, w.address
+                    ));
+                }
+            }
+            if !doorbells.is_empty() {
+                problems.push(format!(
+                    "{} doorbell mappings on a hardware-MSI machine",
+                    doorbells.len()
+                ));
+            }
+            if !resv
+                .iter()
+                .any(|g| g.rtype == ResvType::Msi && g.start == 0xfee0_0000)
+            {
+                problems.push("no reserved MSI region 0xfee00000 reported".into());
+            }
+        }
+        MsiModel::Software => {
+            let window = 0x800_0000..=0x80f_ffffu64;
+            if doorbells.is_empty() {
+                problems.push("no doorbell mapping".into());
+            }
+            for d in &doorbells {
+                if !window.contains(&d.iova) {
+                    problems.push(format!(
+                        "doorbell iova {:#x} outside 0x8000000-0x80fffff",
+                        d.iova
+                    ));
+                }
+            }
+            for w in &writes {
+                let page = w.address & !0xfff;
+                if !doorbells.iter().any(|d| d.iova == page) {
+                    problems.push(format!(
+                        "{} vector {} programmed with {:#x}: no doorbell mapped at that IOVA",
+                        w.device, w.vector, w.address
+                    ));
+                }
+            }
+            if !resv.iter().any(|g| g.rtype == ResvType::SwMsi) {
+                problems.push("no software-MSI reserved region reported".into());
+            }
+        }
+    }
+    r.check(
+        "MSI model",
+        problems,
+        format!(
+            "{} messages, {} doorbell maps ({msi:?})",
+            writes.len(),
+            doorbells.len()
+        ),
+    );
+}

@@ -72,7 +72,11 @@ fn digits_and_tab_switch_views_and_help_toggles() {
     assert!(u.help);
     press(&m, &mut u, &[KeyCode::Char('1')]);
     assert!(!u.help, "any key closes help");
-    assert_eq!(u.tab, Tab::Health, "the key that closes help does nothing else");
+    assert_eq!(
+        u.tab,
+        Tab::Health,
+        "the key that closes help does nothing else"
+    );
 }
 
 #[test]
@@ -123,11 +127,23 @@ fn filter_and_search_prompts() {
     assert_eq!(u.events.filter.search.as_deref(), Some("attach"));
     assert_eq!(snapshot::build(&m, &u, 0, None).events.matching, 1);
 
-    press(&m, &mut u, &[KeyCode::Char('f'), KeyCode::Char('x'), KeyCode::Enter]);
-    assert!(u.message.as_deref().unwrap_or("").contains("filter"), "{:?}", u.message);
+    press(
+        &m,
+        &mut u,
+        &[KeyCode::Char('f'), KeyCode::Char('x'), KeyCode::Enter],
+    );
+    assert!(
+        u.message.as_deref().unwrap_or("").contains("filter"),
+        "{:?}",
+        u.message
+    );
     press(&m, &mut u, &[KeyCode::Char('F')]);
     assert!(u.events.filter.is_empty());
-    press(&m, &mut u, &[KeyCode::Char('/'), KeyCode::Char('z'), KeyCode::Esc]);
+    press(
+        &m,
+        &mut u,
+        &[KeyCode::Char('/'), KeyCode::Char('z'), KeyCode::Esc],
+    );
     assert!(u.prompt.is_none() && u.events.filter.search.is_none());
 }
 
@@ -166,7 +182,10 @@ fn chains_fold_with_enter_and_move_with_arrows() {
     let snap = snapshot::build(&m, &u, 0, None);
     assert!(!snap.chains.rows[0].collapsed);
     assert_eq!(snap.chains.cursor, Some(2));
-    assert!(snap.chains.selected.is_some(), "a mapping row shows its chain");
+    assert!(
+        snap.chains.selected.is_some(),
+        "a mapping row shows its chain"
+    );
 }
 
 #[test]
@@ -195,11 +214,18 @@ fn replay_keys_become_commands() {
         press(&m, &mut u, &keys).last(),
         Some(&Action::Replay(ReplayCmd::JumpTo(1.5)))
     );
-    press(&m, &mut u, &[KeyCode::Char('g'), KeyCode::Char('x'), KeyCode::Enter]);
+    press(
+        &m,
+        &mut u,
+        &[KeyCode::Char('g'), KeyCode::Char('x'), KeyCode::Enter],
+    );
     assert!(u.message.is_some());
     // Live mode ignores them.
     let mut live = ui(false);
-    assert_eq!(press(&m, &mut live, &[KeyCode::Char(' ')]), vec![Action::None]);
+    assert_eq!(
+        press(&m, &mut live, &[KeyCode::Char(' ')]),
+        vec![Action::None]
+    );
 }
 
 #[test]

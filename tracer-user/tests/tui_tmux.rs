@@ -106,18 +106,31 @@ fn replay_shows_the_finding_and_the_broken_hop_then_quits_cleanly() {
         trace.display()
     );
     let o = tmux.run(&[
-        "new-session", "-d", "-s", "vt", "-x", "180", "-y", "45", "-e", "TERM=xterm-256color",
+        "new-session",
+        "-d",
+        "-s",
+        "vt",
+        "-x",
+        "180",
+        "-y",
+        "45",
+        "-e",
+        "TERM=xterm-256color",
         &cmd,
     ]);
     assert!(o.status.success(), "tmux new-session: {o:?}");
 
-    tmux.wait_for("the UI", |s| s.contains("vfio-trace") && s.contains("replay"));
+    tmux.wait_for("the UI", |s| {
+        s.contains("vfio-trace") && s.contains("replay")
+    });
     // Jump past the end of the trace: every event applied.
     tmux.keys(&["g", "9", "9", "Enter"]);
     tmux.wait_for("all events", |s| s.contains("event 20/20"));
 
     tmux.keys(&["4"]);
-    let s = tmux.wait_for("the findings", |s| s.contains("VT008") && s.contains("VT006"));
+    let s = tmux.wait_for("the findings", |s| {
+        s.contains("VT008") && s.contains("VT006")
+    });
     assert!(s.contains("EEXIST"), "{s}");
     assert!(s.contains("map-failed") && s.contains("chain-break"), "{s}");
 

@@ -81,8 +81,8 @@ fn events_view_follows_the_stream() {
 fn events_view_filtered_paused_with_cursor() {
     let m = model();
     let mut u = ui(Tab::Events, false);
-    u.events.filter = tui::filter::Filter::parse("node=host kind=map", Some("0x100000".into()))
-        .expect("filter");
+    u.events.filter =
+        tui::filter::Filter::parse("node=host kind=map", Some("0x100000".into())).expect("filter");
     u.events.paused_at = Some(12);
     u.events.cursor = Some(7);
     insta::assert_snapshot!(screen(&m, &u));
@@ -98,10 +98,16 @@ fn chains_view_shows_the_broken_hop_of_the_selected_mapping() {
     insta::assert_snapshot!(text(&buf));
     // The disagreeing hop is drawn in red.
     let t = text(&buf);
-    let y = t.lines().position(|l| l.contains("disagrees")).expect("broken hop");
+    let y = t
+        .lines()
+        .position(|l| l.contains("disagrees"))
+        .expect("broken hop");
     let x = t.lines().nth(y).and_then(|l| l.find("✗")).expect("mark");
     let col = t.lines().nth(y).expect("line")[..x].chars().count();
-    let cell = &buf[(u16::try_from(col).expect("col"), u16::try_from(y).expect("row"))];
+    let cell = &buf[(
+        u16::try_from(col).expect("col"),
+        u16::try_from(y).expect("row"),
+    )];
     assert_eq!(cell.fg, ratatui::style::Color::Red);
 }
 

@@ -120,6 +120,9 @@ pub struct UiState {
     pub body_height: usize,
     /// The replay controls are shown (replay mode).
     pub replay: bool,
+    /// Bumped on every change; a snapshot says which generation it was
+    /// built for, so keys are never resolved against a stale one.
+    pub generation: u64,
 }
 
 impl UiState {

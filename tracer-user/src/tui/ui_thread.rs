@@ -41,6 +41,7 @@ pub fn run(mut ch: Channels, mut ui: UiState) -> Result<()> {
                 let before = ui.clone();
                 input::adopt(&mut ui, &snap);
                 if ui != before {
+                    ui.generation += 1;
                     let _ = ch.ui.send(ui.clone());
                 }
                 redraw = true;
@@ -56,7 +57,16 @@ pub fn run(mut ch: Channels, mut ui: UiState) -> Result<()> {
             continue;
         }
         let before = ui.clone();
-        let action = match event::read()? {
+        let input = event::read()?;
+        // Keys move cursors through the rows of the snapshot: wait (a
+        // little) for the one built for the current state.
+        if snap.generation < ui.generation {
+            if let Some(newer) = wait_for_generation(&mut ch.snapshots, ui.generation) {
+                snap = newer;
+                redraw = true;
+            }
+        }
+        let action = match input {
             TermEvent::Key(k) if k.kind != KeyEventKind::Release => {
                 input::handle_key(&mut ui, &snap, k)
             }
@@ -77,8 +87,32 @@ pub fn run(mut ch: Channels, mut ui: UiState) -> Result<()> {
             Action::None => {}
         }
         if ui != before {
+            ui.generation += 1;
             let _ = ch.ui.send(ui.clone());
             redraw = true;
         }
     }
+}
+
+/// Waits up to 250 ms for a snapshot of at least `generation` (ingestion
+/// busy: the key is then resolved on the newest one there is). Returns the
+/// newest snapshot received, if any.
+fn wait_for_generation(
+    rx: &mut watch::Receiver<Arc<Snapshot>>,
+    generation: u64,
+) -> Option<Arc<Snapshot>> {
+    let deadline = std::time::Instant::now() + Duration::from_millis(250);
+    let mut latest = None;
+    while std::time::Instant::now() < deadline {
+        if rx.has_changed().unwrap_or(false) {
+            let s = rx.borrow_and_update().clone();
+            let done = s.generation >= generation;
+            latest = Some(s);
+            if done {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    latest
 }

@@ -31,6 +31,18 @@ pub struct Model {
     pub evidence: BTreeMap<u64, history::Row>,
     /// Events applied since the last [`Model::refresh`].
     pub stale: u64,
+    /// Ids of the events passing the Events view's filter, kept up to date
+    /// incrementally so a filtered frame costs only the new events.
+    pub filtered: std::cell::RefCell<FilterCache>,
+}
+
+#[derive(Debug, Default)]
+pub struct FilterCache {
+    pub filter: crate::tui::filter::Filter,
+    /// Newest event id examined.
+    pub scanned: Option<u64>,
+    /// Matching ids, ascending.
+    pub ids: std::collections::VecDeque<u64>,
 }
 
 impl Model {
@@ -45,6 +57,7 @@ impl Model {
             analysis,
             evidence: BTreeMap::new(),
             stale: 0,
+            filtered: Default::default(),
         }
     }
 

@@ -67,6 +67,8 @@ pub struct Snapshot {
     pub findings: FindingsPane,
     pub health: HealthPane,
     pub replay: Option<ReplayStatus>,
+    /// The [`UiState::generation`] it was built for.
+    pub generation: u64,
 }
 
 /// Builds the frame for `ui` (only its tab's pane).
@@ -98,6 +100,7 @@ pub fn build(
     let mut snap = Snapshot {
         header,
         replay,
+        generation: ui.generation,
         ..Snapshot::default()
     };
     match ui.tab {

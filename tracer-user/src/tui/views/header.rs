@@ -68,9 +68,9 @@ pub fn draw_tabs(snap: &Snapshot, ui: &UiState, frame: &mut Frame, area: Rect) {
         }
         let st = if *t == ui.tab {
             style::selected().add_modifier(ratatui::style::Modifier::BOLD)
-        } else if *t == Tab::Findings && snap.header.findings > 0 {
-            style::error()
-        } else if *t == Tab::Health && snap.header.drops > 0 {
+        } else if (*t == Tab::Findings && snap.header.findings > 0)
+            || (*t == Tab::Health && snap.header.drops > 0)
+        {
             style::error()
         } else {
             Style::new()

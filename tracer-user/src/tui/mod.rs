@@ -14,6 +14,12 @@
 //! While the UI runs, stderr (logs) goes to a file ([`logfile`]); the
 //! terminal is restored on exit, on drop and after a panic ([`terminal`]).
 //!
+//! Tests: `tests/tui_views.rs` (every view into a `TestBackend`, insta
+//! snapshots in `tests/snapshots/`), `tests/tui_keys.rs` (keys and mouse),
+//! `tests/tui_tmux.rs` (replay in a real terminal under tmux). Frame cost
+//! with 1 M mappings and 100 k findings:
+//! `cargo test --release -p tracer-user --test tui_bench -- --ignored --nocapture`.
+//!
 //! [`UiState`]: ui_state::UiState
 
 pub mod event_info;

@@ -1,12 +1,19 @@
 //! The /init scripts the lab VMs run (busybox sh). A shared prelude mounts
-//! the pseudo-filesystems, loads modules, mounts the 9p share at /lab and
-//! defines the helpers; each scenario adds its body.
+//! the pseudo-filesystems, loads modules, sets up where results go
+//! (`$LAB_OUT`) and where binaries are (`$LAB_BIN`), and defines the
+//! helpers; each scenario adds its body.
 //!
-//! Tracer hook: when /lab/bin/vfio-trace exists (the xtask copies it there
-//! with `--tracer PATH`), `run_exerciser` starts it in the background with
-//! the configured arguments before the exerciser and stops it (SIGINT)
-//! after, keeping its output in /lab/tracer.log and its status in
-//! /lab/tracer.rc.
+//! Results travel either over a 9p share (`/lab` = target/lab/<scenario>/
+//! on the host) or, where 9p is too slow (the nested L2, whose 9p would go
+//! through two virtualization levels), as a tar stream written at the end
+//! to a virtio-serial port named `lab.results` that QEMU saves to a file.
+//!
+//! Tracer hook: when `$LAB_BIN/vfio-trace` exists (the xtask puts it there
+//! with `--tracer PATH`), `tracer_start` runs it in the background with the
+//! configured arguments (`$LAB_OUT` expands inside them) and `tracer_stop`
+//! stops it with SIGINT, keeping its output in `$LAB_OUT/tracer.log` and its
+//! exit status in `$LAB_OUT/tracer.rc`. `run_exerciser` wraps the
+//! exerciser with both.
 
 /// `LAB-RESULT:` is printed by `finish` only; `LAB:` lines are progress.
 const PRELUDE: &str = r#"#!/bin/sh
@@ -20,8 +27,12 @@ mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /run
 up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "LAB: $*"; }
+LAB_OUT=@OUT@
+LAB_BIN=@BIN@
+save_results() { @SAVE@; }
 finish() {
-  dmesg > /lab/dmesg.txt 2>/dev/null
+  dmesg > $LAB_OUT/dmesg.txt 2>/dev/null
+  save_results
   sync
   echo "LAB-RESULT: $*"
   sync
@@ -32,7 +43,7 @@ fail() { finish FAIL "$@"; }
 say "init at $(up)s (@LEVEL@, $(uname -r))"
 load() { m=$1; shift; insmod /lib/modules/$m.ko "$@" || fail "insmod $m $*"; }
 @MODULES@
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 lab /lab || fail "mounting the 9p share"
+@SETUP_OUT@
 find_pci() {
   for d in /sys/bus/pci/devices/*; do
     [ "$(cat $d/vendor) $(cat $d/device)" = "$1 $2" ] && { echo ${d##*/}; return 0; }
@@ -48,11 +59,11 @@ bind_vfio() {
 }
 TRACER_PID=
 tracer_start() {
-  [ -x /lab/bin/vfio-trace ] || return 0
+  [ -x $LAB_BIN/vfio-trace ] || return 0
   mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
   mount -t debugfs nodev /sys/kernel/debug 2>/dev/null
   say "starting vfio-trace @TRACER_ARGS@"
-  /lab/bin/vfio-trace @TRACER_ARGS@ > /lab/tracer.log 2>&1 &
+  $LAB_BIN/vfio-trace @TRACER_ARGS@ > $LAB_OUT/tracer.log 2>&1 &
   TRACER_PID=$!
   sleep @TRACER_SETTLE@
 }
@@ -60,22 +71,36 @@ tracer_stop() {
   [ -n "$TRACER_PID" ] || return 0
   kill -INT $TRACER_PID 2>/dev/null
   wait $TRACER_PID
-  echo $? > /lab/tracer.rc
-  say "vfio-trace exited with $(cat /lab/tracer.rc)"
+  echo $? > $LAB_OUT/tracer.rc
+  say "vfio-trace exited with $(cat $LAB_OUT/tracer.rc)"
 }
 run_exerciser() {
   tracer_start
   say "exerciser starts at $(up)s"
-  /lab/bin/exerciser "$@" --out /lab/exerciser.jsonl @EXERCISER_ARGS@
+  $LAB_BIN/exerciser "$@" --out $LAB_OUT/exerciser.jsonl @EXERCISER_ARGS@
   rc=$?
   say "exerciser exited with $rc at $(up)s"
   tracer_stop
   [ $rc = 0 ] || fail "exerciser exited with $rc"
-  [ -z "$TRACER_PID" ] || [ "$(cat /lab/tracer.rc)" = 0 ] || fail "vfio-trace exited with $(cat /lab/tracer.rc)"
+  [ -z "$TRACER_PID" ] || [ "$(cat $LAB_OUT/tracer.rc)" = 0 ] || fail "vfio-trace exited with $(cat $LAB_OUT/tracer.rc)"
 }
 "#;
 
+/// How results leave the VM.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Results {
+    /// 9p share `lab` mounted at /lab; binaries in /lab/bin.
+    NineP,
+    /// Binaries in the initramfs (/bin); results collected in /tmp/results
+    /// and written as a tar stream to the virtio-serial port `lab.results`.
+    SerialTar,
+}
+
+/// Name of the virtio-serial port for `Results::SerialTar`.
+pub const RESULTS_PORT: &str = "lab.results";
+
 pub struct InitSpec<'a> {
+    pub results: Results,
     /// "guest", "L1 host", "L2 guest": shown in the first progress line.
     pub level: &'a str,
     /// Modules in load order with their parameters.
@@ -94,7 +119,27 @@ pub fn script(s: &InitSpec) -> String {
         .map(|(m, p)| format!("load {m} {p}\n"))
         .collect::<String>()
         + "say \"modules loaded at $(up)s\"";
+    let (out, bin, setup, save) = match s.results {
+        Results::NineP => (
+            "/lab",
+            "/lab/bin",
+            "mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 lab /lab || fail \"mounting the 9p share\"".to_string(),
+            ":".to_string(),
+        ),
+        Results::SerialTar => (
+            "/tmp/results",
+            "/bin",
+            "mkdir -p $LAB_OUT".to_string(),
+            format!(
+                "for p in /sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = {RESULTS_PORT} ] && tar -cf /dev/${{p##*/}} -C $LAB_OUT .; done"
+            ),
+        ),
+    };
     PRELUDE
+        .replace("@OUT@", out)
+        .replace("@BIN@", bin)
+        .replace("@SETUP_OUT@", &setup)
+        .replace("@SAVE@", &save)
         .replace("@LEVEL@", s.level)
         .replace("@MODULES@", &modules)
         .replace("@TRACER_ARGS@", s.tracer_args)
@@ -110,6 +155,7 @@ mod tests {
     #[test]
     fn script_is_filled_in() {
         let t = script(&InitSpec {
+            results: Results::NineP,
             level: "guest",
             modules: vec![
                 ("vfio".into(), String::new()),
@@ -118,7 +164,7 @@ mod tests {
                     "allow_unsafe_interrupts=1".into(),
                 ),
             ],
-            tracer_args: "record -o /lab/trace.vft",
+            tracer_args: "record -o $LAB_OUT/trace.vft",
             tracer_settle_s: 3,
             exerciser_args: "--steps map_dma",
             body: "run_exerciser --edu 0000:00:02.0\nfinish PASS\n",
@@ -134,7 +180,8 @@ mod tests {
             assert!(!t.contains(p), "unfilled {p}");
         }
         assert!(t.contains("load vfio_iommu_type1 allow_unsafe_interrupts=1\n"));
-        assert!(t.contains("/lab/bin/vfio-trace record -o /lab/trace.vft >"));
+        assert!(t.contains("$LAB_BIN/vfio-trace record -o $LAB_OUT/trace.vft >"));
+        assert!(t.contains("LAB_OUT=/lab\n"));
         assert!(t.ends_with("finish PASS\n"));
     }
 }

@@ -38,9 +38,9 @@ pub struct LabArgs {
     /// Also taken from $VFIO_TRACE_LAB_TRACER.
     #[arg(long)]
     pub tracer: Option<PathBuf>,
-    /// Arguments for vfio-trace inside the VM (results go to /lab, which is
-    /// target/lab/<scenario>/ on the host).
-    #[arg(long, default_value = "record -o /lab/trace.vft")]
+    /// Arguments for vfio-trace inside the VM; `$LAB_OUT` is the VM's
+    /// results directory (collected into target/lab/<scenario>/).
+    #[arg(long, default_value = "record -o $LAB_OUT/trace.vft")]
     pub tracer_args: String,
     /// Seconds /init waits after starting vfio-trace before the exerciser.
     #[arg(long, default_value_t = 3)]
@@ -51,9 +51,10 @@ pub struct LabArgs {
     /// Hard timeout in seconds (default: the scenario's own).
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// QEMU accelerator: tcg (single-threaded, the default) or kvm.
-    #[arg(long, default_value = "tcg")]
-    pub accel: String,
+    /// QEMU accelerator: tcg (single-threaded), tcg-mt (multi-threaded
+    /// TCG) or kvm. Default: tcg, except nested: tcg-mt (see nested.rs).
+    #[arg(long)]
+    pub accel: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -93,11 +94,13 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    pub fn accel(&self) -> Result<&'static str> {
-        match self.args.accel.as_str() {
+    /// The `-accel` value: `--accel`, else the scenario's default.
+    pub fn accel(&self, default: &str) -> Result<&'static str> {
+        match self.args.accel.as_deref().unwrap_or(default) {
             "tcg" => Ok("tcg,thread=single"),
+            "tcg-mt" => Ok("tcg,thread=multi"),
             "kvm" => Ok("kvm"),
-            a => bail!("--accel {a}: use tcg or kvm"),
+            a => bail!("--accel {a}: use tcg, tcg-mt or kvm"),
         }
     }
 

@@ -101,10 +101,6 @@ pub fn iommu_requests(ev: &[TraceEvent], map: &str, unmap: &str) -> Vec<IommuReq
 /// `vfio_iommu_map_notify` lines of an inner QEMU (`iommu map @ 0xS - 0xE`)
 /// as requests in a pseudo-domain 0: the MAP_DMA/UNMAP_DMA it sends to the
 /// host VFIO for its guest's mappings.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the nested scenario comes next")
-)]
 pub fn vfio_notifies(text: &str) -> Vec<IommuReq> {
     let mut out = Vec::new();
     for (i, l) in text.lines().enumerate() {
@@ -116,7 +112,8 @@ pub fn vfio_notifies(text: &str) -> Vec<IommuReq> {
         if t.len() < 7 {
             continue;
         }
-        let kind = match t[2] {
+        // QEMU 10 logs "MAP"/"UNMAP", older ones "map"/"unmap".
+        let kind = match t[2].to_ascii_lowercase().as_str() {
             "map" => Kind::Map,
             "unmap" => Kind::Unmap,
             _ => continue,
@@ -400,6 +397,11 @@ pub fn compare(ops: &[ExOp], reqs: &[IommuReq], opt: Options) -> Report {
             )),
         }
     }
+    if !opt.strict {
+        // A level below other traffic (nested outer: QEMU's boot-bypass
+        // maps of all guest RAM) only the in-order matches are meaningful.
+        return rep;
+    }
     rep.checks.push(Check {
         name: "refused MAP_DMAs left no mapping",
         ok: leaks.is_empty(),
@@ -567,7 +569,7 @@ virtio_iommu_unmap domain=2 virt_start=0x200000 virt_end=0x20ffff
 
     #[test]
     fn inner_vfio_notifies_parse() {
-        let t = "12@1.5:vfio_iommu_map_notify iommu map @ 0x100000 - 0x100fff\nvfio_iommu_map_notify iommu unmap @ 0x100000 - 0x10ffff\n";
+        let t = "12@1.5:vfio_iommu_map_notify iommu MAP @ 0x100000 - 0x100fff\nvfio_iommu_map_notify iommu unmap @ 0x100000 - 0x10ffff\n";
         let r = vfio_notifies(t);
         assert_eq!(r.len(), 2);
         assert_eq!(

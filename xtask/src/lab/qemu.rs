@@ -108,6 +108,12 @@ pub fn run(
                 o.first_output_s.get_or_insert(t);
                 writeln!(log, "{line}")?;
                 let l = console::strip(&line);
+                let relayed = l.strip_prefix("L2| ").map(console::strip);
+                if relayed
+                    .is_some_and(|r| r.starts_with(PROGRESS_MARKER) || r.starts_with(RESULT_MARKER))
+                {
+                    eprintln!("    {echo_prefix}[{t:5.1}s] {l}");
+                }
                 if l.starts_with(PROGRESS_MARKER)
                     || l.starts_with(RESULT_MARKER)
                     || l.starts_with("qemu-stderr:")

@@ -31,9 +31,12 @@ pub struct Boot {
 
 /// Downloads/reuses the kernel and busybox and builds the initramfs with
 /// `modules` (name, params; dependencies are added) and the /init `body`.
+#[expect(clippy::too_many_arguments, reason = "one VM level's whole recipe")]
 pub fn prepare(
     ctx: &Ctx,
     arch: Arch,
+    results: init::Results,
+    extra: Vec<(String, PathBuf)>,
     level: &str,
     modules: &[(&str, &str)],
     body: &str,
@@ -61,6 +64,7 @@ pub fn prepare(
         .collect();
     let exerciser_args = ctx.exerciser_args();
     let script = init::script(&init::InitSpec {
+        results,
         level,
         modules: loads,
         tracer_args: &ctx.args.tracer_args,
@@ -76,7 +80,7 @@ pub fn prepare(
                 modules_dir: &kernel.modules,
                 modules: &names,
                 init: &script,
-                extra: vec![],
+                extra,
             },
             &debs::cache_root().join("initramfs"),
             label,

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{oracle_for, prepare, share_args};
 use crate::{
-    lab::{judge, oracle, qemu, stage_binaries, Arch, Ctx},
+    lab::{init, judge, oracle, qemu, stage_binaries, Arch, Ctx},
     step::step,
 };
 
@@ -26,10 +26,19 @@ pub struct SingleLevel {
 
 pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
     stage_binaries(ctx, s.arch, &ctx.out)?;
-    let boot = prepare(ctx, s.arch, "guest", s.modules, s.body, ctx.name)?;
+    let boot = prepare(
+        ctx,
+        s.arch,
+        init::Results::NineP,
+        vec![],
+        "guest",
+        s.modules,
+        s.body,
+        ctx.name,
+    )?;
     let machine = (s.machine)(ctx)?;
     let mut q = Command::new(s.arch.qemu());
-    q.args(["-accel", ctx.accel()?, "-m", "512M", "-smp", "2"]);
+    q.args(["-accel", ctx.accel("tcg")?, "-m", "512M", "-smp", "2"]);
     q.args([
         "-display",
         "none",
@@ -77,7 +86,7 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
             info: json!({
                 "arch": s.arch.deb(), "kernel": boot.kernel.release,
                 "kernel_package_version": boot.kernel.version,
-                "qemu": qemu::version(s.arch.qemu()), "accel": ctx.accel()?,
+                "qemu": qemu::version(s.arch.qemu()), "accel": ctx.accel("tcg")?,
                 "machine": machine, "tracer": ctx.tracer(),
             }),
         },

@@ -7,7 +7,15 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-use tracer_core::export::jsonl::JsonlWriter;
+use tracer_core::{
+    engine::{Engine, EngineConfig},
+    event::{Event, NodeInfo},
+    export::{
+        jsonl::JsonlWriter,
+        perfetto::{Finding, PerfettoWriter},
+    },
+    tracefile::aligned_ns,
+};
 
 use super::files::{for_each_event, report_damage};
 use crate::cli::{ExportArgs, ExportFormat};
@@ -28,8 +36,25 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             end
         }
         ExportFormat::Perfetto => {
-            eprintln!("vfio-trace export: --format perfetto is not built yet in this version");
-            return Ok(ExitCode::from(super::EXIT_CANNOT));
+            // Findings need the whole stream, so the events are kept.
+            let mut events = Vec::new();
+            let mut nodes = Vec::new();
+            let end = for_each_event(&args.files, args.salvage, |ev, n| {
+                events.push(ev.clone());
+                if n.len() != nodes.len() {
+                    nodes = n.to_vec();
+                }
+                Ok(())
+            })?;
+            let mut w = PerfettoWriter::new(out)?;
+            for ev in &events {
+                w.write_event(ev, &nodes)?;
+            }
+            for f in findings(&events, &nodes) {
+                w.add_finding(&f, &nodes)?;
+            }
+            w.finish()?.flush()?;
+            end
         }
     };
     Ok(if report_damage(&end, args.salvage) {
@@ -37,4 +62,27 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The engine's findings as timeline instants, at their newest evidence.
+fn findings(events: &[Event], nodes: &[NodeInfo]) -> Vec<Finding> {
+    let mut order: Vec<&Event> = events.iter().collect();
+    order.sort_by_key(|e| aligned_ns(e, nodes));
+    let mut engine = Engine::new(nodes.to_vec(), EngineConfig::default());
+    for e in &order {
+        engine.apply(e);
+    }
+    engine
+        .findings()
+        .into_iter()
+        .filter_map(|f| {
+            let at = order.get(usize::try_from(f.at).ok()?)?;
+            Some(Finding {
+                ts_ns: at.ts_ns,
+                node: f.node.unwrap_or(at.node),
+                title: format!("{} {}", f.rule.id(), f.rule.name()),
+                detail: f.message.clone(),
+            })
+        })
+        .collect()
 }

@@ -9,13 +9,21 @@ use tracer_core::event::{Drops, ProbeState, ProbeStatus};
 
 use crate::{
     cli::{ListFormat, ProbesArgs},
-    probes::{LoadOptions, Probes},
+    probes::{table, LoadOptions, Probes},
 };
 
 #[derive(Serialize)]
 struct Listing {
-    probes: Vec<ProbeStatus>,
+    probes: Vec<Row>,
     drops: Drops,
+}
+
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    status: ProbeStatus,
+    /// Event kinds this probe contributes to.
+    yields: &'static [&'static str],
 }
 
 pub fn run(args: ProbesArgs) -> Result<ExitCode> {
@@ -24,7 +32,14 @@ pub fn run(args: ProbesArgs) -> Result<ExitCode> {
         named: args.probe.probes.clone(),
     })?;
     let listing = Listing {
-        probes: probes.statuses(),
+        probes: probes
+            .statuses()
+            .into_iter()
+            .map(|status| Row {
+                yields: table::by_name(&status.probe).map_or(&[][..], |s| s.yields),
+                status,
+            })
+            .collect(),
         drops: probes.drops(),
     };
     match args.format {
@@ -39,7 +54,7 @@ fn render_text(l: &Listing) -> String {
         "{:<17} {:<15} {:<9} {:>8}  {}\n",
         "PROBE", "STATUS", "REQUIRED", "HITS", "ATTACH / REASON"
     );
-    for p in &l.probes {
+    for p in l.probes.iter().map(|r| &r.status) {
         let status = match p.status {
             ProbeState::Attached => "attached",
             ProbeState::MissingSymbol => "missing symbol",

@@ -30,7 +30,7 @@ pub fn offset(btf: &Btf, name: &str, path: &[&str]) -> Result<u32> {
         bits += off;
         ty = member_ty;
     }
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         bail!("struct {name}.{} is a bitfield", path.join("."));
     }
     Ok(bits / 8)

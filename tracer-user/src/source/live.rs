@@ -56,10 +56,8 @@ pub async fn run(
                     log::warn!("undecodable probe record ({} bytes): {e}", item.len());
                 }
             }
-            if batch.len() >= 4096 {
-                if tx.send(std::mem::take(&mut batch)).await.is_err() {
-                    return Ok(probes);
-                }
+            if batch.len() >= 4096 && tx.send(std::mem::take(&mut batch)).await.is_err() {
+                return Ok(probes);
             }
         }
         if !batch.is_empty() && tx.send(batch).await.is_err() {

@@ -5,6 +5,7 @@
 
 mod bench;
 mod build;
+mod fuzz;
 mod lab;
 mod probecheck;
 mod setup;
@@ -32,6 +33,8 @@ enum Task {
     Lab(lab::LabArgs),
     /// Run a benchmark and print its figures (never fails on numbers).
     Bench(bench::BenchArgs),
+    /// Run the cargo-fuzz targets for a fixed time each.
+    Fuzz(fuzz::FuzzArgs),
     /// Compare a lab run's vfio-trace recording with the exerciser's and
     /// QEMU's logs (the lab does this itself when given --tracer).
     ProbeCheck(probecheck::ProbeCheckArgs),
@@ -46,6 +49,7 @@ fn main() {
         Task::Lab(a) => lab::run(&a),
         Task::Bench(a) => bench::run(&a),
         Task::ProbeCheck(a) => probecheck::run(&a),
+        Task::Fuzz(a) => fuzz::run(&a),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");

@@ -10,3 +10,4 @@ pub mod engine;
 pub mod event;
 pub mod export;
 pub mod tracefile;
+pub mod wire;

@@ -7,7 +7,7 @@
 //!   strict or salvaging ([`ReadMode`]).
 //! - [`merge`]: several files (host + guests) as one timeline.
 
-mod codec;
+pub(crate) mod codec;
 mod error;
 mod frame;
 mod header;
@@ -15,7 +15,7 @@ pub mod merge;
 mod reader;
 mod source;
 pub mod synth;
-mod varint;
+pub(crate) mod varint;
 mod writer;
 
 pub use error::{TraceError, TraceWarning};

@@ -86,15 +86,25 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
     }
     let mut failed_steps = Vec::new();
     let mut n_steps = 0;
+    let mut loops: Vec<Value> = Vec::new();
     for (label, f) in &run.journals {
         let Some(text) = read(dir, f) else {
             reasons.push(format!("{label}: no {f}"));
             continue;
         };
-        let summary = text
+        let records: Vec<Value> = text
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| v["type"] == "summary");
+            .collect();
+        if let Some(l) = records.iter().find(|v| v["type"] == "loop") {
+            // `--loop N`: a benchmark, no steps and nothing for the oracle.
+            if l["errors"] != 0 {
+                reasons.push(format!("{label}: loop had {} failed ioctls", l["errors"]));
+            }
+            loops.push(l.clone());
+            continue;
+        }
+        let summary = records.iter().find(|v| v["type"] == "summary");
         match summary {
             Some(s) => {
                 n_steps += s["passed"].as_array().map_or(0, |a| a.len())
@@ -115,7 +125,12 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
         }
     }
     let mut oracle_json = serde_json::Map::new();
-    for (label, r) in &run.oracles {
+    let oracles = if loops.is_empty() {
+        &run.oracles[..]
+    } else {
+        &[]
+    };
+    for (label, r) in oracles {
         for f in r.failures() {
             reasons.push(format!("oracle {label}: {f}"));
         }
@@ -143,6 +158,7 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
         "steps": steps,
         "problems": problems,
         "oracle": oracle_json,
+        "loop": loops,
         "info": run.info,
         "files": files,
     });
@@ -161,7 +177,26 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
     let maps: usize = run.oracles.iter().map(|(_, r)| r.matched_maps).sum();
     let unmaps: usize = run.oracles.iter().map(|(_, r)| r.matched_unmaps).sum();
     let wall = ctx.started.elapsed().as_secs_f64();
-    if pass {
+    if pass && !loops.is_empty() {
+        let per: Vec<String> = loops
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} pairs of {:#x} bytes: {} ns/pair",
+                    l["pairs"],
+                    l["size"].as_u64().unwrap_or(0),
+                    l["ns_per_pair"]
+                )
+            })
+            .collect();
+        println!(
+            "lab {}: PASS in {wall:.1}s (loop: {}; oracle skipped) → {}",
+            ctx.name,
+            per.join(", "),
+            dir.display()
+        );
+        Ok(())
+    } else if pass {
         println!(
             "lab {}: PASS in {wall:.1}s (VM {:.1}s; {n_steps} exerciser steps; oracle matched {maps} maps, {unmaps} unmaps) → {}",
             ctx.name, o.wall_s, dir.display()

@@ -7,6 +7,7 @@
 //! dmesg.txt, summary.json, ...). Downloads and built initramfs images are
 //! cached machine-wide in `~/.cache/vfio-trace/lab/`.
 
+mod accel;
 mod console;
 mod debs;
 mod init;
@@ -48,11 +49,16 @@ pub struct LabArgs {
     /// Exerciser steps to run (comma-separated; default: all default steps).
     #[arg(long)]
     pub steps: Option<String>,
+    /// Extra exerciser arguments, e.g. `--loop 1000` (a MAP/UNMAP benchmark
+    /// in the VM: the verdict then reports ns/pair and skips the oracle).
+    #[arg(long, allow_hyphen_values = true)]
+    pub exerciser_args: Option<String>,
     /// Hard timeout in seconds (default: the scenario's own).
     #[arg(long)]
     pub timeout: Option<u64>,
     /// QEMU accelerator: tcg (single-threaded), tcg-mt (multi-threaded
-    /// TCG) or kvm. Default: tcg, except nested: tcg-mt (see nested.rs).
+    /// TCG) or kvm. Default: kvm for x86 if it boots a guest here (checked
+    /// once per machine), else tcg; nested: tcg-mt (see nested.rs).
     #[arg(long)]
     pub accel: Option<String>,
 }
@@ -96,7 +102,28 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// The `-accel` value: `--accel`, else the scenario's default.
     pub fn accel(&self, default: &str) -> Result<&'static str> {
-        match self.args.accel.as_deref().unwrap_or(default) {
+        Self::accel_value(self.args.accel.as_deref().unwrap_or(default))
+    }
+
+    /// Like `accel`, but without `--accel` an x86 guest gets KVM where KVM
+    /// really works (see accel.rs).
+    pub fn accel_or_kvm(
+        &self,
+        default: &str,
+        arch: Arch,
+        boot: &scenarios::Boot,
+    ) -> Result<&'static str> {
+        if self.args.accel.is_none()
+            && arch == Arch::X86_64
+            && accel::kvm_works(&boot.kernel, &boot.busybox)?
+        {
+            return Ok("kvm");
+        }
+        self.accel(default)
+    }
+
+    fn accel_value(name: &str) -> Result<&'static str> {
+        match name {
             "tcg" => Ok("tcg,thread=single"),
             "tcg-mt" => Ok("tcg,thread=multi"),
             "kvm" => Ok("kvm"),
@@ -113,10 +140,14 @@ impl Ctx<'_> {
     }
 
     pub fn exerciser_args(&self) -> String {
-        match &self.args.steps {
+        let mut a = match &self.args.steps {
             Some(s) => format!("--steps {s}"),
             None => String::new(),
+        };
+        if let Some(x) = &self.args.exerciser_args {
+            a = format!("{a} {x}");
         }
+        a.trim().to_string()
     }
 
     pub fn timeout(&self, default_s: u64) -> std::time::Duration {
@@ -143,6 +174,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
     if !step::is_root() {
         bail!("the lab needs root (apt downloads, 9p shares as root)");
     }
+    let _lock = step("VM lock (one lab VM at a time on this machine)", vm_lock)?;
     let out = workspace_root().join("target/lab").join(sc.name);
     step("fresh artifact directory", || fresh_dir(&out))?;
     let ctx = Ctx {
@@ -152,6 +184,28 @@ pub fn run(args: &LabArgs) -> Result<()> {
         started: Instant::now(),
     };
     (sc.run)(&ctx)
+}
+
+/// An exclusive flock on the machine-wide cache: TCG VMs are CPU-bound and
+/// time out when several run at once. Held until the returned file drops.
+fn vm_lock() -> Result<fs::File> {
+    use std::os::fd::AsRawFd;
+    let dir = debs::cache_root();
+    fs::create_dir_all(&dir)?;
+    let f = fs::File::create(dir.join("vm.lock"))?;
+    // SAFETY: flock on a file we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        eprintln!("    another lab VM is running; waiting for it");
+        // SAFETY: as above, blocking.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            bail!(
+                "flock {}: {}",
+                dir.join("vm.lock").display(),
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    Ok(f)
 }
 
 /// Empties `dir` (artifacts of an earlier run must not be mistaken for

@@ -134,6 +134,63 @@ pub fn vfio_notifies(text: &str) -> Vec<IommuReq> {
     out
 }
 
+/// `virtio_iommu_attach domain=D endpoint=E` lines: (line, domain, endpoint).
+pub fn attaches(ev: &[TraceEvent]) -> Vec<(usize, u64, u64)> {
+    ev.iter()
+        .filter(|e| e.name == "virtio_iommu_attach")
+        .filter_map(|e| Some((e.line, e.u64("domain")?, e.u64("endpoint")?)))
+        .collect()
+}
+
+/// The virtio-iommu endpoint ID of a PCI function (its requester ID).
+pub fn endpoint_of(bdf: &str) -> Option<u64> {
+    // [domain:]bus:dev.fn
+    let tail = bdf
+        .rsplit_once(':')
+        .map(|(head, t)| (head.rsplit(':').next().unwrap_or(head), t))?;
+    let (bus, devfn) = tail;
+    let (dev, func) = devfn.split_once('.')?;
+    let n = |s: &str| u64::from_str_radix(s, 16).ok();
+    Some((n(bus)? << 8) | (n(dev)? << 3) | n(func)?)
+}
+
+/// The journal header's edu BDF.
+pub fn journal_edu(jsonl: &str) -> Option<String> {
+    jsonl
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "header")
+        .and_then(|v| v["edu"].as_str().map(str::to_string))
+}
+
+/// Completeness: the exerciser's domain was attached (to `endpoint`, when
+/// known) before its first matched request.
+pub fn check_attach(rep: &Report, att: &[(usize, u64, u64)], endpoint: Option<u64>) -> Check {
+    let Some(d) = rep.domain else {
+        return Check {
+            name: "domain attached",
+            ok: false,
+            detail: "no exerciser domain found".into(),
+        };
+    };
+    let eps: Vec<u64> = att
+        .iter()
+        .filter(|(l, dom, _)| *dom == d && rep.first_line.is_none_or(|f| *l < f))
+        .map(|(_, _, e)| *e)
+        .collect();
+    let ok = !eps.is_empty() && endpoint.is_none_or(|e| eps.contains(&e));
+    Check {
+        name: "domain attached",
+        ok,
+        detail: format!(
+            "domain {d} attached to endpoints {eps:?} before its first request{}",
+            endpoint
+                .map(|e| format!(" (edu is endpoint {e})"))
+                .unwrap_or_default()
+        ),
+    }
+}
+
 /// A MAP_DMA / UNMAP_DMA the exerciser made, from its journal.
 #[derive(Debug, Clone)]
 pub struct ExOp {
@@ -195,6 +252,8 @@ pub struct Check {
 #[derive(Debug, Clone)]
 pub struct Report {
     pub domain: Option<u64>,
+    /// Trace line of the first matched request.
+    pub first_line: Option<usize>,
     pub checks: Vec<Check>,
     pub matched_maps: usize,
     pub matched_unmaps: usize,
@@ -280,6 +339,7 @@ fn intersects(r: &IommuReq, lo: u64, hi: u64) -> bool {
 pub fn compare(ops: &[ExOp], reqs: &[IommuReq], opt: Options) -> Report {
     let mut rep = Report {
         domain: None,
+        first_line: None,
         checks: Vec::new(),
         matched_maps: 0,
         matched_unmaps: 0,
@@ -319,6 +379,8 @@ pub fn compare(ops: &[ExOp], reqs: &[IommuReq], opt: Options) -> Report {
                     Kind::Unmap => rep.matched_unmaps += 1,
                 }
                 for &i in idx {
+                    rep.first_line =
+                        Some(rep.first_line.map_or(reqs[i].line, |f| f.min(reqs[i].line)));
                     if op.kind == Kind::Map && reqs[i].flags & 3 != 3 {
                         bad_flags.push(format!("line {} flags={}", reqs[i].line, reqs[i].flags));
                     }
@@ -565,6 +627,21 @@ virtio_iommu_unmap domain=2 virt_start=0x200000 virt_end=0x20ffff
             },
         );
         assert!(r.failures().join("").contains("unexplained"));
+    }
+
+    #[test]
+    fn attach_is_checked_against_the_edu_endpoint() {
+        assert_eq!(endpoint_of("0000:00:02.0"), Some(16));
+        assert_eq!(endpoint_of("00:01.0"), Some(8));
+        assert_eq!(endpoint_of("0000:01:00.1"), Some(0x101));
+        let r = compare(&exerciser_ops(&journal()), &reqs(TRACE), SWMSI);
+        let att = attaches(&parse_trace(TRACE));
+        assert!(check_attach(&r, &att, Some(16)).ok);
+        assert!(!check_attach(&r, &att, Some(24)).ok);
+        assert!(
+            !check_attach(&r, &att[..1], None).ok,
+            "domain 2 never attached"
+        );
     }
 
     #[test]

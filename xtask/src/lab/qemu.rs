@@ -127,7 +127,11 @@ pub fn run(
                     o.result_s = Some(t);
                     result_at = Some(Instant::now());
                 }
-                if l.starts_with("Kernel panic") && panic_at.is_none() {
+                // A guest panic, or KVM giving up on the guest (QEMU then
+                // sits paused until killed): stop soon either way.
+                let dead = l.starts_with("Kernel panic")
+                    || l.starts_with("qemu-stderr: KVM internal error");
+                if dead && panic_at.is_none() {
                     o.stopped_on_panic = true;
                     panic_at = Some(Instant::now());
                 }

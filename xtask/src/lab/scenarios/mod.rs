@@ -26,6 +26,7 @@ pub const ALL: &[Scenario] = &[x86::SCENARIO, arm64::SCENARIO, nested::SCENARIO]
 /// A kernel, a busybox and an initramfs for one VM level.
 pub struct Boot {
     pub kernel: debs::Kernel,
+    pub busybox: PathBuf,
     pub initrd: PathBuf,
 }
 
@@ -86,19 +87,37 @@ pub fn prepare(
             label,
         )
     })?;
-    Ok(Boot { kernel, initrd })
+    Ok(Boot {
+        kernel,
+        busybox,
+        initrd,
+    })
 }
 
 /// Compares a journal with a QEMU trace log (both in the artifact dir).
-pub fn oracle_for(dir: &Path, journal: &str, trace: &str, opt: oracle::Options) -> oracle::Report {
-    let ops = oracle::exerciser_ops(&fs::read_to_string(dir.join(journal)).unwrap_or_default());
+/// `edu_is_local`: the journal's edu BDF is a device of this QEMU (not of a
+/// guest nested inside it), so the attach is checked for its endpoint.
+pub fn oracle_for(
+    dir: &Path,
+    journal: &str,
+    trace: &str,
+    opt: oracle::Options,
+    edu_is_local: bool,
+) -> oracle::Report {
+    let jsonl = fs::read_to_string(dir.join(journal)).unwrap_or_default();
+    let ops = oracle::exerciser_ops(&jsonl);
     let text = fs::read_to_string(dir.join(trace)).unwrap_or_default();
-    let reqs = oracle::iommu_requests(
-        &oracle::parse_trace(&text),
-        "virtio_iommu_map",
-        "virtio_iommu_unmap",
-    );
+    let events = oracle::parse_trace(&text);
+    let reqs = oracle::iommu_requests(&events, "virtio_iommu_map", "virtio_iommu_unmap");
     let mut r = oracle::compare(&ops, &reqs, opt);
+    // The endpoint is known where the journal's BDF is this QEMU's device.
+    let ep = if edu_is_local {
+        oracle::journal_edu(&jsonl).and_then(|b| oracle::endpoint_of(&b))
+    } else {
+        None
+    };
+    let attach = oracle::check_attach(&r, &oracle::attaches(&events), ep);
+    r.checks.push(attach);
     r.checks.insert(
         0,
         oracle::Check {

@@ -165,7 +165,7 @@ fn run(ctx: &Ctx) -> Result<()> {
     q.args(["-msg", "timestamp=on", "-trace", "virtio_iommu_*", "-D"])
         .arg(ctx.out.join("qemu-trace.log"));
     let outcome = step("boot L1, run L2, power off", || {
-        qemu::run(q, &ctx.out.join("console.log"), ctx.timeout(240), "")
+        qemu::run(q, &ctx.out.join("console.log"), ctx.timeout(180), "")
     })?;
     let tar = l2_dir.join("results.tar");
     if tar.exists() {
@@ -189,6 +189,7 @@ fn run(ctx: &Ctx) -> Result<()> {
             strict: true,
             sw_msi: None,
         },
+        true,
     );
     let forwarded = {
         let ops = oracle::exerciser_ops(
@@ -212,6 +213,7 @@ fn run(ctx: &Ctx) -> Result<()> {
             strict: false,
             sw_msi: None,
         },
+        false,
     );
     judge::judge(
         ctx,

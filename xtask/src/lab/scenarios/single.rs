@@ -37,8 +37,9 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
         ctx.name,
     )?;
     let machine = (s.machine)(ctx)?;
+    let accel = ctx.accel_or_kvm("tcg", s.arch, &boot)?;
     let mut q = Command::new(s.arch.qemu());
-    q.args(["-accel", ctx.accel("tcg")?, "-m", "512M", "-smp", "2"]);
+    q.args(["-accel", accel, "-m", "512M", "-smp", "2"]);
     q.args([
         "-display",
         "none",
@@ -74,6 +75,7 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
             strict: true,
             sw_msi: s.sw_msi,
         },
+        true,
     );
     judge::judge(
         ctx,
@@ -86,7 +88,7 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
             info: json!({
                 "arch": s.arch.deb(), "kernel": boot.kernel.release,
                 "kernel_package_version": boot.kernel.version,
-                "qemu": qemu::version(s.arch.qemu()), "accel": ctx.accel("tcg")?,
+                "qemu": qemu::version(s.arch.qemu()), "accel": accel,
                 "machine": machine, "tracer": ctx.tracer(),
             }),
         },

@@ -13,6 +13,8 @@ pub struct TraceEvent {
     pub line: usize,
     pub name: String,
     pub fields: HashMap<String, String>,
+    /// Every token after the name (for messages that are not `k=v`).
+    pub args: Vec<String>,
 }
 
 impl TraceEvent {
@@ -44,7 +46,9 @@ pub fn parse_trace(text: &str) -> Vec<TraceEvent> {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
-        let fields = it
+        let args: Vec<String> = it.map(str::to_string).collect();
+        let fields = args
+            .iter()
             .filter_map(|t| t.split_once('='))
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
@@ -52,6 +56,7 @@ pub fn parse_trace(text: &str) -> Vec<TraceEvent> {
             line: i + 1,
             name: name.to_string(),
             fields,
+            args,
         });
     }
     out
@@ -188,6 +193,88 @@ pub fn check_attach(rep: &Report, att: &[(usize, u64, u64)], endpoint: Option<u6
                 .map(|e| format!(" (edu is endpoint {e})"))
                 .unwrap_or_default()
         ),
+    }
+}
+
+/// The journal's verified device DMAs: the IOVAs the device read or wrote.
+pub fn journal_dma_iovas(jsonl: &str) -> Vec<u64> {
+    jsonl
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "dma" && v["verified"] == true)
+        .flat_map(|v| [v["src_iova"].as_u64(), v["dst_iova"].as_u64()])
+        .flatten()
+        .collect()
+}
+
+/// The device's DMA went through the exerciser's mappings: for each DMA
+/// IOVA, QEMU's `virtio_iommu_translate_out IOVA -> PHYS for sid=S` gives
+/// the PHYS that the latest MAP request of the exerciser's domain covering
+/// IOVA set up.
+pub fn check_dma(rep: &Report, reqs: &[IommuReq], ev: &[TraceEvent], iovas: &[u64]) -> Check {
+    let name = "device DMA translated through the mappings";
+    let Some(d) = rep.domain else {
+        return Check {
+            name,
+            ok: false,
+            detail: "no exerciser domain found".into(),
+        };
+    };
+    if iovas.is_empty() {
+        return Check {
+            name,
+            ok: false,
+            detail: "the journal has no verified DMA".into(),
+        };
+    }
+    // Only the devices attached to the domain (not e.g. the 9p transport).
+    let eps: Vec<u64> = attaches(ev)
+        .iter()
+        .filter(|a| a.1 == d)
+        .map(|a| a.2)
+        .collect();
+    let mut bad = Vec::new();
+    let mut good = Vec::new();
+    for &a in iovas {
+        let hits: Vec<(usize, u64)> = ev
+            .iter()
+            .filter(|e| e.name == "virtio_iommu_translate_out" && e.args.len() >= 3)
+            .filter(|e| e.u64("sid").is_some_and(|s| eps.contains(&s)))
+            .filter_map(|e| {
+                let n = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+                (n(&e.args[0])? == a).then_some((e.line, n(&e.args[2])?))
+            })
+            .collect();
+        let Some(&(line, phys)) = hits.last() else {
+            bad.push(format!("{a:#x}: no translation in the trace"));
+            continue;
+        };
+        let map = reqs
+            .iter()
+            .filter(|r| {
+                r.kind == Kind::Map && r.domain == d && r.line < line && r.start <= a && a <= r.end
+            })
+            .next_back();
+        match map {
+            Some(m) if m.phys + (a - m.start) == phys => good.push(format!("{a:#x}->{phys:#x}")),
+            Some(m) => bad.push(format!(
+                "{a:#x} translated to {phys:#x} (line {line}) but the map at line {} gives {:#x}",
+                m.line,
+                m.phys + (a - m.start)
+            )),
+            None => bad.push(format!(
+                "{a:#x} translated (line {line}) without a map in domain {d}"
+            )),
+        }
+    }
+    Check {
+        name,
+        ok: bad.is_empty(),
+        detail: if bad.is_empty() {
+            good.join(", ")
+        } else {
+            bad.join("; ")
+        },
     }
 }
 
@@ -641,6 +728,29 @@ virtio_iommu_unmap domain=2 virt_start=0x200000 virt_end=0x20ffff
         assert!(
             !check_attach(&r, &att[..1], None).ok,
             "domain 2 never attached"
+        );
+    }
+
+    #[test]
+    fn dma_translations_must_agree_with_the_maps() {
+        let t = format!(
+            "{TRACE}virtio_iommu_translate_out 0x100000 -> 0x2000000 for sid=16\n\
+             virtio_iommu_translate_out 0x200100 -> 0x4000100 for sid=16\n"
+        );
+        let ev = parse_trace(&t);
+        let rq = iommu_requests(&ev, "virtio_iommu_map", "virtio_iommu_unmap");
+        let r = compare(&exerciser_ops(&journal()), &rq, SWMSI);
+        let c = check_dma(&r, &rq, &ev, &[0x100000, 0x200100]);
+        assert!(c.ok, "{}", c.detail);
+        let c = check_dma(&r, &rq, &ev, &[0x108000]);
+        assert!(!c.ok && c.detail.contains("no translation"));
+        let wrong = t.replace("0x4000100 for", "0x5000100 for");
+        let ev = parse_trace(&wrong);
+        let c = check_dma(&r, &rq, &ev, &[0x200100]);
+        assert!(
+            !c.ok && c.detail.contains("gives 0x4000100"),
+            "{}",
+            c.detail
         );
     }
 

@@ -97,12 +97,15 @@ pub fn prepare(
 /// Compares a journal with a QEMU trace log (both in the artifact dir).
 /// `edu_is_local`: the journal's edu BDF is a device of this QEMU (not of a
 /// guest nested inside it), so the attach is checked for its endpoint.
+/// `device_here`: this QEMU emulates edu, so it translated edu's DMA (an
+/// inner QEMU passing edu through with vfio-pci does not).
 pub fn oracle_for(
     dir: &Path,
     journal: &str,
     trace: &str,
     opt: oracle::Options,
     edu_is_local: bool,
+    device_here: bool,
 ) -> oracle::Report {
     let jsonl = fs::read_to_string(dir.join(journal)).unwrap_or_default();
     let ops = oracle::exerciser_ops(&jsonl);
@@ -118,6 +121,10 @@ pub fn oracle_for(
     };
     let attach = oracle::check_attach(&r, &oracle::attaches(&events), ep);
     r.checks.push(attach);
+    if device_here {
+        let dma = oracle::check_dma(&r, &reqs, &events, &oracle::journal_dma_iovas(&jsonl));
+        r.checks.push(dma);
+    }
     r.checks.insert(
         0,
         oracle::Check {

@@ -190,6 +190,7 @@ fn run(ctx: &Ctx) -> Result<()> {
             sw_msi: None,
         },
         true,
+        false,
     );
     let forwarded = {
         let ops = oracle::exerciser_ops(
@@ -214,6 +215,7 @@ fn run(ctx: &Ctx) -> Result<()> {
             sw_msi: None,
         },
         false,
+        true,
     );
     judge::judge(
         ctx,

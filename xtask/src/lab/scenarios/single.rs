@@ -76,6 +76,7 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
             sw_msi: s.sw_msi,
         },
         true,
+        true,
     );
     judge::judge(
         ctx,

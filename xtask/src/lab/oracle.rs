@@ -278,6 +278,80 @@ pub fn check_dma(rep: &Report, reqs: &[IommuReq], ev: &[TraceEvent], iovas: &[u6
     }
 }
 
+/// Software MSI: the devices' MSI writes (to IOVAs in the SW-MSI window)
+/// were translated through the doorbell page the kernel mapped there
+/// (`iommu_dma_prepare_msi`), i.e. `translate_out` agrees with the MMIO
+/// map request of the exerciser's domain.
+pub fn check_msi_doorbell(
+    rep: &Report,
+    reqs: &[IommuReq],
+    ev: &[TraceEvent],
+    (lo, hi): (u64, u64),
+) -> Check {
+    let name = "MSI writes translated through the SW-MSI doorbell map";
+    let Some(d) = rep.domain else {
+        return Check {
+            name,
+            ok: false,
+            detail: "no exerciser domain found".into(),
+        };
+    };
+    let eps: Vec<u64> = attaches(ev)
+        .iter()
+        .filter(|a| a.1 == d)
+        .map(|a| a.2)
+        .collect();
+    let n = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    let mut seen = std::collections::BTreeMap::new();
+    let mut bad = Vec::new();
+    for e in ev
+        .iter()
+        .filter(|e| e.name == "virtio_iommu_translate_out" && e.args.len() >= 3)
+    {
+        let (Some(a), Some(p), Some(sid)) = (n(&e.args[0]), n(&e.args[2]), e.u64("sid")) else {
+            continue;
+        };
+        if !eps.contains(&sid) || a < lo || a > hi {
+            continue;
+        }
+        let map = reqs
+            .iter()
+            .filter(|r| {
+                r.kind == Kind::Map
+                    && r.domain == d
+                    && r.line < e.line
+                    && r.start <= a
+                    && a <= r.end
+            })
+            .next_back();
+        match map {
+            Some(m) if m.flags & 4 != 0 && m.phys + (a - m.start) == p => {
+                *seen.entry((sid, a, p)).or_insert(0) += 1;
+            }
+            _ => bad.push(format!(
+                "line {}: sid {sid} {a:#x} -> {p:#x} without a matching doorbell map",
+                e.line
+            )),
+        }
+    }
+    let ok = bad.is_empty() && !seen.is_empty();
+    let shown: Vec<String> = seen
+        .iter()
+        .map(|((sid, a, p), c)| format!("sid {sid}: {a:#x}->{p:#x} x{c}"))
+        .collect();
+    Check {
+        name,
+        ok,
+        detail: if !bad.is_empty() {
+            bad.join("; ")
+        } else if seen.is_empty() {
+            format!("no MSI write translated in {lo:#x}-{hi:#x}")
+        } else {
+            shown.join(", ")
+        },
+    }
+}
+
 /// A MAP_DMA / UNMAP_DMA the exerciser made, from its journal.
 #[derive(Debug, Clone)]
 pub struct ExOp {
@@ -751,6 +825,23 @@ virtio_iommu_unmap domain=2 virt_start=0x200000 virt_end=0x20ffff
             !c.ok && c.detail.contains("gives 0x4000100"),
             "{}",
             c.detail
+        );
+    }
+
+    #[test]
+    fn msi_writes_must_hit_the_doorbell_map() {
+        let t = format!("{TRACE}virtio_iommu_translate_out 0x8000040 -> 0x8090040 for sid=16\n");
+        let ev = parse_trace(&t);
+        let rq = iommu_requests(&ev, "virtio_iommu_map", "virtio_iommu_unmap");
+        let r = compare(&exerciser_ops(&journal()), &rq, SWMSI);
+        let c = check_msi_doorbell(&r, &rq, &ev, (0x800_0000, 0x80f_ffff));
+        assert!(c.ok, "{}", c.detail);
+        let ev = parse_trace(&t.replace("-> 0x8090040", "-> 0x8091040"));
+        assert!(!check_msi_doorbell(&r, &rq, &ev, (0x800_0000, 0x80f_ffff)).ok);
+        let ev = parse_trace(TRACE);
+        assert!(
+            !check_msi_doorbell(&r, &rq, &ev, (0x800_0000, 0x80f_ffff)).ok,
+            "no MSI at all"
         );
     }
 

@@ -124,6 +124,10 @@ pub fn oracle_for(
     if device_here {
         let dma = oracle::check_dma(&r, &reqs, &events, &oracle::journal_dma_iovas(&jsonl));
         r.checks.push(dma);
+        if let Some(w) = opt.sw_msi {
+            let msi = oracle::check_msi_doorbell(&r, &reqs, &events, w);
+            r.checks.push(msi);
+        }
     }
     r.checks.insert(
         0,

@@ -249,12 +249,36 @@ pub fn build(spec: &Spec, cache: &Path, label: &str) -> Result<PathBuf> {
     let tmp = out.with_extension("tmp");
     fs::write(&tmp, newc(&entries))?;
     fs::rename(&tmp, &out)?;
+    prune(cache, label, &out);
     eprintln!(
         "    initramfs: built {} ({} modules)",
         out.display(),
         order.len()
     );
     Ok(out)
+}
+
+/// Keeps the cache small: older images of the same label beyond the
+/// newest few are removed.
+fn prune(cache: &Path, label: &str, keep: &Path) {
+    let prefix = format!("{label}-");
+    let Ok(rd) = fs::read_dir(cache) else { return };
+    let mut old: Vec<(std::time::SystemTime, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p != keep)
+        .filter(|p| {
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.starts_with(&prefix) && n.ends_with(".cpio") && n.len() == prefix.len() + 21
+            })
+        })
+        .filter_map(|p| Some((fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    old.sort();
+    let n = old.len().saturating_sub(3);
+    for (_, p) in old.into_iter().take(n) {
+        let _ = fs::remove_file(p);
+    }
 }
 
 /// The module stems in load order, as /init's `insmod` lines expect.

@@ -48,11 +48,20 @@ fn uname() -> (String, String, String) {
     (s(&u.nodename), s(&u.release), s(&u.machine))
 }
 
-/// This machine as a node. `name` defaults to the hostname.
+/// This machine as a node. `name` defaults to the hostname; a VM without
+/// one (`(none)`, as in an initramfs) gets `node-<boot id>` so that host and
+/// guest recordings never merge into one node.
 pub fn local(name: Option<&str>, role: NodeRole) -> NodeInfo {
     let (host, kernel, machine) = uname();
+    let unnamed = host.is_empty() || host == "(none)" || host == "localhost";
+    let default = if unnamed {
+        let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+        format!("node-{}", boot.trim().get(..8).unwrap_or("0"))
+    } else {
+        host
+    };
     NodeInfo {
-        name: name.map(str::to_owned).unwrap_or(host),
+        name: name.map(str::to_owned).unwrap_or(default),
         role,
         kernel,
         machine,

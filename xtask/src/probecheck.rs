@@ -20,10 +20,18 @@ pub struct ProbeCheckArgs {
     /// The scenario's MSI model.
     #[arg(long, value_enum)]
     pub msi: MsiModel,
+    /// The nested scenario: `DIR` holds L1's recording (the host) and
+    /// `DIR/l2` L2's (the guest); the chain is checked across both.
+    #[arg(long)]
+    pub nested: bool,
 }
 
 pub fn run(a: &ProbeCheckArgs) -> Result<()> {
-    let r = check(&a.dir, a.msi)?;
+    let r = if a.nested {
+        check_nested(&a.dir)?
+    } else {
+        check(&a.dir, a.msi)?
+    };
     r.print();
     if !r.ok() {
         anyhow::bail!("the recording does not match the ground truth");
@@ -81,6 +89,16 @@ impl ProbeReport {
             self.fail(name, text);
         }
     }
+    /// Takes `other`'s checks, their names prefixed with `label`.
+    fn absorb(&mut self, label: &str, other: ProbeReport) {
+        self.checks.extend(
+            other
+                .checks
+                .into_iter()
+                .map(|(n, r)| (format!("{label}{n}"), r)),
+        );
+    }
+
     pub fn ok(&self) -> bool {
         self.checks.iter().all(|(_, r)| r.is_ok())
     }
@@ -96,21 +114,71 @@ impl ProbeReport {
 
 /// Compares the recording in `dir` with the exerciser and QEMU logs.
 pub fn check(dir: &Path, msi: MsiModel) -> Result<ProbeReport> {
-    let (_, events) = read_all(dir.join("trace.vft"))
-        .with_context(|| format!("reading {}", dir.join("trace.vft").display()))?;
-    let ex_text = fs::read_to_string(dir.join("exerciser.jsonl"))?;
-    let qemu = fs::read_to_string(dir.join("qemu-trace.log"))?;
     let mut r = ProbeReport::default();
-    health(&events, &mut r);
-    viommu_vs_qemu(&events, &qemu, &mut r);
-    let ex_pid = exerciser_pid(&ex_text);
-    exerciser_calls(&events, &ex_text, ex_pid, &mut r);
-    pages_pinned_and_mapped(&events, ex_pid, &mut r);
-    msi_model(&events, msi, &mut r);
+    guest_checks(dir, &dir.join("qemu-trace.log"), msi, "", &mut r)?;
     Ok(r)
 }
 
-fn health(events: &[Event], r: &mut ProbeReport) {
+fn read_trace(path: &Path) -> Result<Vec<Event>> {
+    let (_, events) = read_all(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(events)
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The checks of a VM that ran the exerciser: `dir` holds its recording
+/// and journal, `qemu_log` the log of the QEMU that emulated its IOMMU.
+fn guest_checks(
+    dir: &Path,
+    qemu_log: &Path,
+    msi: MsiModel,
+    label: &str,
+    r: &mut ProbeReport,
+) -> Result<Vec<Event>> {
+    let events = read_trace(&dir.join("trace.vft"))?;
+    let ex_text = read_text(&dir.join("exerciser.jsonl"))?;
+    let qemu = read_text(qemu_log)?;
+    let mut sub = ProbeReport::default();
+    health(&events, MUST_FIRE, &mut sub);
+    viommu_vs_qemu(&events, &qemu, &mut sub);
+    let ex_pid = exerciser_pid(&ex_text);
+    exerciser_calls(&events, &ex_text, ex_pid, &mut sub);
+    pages_pinned_and_mapped(&events, ex_pid, &mut sub);
+    msi_model(&events, msi, &mut sub);
+    r.absorb(label, sub);
+    Ok(events)
+}
+
+/// Probes that must fire on the nested host (L1): it runs VFIO for the
+/// inner QEMU and is itself a guest of the outer QEMU's virtio-iommu.
+const MUST_FIRE_L1: &[&str] = &["ioctl_enter", "iommu_map", "vfio_pin", "viommu_req"];
+
+/// The nested lab: L2's recording against the inner QEMU, L1's against the
+/// outer QEMU, and the whole chain L2 IOVA → L2 GPA → L1 HVA → L1 HPA →
+/// outer virtio-iommu for every page the exerciser mapped.
+pub fn check_nested(dir: &Path) -> Result<ProbeReport> {
+    let mut r = ProbeReport::default();
+    let l2 = guest_checks(
+        &dir.join("l2"),
+        &dir.join("inner-qemu-trace.log"),
+        MsiModel::Hardware,
+        "L2 ",
+        &mut r,
+    )?;
+    let l1 = read_trace(&dir.join("trace.vft"))?;
+    let outer = read_text(&dir.join("qemu-trace.log"))?;
+    let mut sub = ProbeReport::default();
+    health(&l1, MUST_FIRE_L1, &mut sub);
+    viommu_vs_qemu(&l1, &outer, &mut sub);
+    memslots_explain_maps(&l1, &mut sub);
+    nested_chain(&l2, &l1, &mut sub);
+    r.absorb("L1 ", sub);
+    Ok(r)
+}
+
+fn health(events: &[Event], must_fire: &[&str], r: &mut ProbeReport) {
     let mut last: BTreeMap<&str, (ProbeState, u64, bool, &str)> = BTreeMap::new();
     let mut drops = None;
     for e in events {
@@ -124,14 +192,14 @@ fn health(events: &[Event], r: &mut ProbeReport) {
     }
     let mut problems = Vec::new();
     for (name, (state, hits, required, reason)) in &last {
-        if *state != ProbeState::Attached && (*required || MUST_FIRE.contains(name)) {
+        if *state != ProbeState::Attached && (*required || must_fire.contains(name)) {
             problems.push(format!("{name} not attached: {reason}"));
         }
-        if MUST_FIRE.contains(name) && *hits == 0 {
+        if must_fire.contains(name) && *hits == 0 {
             problems.push(format!("{name} attached but never fired"));
         }
     }
-    for m in MUST_FIRE {
+    for m in must_fire {
         if !last.contains_key(m) {
             problems.push(format!("{m} missing from the probe table"));
         }
@@ -388,43 +456,79 @@ fn exerciser_calls(events: &[Event], text: &str, pid: Option<u32>, r: &mut Probe
     );
 }
 
+/// Pins and IOMMU maps made inside each MAP_DMA: those of the same thread
+/// since its previous MAP_DMA (the kernel does them inside the ioctl).
+struct MapDmaPages {
+    iova: u64,
+    vaddr: u64,
+    size: u64,
+    pins: Vec<(u64, u64, u64)>,
+    maps: Vec<(u64, u64, u64)>,
+}
+
+fn map_dma_pages(events: &[Event], pid: Option<u32>) -> Vec<MapDmaPages> {
+    let mut open: BTreeMap<u32, (Vec<(u64, u64, u64)>, Vec<(u64, u64, u64)>)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in events.iter().filter(|e| pid.is_none_or(|p| e.pid == p)) {
+        let slot = open.entry(e.tid).or_default();
+        match &e.kind {
+            EventKind::VfioPin(p) => slot.0.push((p.vaddr, p.npages, p.pfn)),
+            EventKind::IommuMap(m) if m.errno == 0 => slot.1.push((m.iova, m.size, m.paddr)),
+            EventKind::VfioMapDma(m) => {
+                let (pins, maps) = std::mem::take(slot);
+                if m.errno == 0 {
+                    out.push(MapDmaPages {
+                        iova: m.iova,
+                        vaddr: m.vaddr,
+                        size: m.size,
+                        pins,
+                        maps,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl MapDmaPages {
+    /// (HPA the pin gave, HPA the IOMMU map gave) for the page at `off`.
+    fn page(&self, off: u64) -> (Option<u64>, Option<u64>) {
+        let va = self.vaddr + off;
+        let iova = self.iova + off;
+        let pinned = self
+            .pins
+            .iter()
+            .rev()
+            .find(|(v, n, _)| va >= *v && va < v + n * 4096)
+            .map(|(v, _, pfn)| (pfn << 12) + (va - v));
+        let mapped = self
+            .maps
+            .iter()
+            .rev()
+            .find(|(i, s, _)| iova >= *i && iova < i + s)
+            .map(|(i, _, pa)| pa + (iova - i));
+        (pinned, mapped)
+    }
+}
+
 /// Each page of each successful MAP_DMA was pinned (HVA → PFN) and mapped
 /// in the IOMMU at the same physical address.
 fn pages_pinned_and_mapped(events: &[Event], pid: Option<u32>, r: &mut ProbeReport) {
-    let mut pins: Vec<(u64, u64, u64)> = Vec::new(); // (vaddr, npages, pfn)
-    let mut maps: Vec<(u64, u64, u64)> = Vec::new(); // (iova, size, paddr)
     let mut problems = Vec::new();
     let mut pages = 0;
-    for e in events.iter().filter(|e| Some(e.pid) == pid) {
-        match &e.kind {
-            EventKind::VfioPin(p) => pins.push((p.vaddr, p.npages, p.pfn)),
-            EventKind::IommuMap(m) if m.errno == 0 => maps.push((m.iova, m.size, m.paddr)),
-            EventKind::VfioMapDma(m) if m.errno == 0 => {
-                for off in (0..m.size).step_by(4096) {
-                    pages += 1;
-                    let va = m.vaddr + off;
-                    let hpa = pins
-                        .iter()
-                        .rev()
-                        .find(|(v, n, _)| va >= *v && va < v + n * 4096)
-                        .map(|(v, _, pfn)| (pfn << 12) + (va - v));
-                    let iova = m.iova + off;
-                    let mapped = maps
-                        .iter()
-                        .rev()
-                        .find(|(i, s, _)| iova >= *i && iova < i + s)
-                        .map(|(i, _, pa)| pa + (iova - i));
-                    match (hpa, mapped) {
-                        (Some(h), Some(p)) if h == p => {}
-                        (h, p) => problems.push(format!(
-                            "MAP_DMA iova {iova:#x} vaddr {va:#x}: pinned {h:x?}, iommu_map {p:x?}"
-                        )),
-                    }
-                }
-                pins.clear();
-                maps.clear();
+    for m in map_dma_pages(events, pid) {
+        for off in (0..m.size).step_by(4096) {
+            pages += 1;
+            match m.page(off) {
+                (Some(h), Some(p)) if h == p => {}
+                (h, p) => problems.push(format!(
+                    "MAP_DMA iova {:#x} vaddr {:#x}: pinned {h:x?}, iommu_map {p:x?}",
+                    m.iova + off,
+                    m.vaddr + off
+                )),
             }
-            _ => {}
         }
     }
     if pages == 0 {
@@ -434,6 +538,177 @@ fn pages_pinned_and_mapped(events: &[Event], pid: Option<u32>, r: &mut ProbeRepo
         "pin + iommu_map per page",
         problems,
         format!("{pages} pages: HVA→HPA pin = IOVA→HPA map"),
+    );
+}
+
+/// Live KVM memslots of a VM (latest definition per slot).
+fn memslots_at<'a>(events: &'a [Event], upto: usize, pid: u32) -> Vec<(u64, u64, u64)> {
+    let mut slots: BTreeMap<(u64, u32), (u64, u64, u64)> = BTreeMap::new();
+    for e in &events[..upto] {
+        if let (EventKind::KvmMemslot(s), true) = (&e.kind, e.pid == pid) {
+            if s.errno != 0 {
+                continue;
+            }
+            if s.size == 0 {
+                slots.remove(&(s.vm, s.slot));
+            } else {
+                slots.insert((s.vm, s.slot), (s.gpa, s.size, s.hva));
+            }
+        }
+    }
+    slots.into_values().collect()
+}
+
+/// How long one QEMU memory transaction may take to reach KVM (TCG is slow).
+const TRANSACTION_NS: u64 = 200_000_000;
+
+/// On the host, every MAP_DMA a VMM makes maps guest RAM: its HVA range
+/// lies inside one of that VMM's KVM memslots.
+fn memslots_explain_maps(events: &[Event], r: &mut ProbeReport) {
+    let mut problems = Vec::new();
+    let mut n = 0;
+    for (i, e) in events.iter().enumerate() {
+        let EventKind::VfioMapDma(m) = &e.kind else {
+            continue;
+        };
+        if m.errno != 0 {
+            continue;
+        }
+        n += 1;
+        // QEMU's VFIO listener maps a region before KVM's listener commits
+        // its memslot in the same memory transaction: slots defined just
+        // after the MAP_DMA count too.
+        let inside =
+            |(_, size, hva): &(u64, u64, u64)| m.vaddr >= *hva && m.vaddr + m.size <= hva + size;
+        let soon = events[i..]
+            .iter()
+            .take_while(|x| x.ts_ns <= e.ts_ns + TRANSACTION_NS)
+            .filter(|x| x.pid == e.pid)
+            .filter_map(|x| match &x.kind {
+                EventKind::KvmMemslot(s) if s.errno == 0 && s.size > 0 => {
+                    Some((s.gpa, s.size, s.hva))
+                }
+                _ => None,
+            })
+            .any(|s| inside(&s));
+        if !soon && !memslots_at(events, i, e.pid).iter().any(inside) {
+            problems.push(format!(
+                "MAP_DMA iova {:#x} vaddr {:#x} size {:#x} ({}[{}]) is in no memslot",
+                m.iova,
+                m.vaddr,
+                m.size,
+                e.comm.as_str(),
+                e.pid
+            ));
+        }
+    }
+    if n == 0 {
+        problems.push("no successful MAP_DMA on the host".into());
+    }
+    r.check(
+        "memslots explain MAP_DMA",
+        problems,
+        format!("{n} host MAP_DMAs inside KVM memslots"),
+    );
+}
+
+/// For every page L2's exerciser mapped: L2 virtio-iommu MAP (IOVA → GPA)
+/// → the inner QEMU's MAP_DMA on L1 with the same IOVA and HVA =
+/// memslot(GPA) → L1 pinned that HVA at HPA → L1 iommu_map of the IOVA at
+/// that HPA → L1's own virtio-iommu MAP of the IOVA at that HPA to the outer
+/// QEMU. Addresses must agree at every hop.
+fn nested_chain(l2: &[Event], l1: &[Event], r: &mut ProbeReport) {
+    let guest_maps: Vec<_> = l2
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ViommuReq(q) if q.op == ViommuOp::Map && q.status == 0 => Some(q),
+            _ => None,
+        })
+        .collect();
+    let host_maps = map_dma_pages(l1, None);
+    let map_dma_index: Vec<(usize, &tracer_core::event::VfioMapDma, u32)> = l1
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| match &e.kind {
+            EventKind::VfioMapDma(m) if m.errno == 0 => Some((i, m, e.pid)),
+            _ => None,
+        })
+        .collect();
+    let outer: Vec<_> = l1
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ViommuReq(q) if q.op == ViommuOp::Map && q.status == 0 => Some(q),
+            _ => None,
+        })
+        .collect();
+    let mut problems = Vec::new();
+    let mut pages = 0;
+    let mut cursor = 0;
+    for g in &guest_maps {
+        let size = g.virt_end - g.virt_start + 1;
+        // The VMM propagates guest maps in order.
+        let Some(k) = (cursor..map_dma_index.len())
+            .find(|&k| map_dma_index[k].1.iova == g.virt_start && map_dma_index[k].1.size == size)
+        else {
+            problems.push(format!(
+                "guest MAP {:#x}-{:#x} → GPA {:#x}: no host MAP_DMA of that IOVA",
+                g.virt_start, g.virt_end, g.phys_start
+            ));
+            continue;
+        };
+        cursor = k + 1;
+        let (at, hm, pid) = map_dma_index[k];
+        let slots = memslots_at(l1, at, pid);
+        let want_hva = slots
+            .iter()
+            .find(|(gpa, sz, _)| g.phys_start >= *gpa && g.phys_start < gpa + sz)
+            .map(|(gpa, _, hva)| hva + (g.phys_start - gpa));
+        if want_hva != Some(hm.vaddr) {
+            problems.push(format!(
+                "IOVA {:#x}: guest GPA {:#x} → memslot HVA {want_hva:x?}, host MAP_DMA vaddr {:#x}",
+                g.virt_start, g.phys_start, hm.vaddr
+            ));
+            continue;
+        }
+        let Some(pages_of) = host_maps
+            .iter()
+            .find(|p| p.iova == hm.iova && p.vaddr == hm.vaddr && p.size == hm.size)
+        else {
+            problems.push(format!("IOVA {:#x}: host MAP_DMA without pages", hm.iova));
+            continue;
+        };
+        for off in (0..size).step_by(4096) {
+            pages += 1;
+            let iova = g.virt_start + off;
+            let (pinned, mapped) = pages_of.page(off);
+            let Some(hpa) = pinned.filter(|h| Some(*h) == mapped) else {
+                problems.push(format!(
+                    "IOVA {iova:#x}: L1 pinned {pinned:x?}, L1 iommu_map {mapped:x?}"
+                ));
+                continue;
+            };
+            let outer_ok = outer.iter().any(|q| {
+                iova >= q.virt_start
+                    && iova <= q.virt_end
+                    && q.phys_start + (iova - q.virt_start) == hpa
+            });
+            if !outer_ok {
+                problems.push(format!(
+                    "IOVA {iova:#x} → L1 HPA {hpa:#x}: no L1 virtio-iommu MAP of it to the outer QEMU"
+                ));
+            }
+        }
+    }
+    if guest_maps.is_empty() {
+        problems.push("no successful guest MAP".into());
+    }
+    r.check(
+        "nested chain",
+        problems,
+        format!(
+            "{} guest maps, {pages} pages: L2 IOVA→GPA→L1 HVA→HPA→outer virtio-iommu agree",
+            guest_maps.len()
+        ),
     );
 }
 

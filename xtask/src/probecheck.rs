@@ -462,12 +462,17 @@ struct MapDmaPages {
     iova: u64,
     vaddr: u64,
     size: u64,
-    pins: Vec<(u64, u64, u64)>,
-    maps: Vec<(u64, u64, u64)>,
+    /// (vaddr, npages, pfn)
+    pins: Vec<Run>,
+    /// (iova, size, paddr)
+    maps: Vec<Run>,
 }
 
+/// An address run: (start, length, target).
+type Run = (u64, u64, u64);
+
 fn map_dma_pages(events: &[Event], pid: Option<u32>) -> Vec<MapDmaPages> {
-    let mut open: BTreeMap<u32, (Vec<(u64, u64, u64)>, Vec<(u64, u64, u64)>)> = BTreeMap::new();
+    let mut open: BTreeMap<u32, (Vec<Run>, Vec<Run>)> = BTreeMap::new();
     let mut out = Vec::new();
     for e in events.iter().filter(|e| pid.is_none_or(|p| e.pid == p)) {
         let slot = open.entry(e.tid).or_default();
@@ -542,7 +547,7 @@ fn pages_pinned_and_mapped(events: &[Event], pid: Option<u32>, r: &mut ProbeRepo
 }
 
 /// Live KVM memslots of a VM (latest definition per slot).
-fn memslots_at<'a>(events: &'a [Event], upto: usize, pid: u32) -> Vec<(u64, u64, u64)> {
+fn memslots_at(events: &[Event], upto: usize, pid: u32) -> Vec<Run> {
     let mut slots: BTreeMap<(u64, u32), (u64, u64, u64)> = BTreeMap::new();
     for e in &events[..upto] {
         if let (EventKind::KvmMemslot(s), true) = (&e.kind, e.pid == pid) {

@@ -79,8 +79,11 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
     }
     for p in &problems {
         reasons.push(format!(
-            "kernel {} at {}",
-            p["kind"].as_str().unwrap_or("?"),
+            "{} at {}",
+            match p["kind"].as_str().unwrap_or("?") {
+                k if k.starts_with("kernel") => k.to_string(),
+                k => format!("kernel {k}"),
+            },
             p["where"].as_str().unwrap_or("?")
         ));
     }
@@ -204,9 +207,19 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
         Ok(())
     } else {
         println!(
-            "lab {}: FAIL in {wall:.1}s: {} → {}",
+            "lab {}: FAIL in {wall:.1}s: {}{} → {}",
             ctx.name,
-            reasons.join("; "),
+            reasons
+                .iter()
+                .take(4)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            if reasons.len() > 4 {
+                format!("; (+{} more in summary.json)", reasons.len() - 4)
+            } else {
+                String::new()
+            },
             dir.display()
         );
         bail!(

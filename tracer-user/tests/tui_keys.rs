@@ -151,8 +151,9 @@ fn filter_and_search_prompts() {
 fn enter_on_a_finding_jumps_to_its_evidence_and_c_to_its_chain() {
     let m = model();
     let mut u = ui(false);
+    // Newest first: VT003 (the MSI-X message), VT008 (EEXIST), VT006.
     u.tab = Tab::Findings;
-    press(&m, &mut u, &[KeyCode::Enter]);
+    press(&m, &mut u, &[KeyCode::Down, KeyCode::Enter]);
     assert_eq!(u.tab, Tab::Events);
     assert_eq!(u.events.cursor, Some(12), "the failed MAP_DMA");
     assert_eq!(u.events.highlight, vec![7, 12]);

@@ -44,6 +44,15 @@ impl Report {
             if let Some(d) = &f.device {
                 let _ = write!(s, " device={d}");
             }
+            match f.address {
+                Some((a, b)) if a == b => {
+                    let _ = write!(s, " address={a:#x}");
+                }
+                Some((a, b)) => {
+                    let _ = write!(s, " address={a:#x}-{b:#x}");
+                }
+                None => {}
+            }
             let _ = writeln!(s, "\n  {}", f.message);
             for e in &f.evidence_text {
                 let _ = writeln!(s, "    {e}");

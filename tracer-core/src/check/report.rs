@@ -27,6 +27,8 @@ pub struct ReportFinding {
     /// Node name.
     pub node: Option<String>,
     pub device: Option<String>,
+    /// The IOVA range the finding is about, `[first, last]` inclusive.
+    pub address: Option<(u64, u64)>,
     /// Evidence events as JSON Lines objects (the event contract).
     pub evidence: Vec<serde_json::Value>,
     /// The same events as text lines.
@@ -113,6 +115,7 @@ impl Report {
                     message: f.message,
                     node: f.node.map(|n| node_name(nodes, n).into_owned()),
                     device: f.device.map(|d| d.to_string()),
+                    address: f.address,
                     evidence: evs
                         .iter()
                         .map(|e| {

@@ -2,9 +2,10 @@
 //! point-in-time rules that need the state as it was at that moment.
 
 use super::guest::{MAP_MMIO, S_OK};
+use super::host::HostState;
 use super::host::{PROT_MMIO, UNMAP_ALL};
 use super::interval::{span, Mapping, Meta};
-use super::join::HostOp;
+use super::join::{HostOp, HostView};
 use super::keys::{page, ContainerKey, DevKey, EvId, GuestDomainKey, IommuDomainKey};
 use super::msi::Message;
 use super::Engine;
@@ -57,20 +58,17 @@ impl Engine {
                     let k = DevKey::new(e.node, e.pid, s.device);
                     self.check_irq_signal(k, s, id);
                     self.msi.set_irqs(k, s, id);
+                    self.msi.dev(k).owners.insert(e.pid);
                 }
             }
             EventKind::MsiVector(v) => self.on_msi_vector(e, v, id),
             EventKind::MsiWrite(w) => {
                 let k = DevKey::new(e.node, e.pid, w.device);
-                self.check_msi_write(k, w, id);
-                self.msi.dev(k).messages.insert(
-                    w.vector,
-                    Message {
-                        address: w.address,
-                        data: w.data,
-                        ev: id,
-                    },
-                );
+                // A zeroed message clears the vector: nothing to route.
+                if !Message::is_cleared(w.address, w.data) {
+                    self.check_msi_write(k, w, id);
+                }
+                self.msi.dev(k).program(w.vector, w.address, w.data, id);
             }
             EventKind::MsiDoorbellMap(d) => {
                 let k = IommuDomainKey {
@@ -152,11 +150,9 @@ impl Engine {
         id: EvId,
     ) {
         let pid = key.pid();
-        let judge_hva = self.host.node_has_vms(key.node);
-        if judge_hva && !self.host.is_vmm(key.node, pid) {
+        if self.host.node_has_vms(key.node) && !self.host.is_vmm(key.node, pid) {
             return;
         }
-        let host = &self.host;
         let op = HostOp {
             key,
             wall,
@@ -165,10 +161,7 @@ impl Engine {
             vaddr,
             ev: id,
         };
-        self.join.host_map(op, judge_hva, |gpa| {
-            host.gpa_to_hva(key.node, pid, gpa)
-                .map(|(h, slot)| (h, slot.ev))
-        });
+        self.join.host_map(op, &HostJudge(&self.host));
     }
 
     fn on_unmap_dma(&mut self, e: &Event, u: &VfioUnmapDma, id: EvId, wall: u64) {
@@ -333,7 +326,7 @@ impl Engine {
                         to: r.phys_start,
                         meta: Meta::new(id, 0),
                     };
-                    self.join.guest_map(key, wall, m);
+                    self.join.guest_map(key, wall, m, &HostJudge(&self.host));
                 }
             }
             ViommuOp::Unmap => {
@@ -393,4 +386,19 @@ impl Engine {
 /// Is a host IOMMU mapping a doorbell (MMIO) rather than DMA to RAM?
 pub(super) fn is_mmio_prot(m: &Mapping) -> bool {
     u32::from(m.meta.flags()) & PROT_MMIO != 0
+}
+
+/// The host state as the join judges HVAs.
+struct HostJudge<'a>(&'a HostState);
+
+impl HostView for HostJudge<'_> {
+    fn judge_hva(&self, c: ContainerKey) -> bool {
+        self.0.node_has_vms(c.node)
+    }
+
+    fn expected_hva(&self, c: ContainerKey, gpa: u64) -> Option<(u64, EvId)> {
+        self.0
+            .gpa_to_hva(c.node, c.pid(), gpa)
+            .map(|(h, s)| (h, s.ev))
+    }
 }

@@ -179,8 +179,31 @@ impl HostState {
         }
     }
 
+    /// IOMMU domains on a node.
+    pub fn domains_on(
+        &self,
+        node: NodeId,
+    ) -> impl Iterator<Item = (&IommuDomainKey, &IommuDomain)> {
+        let lo = IommuDomainKey { node, domain: 0 };
+        let hi = IommuDomainKey {
+            node,
+            domain: u64::MAX,
+        };
+        self.domains.range(lo..=hi)
+    }
+
     /// Host containers on a node.
     pub fn containers_on(&self, node: NodeId) -> impl Iterator<Item = (&ContainerKey, &Container)> {
-        self.containers.iter().filter(move |(k, _)| k.node == node)
+        let lo = ContainerKey {
+            node,
+            container: 0,
+            ioas: 0,
+        };
+        let hi = ContainerKey {
+            node,
+            container: u64::MAX,
+            ioas: u32::MAX,
+        };
+        self.containers.range(lo..=hi)
     }
 }

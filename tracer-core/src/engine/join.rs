@@ -1,13 +1,21 @@
 //! Pairs a guest virtio-iommu domain with the host VFIO container serving it.
 //!
-//! Evidence is the map sequence itself: a guest MAP (IOVA, size, GPA) is
-//! followed, within `window` of wall-clock time, by a host MAP_DMA of the same
-//! IOVA range from a VMM process on another node. Each such match counts for
-//! (guest domain, container); a pairing is the container with most matches.
+//! Evidence is the map sequence itself: a guest MAP (IOVA, size, GPA) and a
+//! host MAP_DMA of the same IOVA range from a VMM process on another node
+//! within `window` of wall-clock time. Each such match counts for (guest
+//! domain, container); a pairing is the container with most matches.
+//!
+//! The two sides may come in either order. The guest probe timestamps a
+//! request when the device *completes* it, and QEMU issues the MAP_DMA while
+//! handling the request, so on real runs the host call usually comes first
+//! (by the completion latency, µs to ms). Host calls that found no waiting
+//! guest request are therefore kept for `skew` and matched when the guest
+//! request arrives; guest requests wait up to `window` for a host call.
+//!
 //! The boot-bypass map (all RAM, no guest MAP of that size) and VFIO's probe
 //! map at IOVA 0 (an `iommu_map`, not a MAP_DMA) never match. Guest MAPs and
-//! UNMAPs that no host MAP_DMA/UNMAP_DMA followed in time are remembered per
-//! guest domain (count and a few examples) for the chain-break rules.
+//! UNMAPs that no host MAP_DMA/UNMAP_DMA matched are remembered per guest
+//! domain (count and a few examples) for the chain-break rules.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -16,6 +24,8 @@ use super::keys::{ContainerKey, EvId, GuestDomainKey};
 
 /// Examples kept per record.
 const EXAMPLES: usize = 4;
+/// Candidates examined per lookup (bounds the cost of pathological overlaps).
+const SCAN: usize = 256;
 
 #[derive(Clone, Debug)]
 pub struct PendingGuest {
@@ -32,10 +42,16 @@ pub struct PendingGuest {
     pub matched: Vec<ContainerKey>,
 }
 
+impl PendingGuest {
+    fn size(&self) -> u64 {
+        (self.last - self.start).saturating_add(1)
+    }
+}
+
 /// Why a guest domain and a container were paired.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PairEvidence {
-    /// Guest MAPs followed by a matching host MAP_DMA.
+    /// Guest MAPs matched with a host MAP_DMA.
     pub matches: u64,
     /// Of those, how many had HVA == memslot(GPA) / HVA ≠ memslot(GPA).
     pub hva_agree: u64,
@@ -73,7 +89,15 @@ pub struct HostOp {
     pub ev: EvId,
 }
 
-#[derive(Clone, Debug)]
+/// What the host side knows when a match is judged: `judge_hva(c)` says
+/// whether HVAs of container `c` can be judged (its node has VMs),
+/// `expected_hva(c, gpa)` is the memslot translation in `c`'s process.
+pub trait HostView {
+    fn judge_hva(&self, c: ContainerKey) -> bool;
+    fn expected_hva(&self, c: ContainerKey, gpa: u64) -> Option<(u64, EvId)>;
+}
+
+#[derive(Clone, Debug, Default)]
 struct Waiting {
     by_iova: BTreeMap<(u64, EvId), PendingGuest>,
     order: VecDeque<(u64, u64, EvId)>,
@@ -81,14 +105,6 @@ struct Waiting {
 }
 
 impl Waiting {
-    fn new() -> Self {
-        Waiting {
-            by_iova: BTreeMap::new(),
-            order: VecDeque::new(),
-            lost: BTreeMap::new(),
-        }
-    }
-
     fn push(&mut self, p: PendingGuest) {
         self.order.push_back((p.wall, p.start, p.ev));
         self.by_iova.insert((p.start, p.ev), p);
@@ -123,7 +139,7 @@ impl Waiting {
         self.by_iova
             .range(..=(start, EvId::MAX))
             .rev()
-            .take(256)
+            .take(SCAN)
             .filter(|(_, p)| {
                 p.key.node != c.node
                     && !p.matched.contains(&c)
@@ -137,13 +153,126 @@ impl Waiting {
     }
 }
 
+/// Host calls that came before any guest request they could match, kept
+/// for `skew` (by start IOVA, and in arrival order for expiry).
+#[derive(Clone, Debug, Default)]
+struct Early {
+    by_iova: BTreeMap<(u64, EvId), HostOp>,
+    order: VecDeque<(u64, u64, EvId)>,
+}
+
+impl Early {
+    fn push(&mut self, op: HostOp) {
+        self.order.push_back((op.wall, op.start, op.ev));
+        self.by_iova.insert((op.start, op.ev), op);
+    }
+
+    fn expire(&mut self, before: u64) {
+        while let Some(&(w, s, ev)) = self.order.front() {
+            if w >= before {
+                break;
+            }
+            self.order.pop_front();
+            self.by_iova.remove(&(s, ev));
+        }
+    }
+
+    /// Host calls (oldest first) from another node than the guest request
+    /// `p`, inside the time window, with `keep(op)`; `within` says whether
+    /// the call must lie inside the request (maps) or only overlap it.
+    fn candidates(
+        &self,
+        p: &PendingGuest,
+        window: u64,
+        skew: u64,
+        within: bool,
+    ) -> Vec<(u64, EvId)> {
+        if self.by_iova.is_empty() {
+            return Vec::new();
+        }
+        let mut v: Vec<(u64, EvId)> = self
+            .by_iova
+            .range((p.start, 0)..=(p.last, EvId::MAX))
+            .chain(
+                // Unmaps: a host call starting below the request may overlap it.
+                (!within)
+                    .then(|| self.by_iova.range(..(p.start, 0)).rev().take(SCAN))
+                    .into_iter()
+                    .flatten(),
+            )
+            .take(SCAN)
+            .filter(|(_, op)| {
+                op.key.node != p.key.node
+                    && op.start <= p.last
+                    && p.start <= op.last
+                    && (!within || (p.start <= op.start && op.last <= p.last))
+                    && op.wall.saturating_add(skew) >= p.wall
+                    && op.wall <= p.wall.saturating_add(window)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        v.sort_unstable_by_key(|k| k.1);
+        v
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Join {
     pub window_ns: u64,
     pub skew_ns: u64,
     maps: Waiting,
     unmaps: Waiting,
+    early_maps: Early,
+    early_unmaps: Early,
     pub evidence: BTreeMap<(GuestDomainKey, ContainerKey), PairEvidence>,
+}
+
+/// Counts a (guest MAP, host MAP_DMA) match; returns whether the HVA agreed
+/// with the memslot (`None`: could not be judged).
+fn record(
+    evidence: &mut BTreeMap<(GuestDomainKey, ContainerKey), PairEvidence>,
+    p: &PendingGuest,
+    op: &HostOp,
+    host: &impl HostView,
+) -> Option<bool> {
+    let gpa = p.gpa.wrapping_add(op.start - p.start);
+    let expected = host.expected_hva(op.key, gpa);
+    let agrees = expected.map(|(hva, _)| hva == op.vaddr);
+    let e = evidence.entry((p.key, op.key)).or_default();
+    e.matches += 1;
+    if e.examples.len() < EXAMPLES {
+        e.examples.push((p.ev, op.ev));
+    }
+    match (agrees, expected) {
+        (Some(true), _) => e.hva_agree += 1,
+        (Some(false), Some((hva, slot_ev))) => {
+            e.hva_disagree += 1;
+            if e.mismatches.len() < EXAMPLES {
+                e.mismatches.push((p.ev, op.ev, slot_ev, hva));
+            }
+        }
+        _ => {}
+    }
+    agrees
+}
+
+/// Applies a judged match to the guest request: a match settles (covers)
+/// it when the HVA agrees or cannot be judged; otherwise the request keeps
+/// waiting for a better container (a second VMM or a decoy mapping the same
+/// IOVA first must not hide the real one) and only remembers that this
+/// container matched it. Returns true once the request is fully covered.
+fn settle(p: &mut PendingGuest, op: &HostOp, agrees: Option<bool>, judge: bool) -> bool {
+    if agrees == Some(true) || !judge {
+        p.covered = p
+            .covered
+            .saturating_add((op.last - op.start).saturating_add(1));
+        p.covered >= p.size()
+    } else {
+        if !p.matched.contains(&op.key) {
+            p.matched.push(op.key);
+        }
+        false
+    }
 }
 
 impl Join {
@@ -151,21 +280,28 @@ impl Join {
         Join {
             window_ns,
             skew_ns,
-            maps: Waiting::new(),
-            unmaps: Waiting::new(),
+            maps: Waiting::default(),
+            unmaps: Waiting::default(),
+            early_maps: Early::default(),
+            early_unmaps: Early::default(),
             evidence: BTreeMap::new(),
         }
     }
 
-    /// Moves requests older than the window (relative to `now`) to the lost records.
+    /// Moves requests older than the window (relative to `now`) to the lost
+    /// records; forgets host calls older than the skew.
     pub fn tick(&mut self, now: u64) {
         let before = now.saturating_sub(self.window_ns);
         self.maps.expire(before);
         self.unmaps.expire(before);
+        let early = now.saturating_sub(self.skew_ns);
+        self.early_maps.expire(early);
+        self.early_unmaps.expire(early);
     }
 
-    pub fn guest_map(&mut self, key: GuestDomainKey, wall: u64, m: Mapping) {
-        self.maps.push(PendingGuest {
+    /// A guest MAP: matched with host MAP_DMAs that came first, else waits.
+    pub fn guest_map(&mut self, key: GuestDomainKey, wall: u64, m: Mapping, host: &impl HostView) {
+        let mut p = PendingGuest {
             key,
             wall,
             start: m.start,
@@ -174,11 +310,29 @@ impl Join {
             ev: m.meta.ev(),
             covered: 0,
             matched: Vec::new(),
-        });
+        };
+        for k in self
+            .early_maps
+            .candidates(&p, self.window_ns, self.skew_ns, true)
+        {
+            let Some(op) = self.early_maps.by_iova.get(&k).copied() else {
+                continue;
+            };
+            if p.matched.contains(&op.key) {
+                continue;
+            }
+            let agrees = record(&mut self.evidence, &p, &op, host);
+            self.early_maps.by_iova.remove(&k);
+            if settle(&mut p, &op, agrees, host.judge_hva(op.key)) {
+                return;
+            }
+        }
+        self.maps.push(p);
     }
 
+    /// A guest UNMAP: settled by a host UNMAP_DMA that came first, else waits.
     pub fn guest_unmap(&mut self, key: GuestDomainKey, wall: u64, start: u64, last: u64, ev: EvId) {
-        self.unmaps.push(PendingGuest {
+        let p = PendingGuest {
             key,
             wall,
             start,
@@ -187,73 +341,53 @@ impl Join {
             ev,
             covered: 0,
             matched: Vec::new(),
-        });
+        };
+        let hit = self
+            .early_unmaps
+            .candidates(&p, self.window_ns, self.skew_ns, false)
+            .first()
+            .copied();
+        match hit {
+            Some(k) => {
+                self.early_unmaps.by_iova.remove(&k);
+            }
+            None => self.unmaps.push(p),
+        }
     }
 
-    /// A host MAP_DMA (successful or not). `expected_hva(gpa)` is the memslot
-    /// translation in the host process, if known; `judge_hva` says whether
-    /// the host node has VMs at all (else HVAs cannot be judged). Returns the
-    /// guest MAP it matched.
-    ///
-    /// A match settles the guest MAP when the HVA agrees (or cannot be
-    /// judged); otherwise the MAP keeps waiting for a better container (a
-    /// second VMM or a decoy mapping the same IOVA first must not hide the
-    /// real one) and only remembers that this container matched it.
-    pub fn host_map(
-        &mut self,
-        op: HostOp,
-        judge_hva: bool,
-        expected_hva: impl Fn(u64) -> Option<(u64, EvId)>,
-    ) -> Option<PendingGuest> {
-        let k = self.maps.find(
+    /// A host MAP_DMA (successful or not) from a VMM: matched with the
+    /// oldest waiting guest MAP it fits in, else kept for a guest MAP that
+    /// comes later. Returns the guest MAP it matched.
+    pub fn host_map(&mut self, op: HostOp, host: &impl HostView) -> Option<PendingGuest> {
+        let Some(k) = self.maps.find(
             op.key,
             op.start,
             op.last,
             op.wall,
             self.window_ns,
             self.skew_ns,
-        )?;
+        ) else {
+            self.early_maps.push(op);
+            return None;
+        };
         let p = self.maps.by_iova.get_mut(&k)?;
-        let gpa = p.gpa.wrapping_add(op.start - p.start);
-        let expected = expected_hva(gpa);
-        let agrees = expected.map(|(hva, _)| hva == op.vaddr);
-        let e = self.evidence.entry((p.key, op.key)).or_default();
-        e.matches += 1;
-        if e.examples.len() < EXAMPLES {
-            e.examples.push((p.ev, op.ev));
-        }
-        match (agrees, expected) {
-            (Some(true), _) => e.hva_agree += 1,
-            (Some(false), Some((hva, slot_ev))) => {
-                e.hva_disagree += 1;
-                if e.mismatches.len() < EXAMPLES {
-                    e.mismatches.push((p.ev, op.ev, slot_ev, hva));
-                }
-            }
-            _ => {}
-        }
+        let agrees = record(&mut self.evidence, p, &op, host);
         let matched = p.clone();
-        if agrees == Some(true) || !judge_hva {
-            p.covered = p
-                .covered
-                .saturating_add((op.last - op.start).saturating_add(1));
-            if p.covered >= (p.last - p.start).saturating_add(1) {
-                self.maps.by_iova.remove(&k);
-            }
-        } else {
-            p.matched.push(op.key);
+        if settle(p, &op, agrees, host.judge_hva(op.key)) {
+            self.maps.by_iova.remove(&k);
         }
         Some(matched)
     }
 
-    /// A host UNMAP_DMA attempt: settles a waiting guest UNMAP it overlaps.
+    /// A host UNMAP_DMA attempt: settles a waiting guest UNMAP it overlaps,
+    /// else is kept for a guest UNMAP that comes later.
     pub fn host_unmap(&mut self, op: HostOp) {
         let hit = self
             .unmaps
             .by_iova
             .range(..=(op.last, EvId::MAX))
             .rev()
-            .take(64)
+            .take(SCAN)
             .filter(|(_, p)| {
                 p.key.node != op.key.node
                     && p.start <= op.last
@@ -263,8 +397,11 @@ impl Join {
             })
             .map(|(k, _)| *k)
             .min_by_key(|k| k.1);
-        if let Some(k) = hit {
-            self.unmaps.by_iova.remove(&k);
+        match hit {
+            Some(k) => {
+                self.unmaps.by_iova.remove(&k);
+            }
+            None => self.early_unmaps.push(op),
         }
     }
 

@@ -27,6 +27,7 @@
 mod apply;
 pub mod chain;
 pub mod clock;
+pub mod devices;
 pub mod guest;
 pub mod host;
 pub mod interval;

@@ -1,7 +1,7 @@
 //! Interrupt side: host reserved regions per group/device, per-device MSI
 //! vectors (eventfds) and the messages programmed into the device.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::keys::{DevKey, EvId};
 use crate::event::{Device, NodeId, ResvRegion, ResvType, VfioSetIrqs};
@@ -34,12 +34,40 @@ pub struct Message {
     pub ev: EvId,
 }
 
+impl Message {
+    /// The kernel writes an all-zero message when it deactivates or frees a
+    /// vector (`msi_domain_deactivate()` composes a zeroed `msi_msg`): a
+    /// teardown, not a doorbell address.
+    pub fn is_cleared(address: u64, data: u32) -> bool {
+        address == 0 && data == 0
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct DeviceIrq {
     /// (index, vector) → trigger.
     pub vectors: BTreeMap<(u32, u32), Vector>,
-    /// vector → last message programmed.
+    /// vector → last message programmed (a cleared vector has none).
     pub messages: BTreeMap<u32, Message>,
+    /// vector → the zeroed write that cleared it, while it stays cleared.
+    pub cleared: BTreeMap<u32, EvId>,
+    /// Processes that configured its interrupts (VFIO_DEVICE_SET_IRQS): the
+    /// VMM owning the device, which ties it to that process's container.
+    pub owners: BTreeSet<u32>,
+}
+
+impl DeviceIrq {
+    /// Applies an `msi_write`: a real message programs the vector, a zeroed
+    /// one clears it.
+    pub fn program(&mut self, vector: u32, address: u64, data: u32, ev: EvId) {
+        if Message::is_cleared(address, data) {
+            self.messages.remove(&vector);
+            self.cleared.insert(vector, ev);
+        } else {
+            self.cleared.remove(&vector);
+            self.messages.insert(vector, Message { address, data, ev });
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]

@@ -1,12 +1,19 @@
 //! Read-only views for a TUI: nodes → devices → domains → mappings,
 //! doorbells per device, findings newest first.
+//!
+//! A snapshot lists at most [`SnapshotOptions::max_mappings`] mappings per
+//! domain; [`Engine::mappings`] pages through any domain beyond that.
+//! Devices list the domains they use: guest endpoints their virtio-iommu
+//! domain, host devices their container and IOMMU domains
+//! ([`super::devices`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
 use super::interval::IntervalMap;
-use super::keys::{EvId, GuestDomainKey};
+use super::interval::Mapping;
+use super::keys::{ContainerKey, DevKey, EvId, GuestDomainKey, IommuDomainKey};
 use super::pairing::Pairing;
 use super::rules::Finding;
 use super::Engine;
@@ -31,8 +38,19 @@ pub enum DomainRef {
     Guest(u32),
     /// Kernel `struct iommu_domain` address.
     Iommu(u64),
-    /// VFIO container handle (or iommufd handle for an IOAS).
-    Container(u64),
+    /// VFIO container handle (`pid << 32 | fd`), or the iommufd handle and
+    /// the IOAS id (`ioas` ≠ 0) for an iommufd IOAS.
+    Container { container: u64, ioas: u32 },
+}
+
+impl DomainRef {
+    /// The container or IOAS of a [`ContainerKey`].
+    pub fn container(k: ContainerKey) -> Self {
+        DomainRef::Container {
+            container: k.container,
+            ioas: k.ioas,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -69,8 +87,12 @@ pub struct VectorView {
     pub index: u32,
     pub vector: u32,
     pub eventfd: i32,
-    /// Last message programmed for that vector (address, data).
+    /// Last message programmed for that vector (address, data); `None`
+    /// when none was seen or the kernel cleared it.
     pub message: Option<(u64, u32)>,
+    /// The kernel cleared the vector (wrote an all-zero message: it was
+    /// deactivated or freed) and did not program it again.
+    pub cleared: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -110,22 +132,30 @@ pub struct Snapshot {
     pub findings: Vec<Finding>,
 }
 
+impl From<Mapping> for MappingView {
+    fn from(m: Mapping) -> Self {
+        MappingView {
+            iova: m.start,
+            last: m.last,
+            to: m.to,
+            flags: m.meta.flags(),
+            ev: m.meta.ev(),
+        }
+    }
+}
+
 fn view(id: DomainRef, bypass: bool, maps: &IntervalMap, max: usize) -> DomainView {
     DomainView {
         id,
         bypass,
         count: maps.len(),
-        mappings: maps
-            .iter()
-            .take(max)
-            .map(|m| MappingView {
-                iova: m.start,
-                last: m.last,
-                to: m.to,
-                flags: m.meta.flags(),
-                ev: m.meta.ev(),
-            })
-            .collect(),
+        mappings: maps.iter().take(max).map(MappingView::from).collect(),
+    }
+}
+
+fn push_domain(v: &mut Vec<DomainRef>, d: DomainRef) {
+    if !v.contains(&d) {
+        v.push(d);
     }
 }
 
@@ -171,7 +201,7 @@ impl Engine {
         }
         for (k, c) in &self.host.containers {
             domains.entry(k.node).or_default().push(view(
-                DomainRef::Container(k.container),
+                DomainRef::container(*k),
                 false,
                 &c.maps,
                 max,
@@ -187,7 +217,6 @@ impl Engine {
             for dv in &d.devices {
                 {
                     let v = dev_entry(&mut devs, k.node, 0, *dv);
-                    v.domains.push(DomainRef::Iommu(k.domain));
                     for (&iova, &(paddr, ev)) in &d.doorbells {
                         v.doorbells.push(DoorbellView {
                             domain: k.domain,
@@ -248,8 +277,27 @@ impl Engine {
                         vector,
                         eventfd: fd,
                         message: irq.messages.get(&vector).map(|m| (m.address, m.data)),
+                        cleared: irq.cleared.contains_key(&vector),
                     });
                 }
+            }
+        }
+        // Devices driven through VFIO: the container and IOMMU domains they
+        // use (on hosts, and in guests that run VFIO themselves).
+        for ((n, pid, d), v) in devs.iter_mut() {
+            let ctx = self.device_context(DevKey {
+                node: *n,
+                pid: *pid,
+                device: *d,
+            });
+            if !ctx.exact {
+                continue;
+            }
+            for c in &ctx.containers {
+                push_domain(&mut v.domains, DomainRef::container(*c));
+            }
+            for dk in &ctx.domains {
+                push_domain(&mut v.domains, DomainRef::Iommu(dk.domain));
             }
         }
         for ((n, _, _), v) in devs {
@@ -268,11 +316,48 @@ impl Engine {
         }
     }
 
-    /// Mappings of one guest domain (for drill-down beyond the snapshot's cap).
+    /// Up to `limit` mappings of a domain of any kind on `node`, in IOVA
+    /// order, starting with the one containing `from_iova` (or the first
+    /// after it): drill-down and paging beyond the snapshot's cap. Empty
+    /// for an unknown domain.
+    pub fn mappings(
+        &self,
+        node: NodeId,
+        domain: DomainRef,
+        from_iova: u64,
+        limit: usize,
+    ) -> Vec<MappingView> {
+        let maps = match domain {
+            DomainRef::Guest(domain) => self
+                .guest
+                .domain(GuestDomainKey { node, domain })
+                .map(|d| &d.maps),
+            DomainRef::Iommu(domain) => self
+                .host
+                .domains
+                .get(&IommuDomainKey { node, domain })
+                .map(|d| &d.maps),
+            DomainRef::Container { container, ioas } => self
+                .host
+                .containers
+                .get(&ContainerKey {
+                    node,
+                    container,
+                    ioas,
+                })
+                .map(|c| &c.maps),
+        };
+        maps.map(|m| {
+            m.overlapping(from_iova, u64::MAX)
+                .take(limit)
+                .map(MappingView::from)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// Every mapping of one guest domain.
     pub fn guest_mappings(&self, g: GuestDomainKey) -> Vec<MappingView> {
-        self.guest
-            .domain(g)
-            .map(|d| view(DomainRef::Guest(g.domain), d.bypass, &d.maps, usize::MAX).mappings)
-            .unwrap_or_default()
+        self.mappings(g.node, DomainRef::Guest(g.domain), 0, usize::MAX)
     }
 }

@@ -81,7 +81,10 @@ fn findings(events: &[Event], nodes: &[NodeInfo]) -> Vec<Finding> {
                 ts_ns: at.ts_ns,
                 node: f.node.unwrap_or(at.node),
                 title: format!("{} {}", f.rule.id(), f.rule.name()),
-                detail: f.message.clone(),
+                detail: match f.address {
+                    Some((a, b)) => format!("{} [address {a:#x}-{b:#x}]", f.message),
+                    None => f.message.clone(),
+                },
             })
         })
         .collect()

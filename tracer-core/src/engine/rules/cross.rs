@@ -68,12 +68,14 @@ impl Engine {
                     hex(hva),
                     hex(expected)
                 );
+                let last = im.iova.saturating_add(im.size.max(1) - 1);
                 let f = Finding::new(
                     RuleId::ChainBreak,
                     key.node,
                     msg,
                     vec![pin.meta.ev(), *iev, id],
-                );
+                )
+                .address(im.iova, last);
                 self.found.push(f);
                 return;
             }
@@ -234,7 +236,8 @@ impl Engine {
                 );
                 out.push(
                     Finding::new(RuleId::ResvMismatch, node, msg, vec![*pev])
-                        .device(Device::from_rid(0, ep)),
+                        .device(Device::from_rid(0, ep))
+                        .address(X86_MSI.0, X86_MSI.1),
                 );
             }
         }
@@ -283,7 +286,8 @@ impl Engine {
                 );
                 out.push(
                     Finding::new(RuleId::ResvMismatch, p.guest_node, msg, vec![*rev, *pev])
-                        .device(Device::from_rid(0, ep)),
+                        .device(Device::from_rid(0, ep))
+                        .address(r.start, r.end),
                 );
             }
         }
@@ -375,12 +379,10 @@ impl Engine {
                 hex(e),
                 range(m.start, m.last)
             );
-            out.push(Finding::new(
-                RuleId::WidthGranule,
-                g.node,
-                msg,
-                vec![*iev, m.meta.ev()],
-            ));
+            out.push(
+                Finding::new(RuleId::WidthGranule, g.node, msg, vec![*iev, m.meta.ev()])
+                    .address(m.start, m.last),
+            );
         }
         if let Some(m) = coarse {
             let msg = format!(
@@ -389,12 +391,10 @@ impl Engine {
                 hex(min_pg),
                 range(m.start, m.last)
             );
-            out.push(Finding::new(
-                RuleId::WidthGranule,
-                g.node,
-                msg,
-                vec![*iev, m.meta.ev()],
-            ));
+            out.push(
+                Finding::new(RuleId::WidthGranule, g.node, msg, vec![*iev, m.meta.ev()])
+                    .address(m.start, m.last),
+            );
         }
     }
 
@@ -440,12 +440,10 @@ impl Engine {
                         g.domain,
                         k.domain
                     );
-                    out.push(Finding::new(
-                        RuleId::SwMsiUnbacked,
-                        g.node,
-                        msg,
-                        vec![cev, m.meta.ev()],
-                    ));
+                    out.push(
+                        Finding::new(RuleId::SwMsiUnbacked, g.node, msg, vec![cev, m.meta.ev()])
+                            .address(m.start, m.last),
+                    );
                 }
             }
         }

@@ -34,8 +34,9 @@ impl Engine {
             range(r.start, r.end),
             r.group
         );
-        let f =
-            Finding::new(RuleId::MapInMsiWindow, key.node, msg, vec![*rev, id]).device(r.device);
+        let f = Finding::new(RuleId::MapInMsiWindow, key.node, msg, vec![*rev, id])
+            .device(r.device)
+            .address(s, l);
         self.found.push(f);
     }
 
@@ -86,7 +87,8 @@ impl Engine {
                 key.domain
             );
             let f = Finding::new(RuleId::MapInMsiWindow, key.node, msg, vec![pev, id])
-                .device(crate::event::Device::from_rid(0, ep));
+                .device(crate::event::Device::from_rid(0, ep))
+                .address(s, l);
             self.found.push(f);
         }
     }
@@ -101,12 +103,10 @@ impl Engine {
             left.len(),
             first.meta.ev()
         );
-        self.found.push(Finding::new(
-            RuleId::StaleMapping,
-            node,
-            msg,
-            vec![first.meta.ev(), id],
-        ));
+        self.found.push(
+            Finding::new(RuleId::StaleMapping, node, msg, vec![first.meta.ev(), id])
+                .address(first.start, first.last),
+        );
     }
 
     /// VT007: host UNMAP that removed less than asked while mappings remain.
@@ -191,12 +191,16 @@ impl Engine {
             _ => return,
         };
         evidence.push(id);
-        self.found.push(Finding::new(
-            RuleId::MapFailed,
-            key.node,
-            format!("{head} with {why}"),
-            evidence,
-        ));
+        let (s, l) = span(m.iova, m.size).unwrap_or((m.iova, m.iova));
+        self.found.push(
+            Finding::new(
+                RuleId::MapFailed,
+                key.node,
+                format!("{head} with {why}"),
+                evidence,
+            )
+            .address(s, l),
+        );
     }
 
     fn einval_cause(
@@ -306,11 +310,14 @@ impl Engine {
             ("cause not identified from the trace".to_string(), vec![])
         };
         evidence.push(id);
-        self.found.push(Finding::new(
-            RuleId::MapFailed,
-            key.node,
-            format!("{head}: {why}"),
-            evidence,
-        ));
+        self.found.push(
+            Finding::new(
+                RuleId::MapFailed,
+                key.node,
+                format!("{head}: {why}"),
+                evidence,
+            )
+            .address(s, l),
+        );
     }
 }

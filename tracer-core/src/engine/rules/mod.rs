@@ -26,6 +26,9 @@ pub struct Finding {
     pub message: String,
     pub node: Option<NodeId>,
     pub device: Option<Device>,
+    /// The IOVA range it is about, `(first, last)` inclusive, when it is
+    /// about one (a mapping, a window, an MSI address).
+    pub address: Option<(u64, u64)>,
     /// Events behind it, in the order they matter.
     pub evidence: Vec<EvId>,
     /// When it was detected (the newest evidence event).
@@ -40,6 +43,7 @@ impl Finding {
             message,
             node: Some(node),
             device: None,
+            address: None,
             evidence,
             at,
         }
@@ -48,6 +52,17 @@ impl Finding {
     pub fn device(mut self, d: Device) -> Self {
         self.device = Some(d);
         self
+    }
+
+    /// The IOVA range `[first, last]` (inclusive) the finding is about.
+    pub fn address(mut self, first: u64, last: u64) -> Self {
+        self.address = Some((first, last.max(first)));
+        self
+    }
+
+    /// The single address `a` the finding is about.
+    pub fn at_address(self, a: u64) -> Self {
+        self.address(a, a)
     }
 }
 

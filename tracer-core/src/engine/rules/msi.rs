@@ -5,10 +5,20 @@
 use super::{hex, range, Finding, RuleId};
 use crate::engine::apply::is_mmio_prot;
 use crate::engine::interval::overlaps;
-use crate::engine::keys::{page, rid, DevKey, EvId, GuestDomainKey, IommuDomainKey};
-use crate::engine::msi::SW_MSI_LEN;
+use crate::engine::keys::{page, rid, ContainerKey, DevKey, EvId, GuestDomainKey, IommuDomainKey};
+use crate::engine::msi::{SW_MSI_LEN, X86_MSI};
 use crate::engine::Engine;
 use crate::event::{MsiWrite, NodeId, ResvRegion, ResvType};
+
+/// `pid:fd`, or `pid:fd/ioas` for an iommufd IOAS.
+pub(crate) fn container_name(c: ContainerKey) -> String {
+    let (pid, fd) = (c.container >> 32, c.container & 0xffff_ffff);
+    if c.ioas == 0 {
+        format!("{pid}:{fd}")
+    } else {
+        format!("{pid}:{fd}/ioas {}", c.ioas)
+    }
+}
 
 fn sw_msi_window(base: u64) -> (u64, u64) {
     (base, base.saturating_add(SW_MSI_LEN - 1))
@@ -85,31 +95,36 @@ impl Engine {
                 ),
             ),
         };
-        self.found
-            .push(Finding::new(rule, k.node, msg, evidence).device(w.device));
+        self.found.push(
+            Finding::new(rule, k.node, msg, evidence)
+                .device(w.device)
+                .at_address(a),
+        );
         true
     }
 
+    /// Judges a write on a host device tied to containers / IOMMU domains
+    /// ([`Engine::device_context`]); silent when nothing ties it.
     fn check_msi_write_host(&mut self, k: DevKey, w: &MsiWrite, id: EvId) {
         let a = w.address;
-        let doms: Vec<(IommuDomainKey, &crate::engine::host::IommuDomain)> = self
-            .host
-            .domains
-            .iter()
-            .filter(|(dk, d)| dk.node == k.node && d.devices.contains(&w.device))
-            .map(|(dk, d)| (*dk, d))
-            .collect();
-        if doms.is_empty() {
+        let ctx = self.device_context(k);
+        if ctx.is_empty() {
             return;
         }
         let bypass = self
             .msi
             .regions_for(k.node, w.device)
             .into_iter()
-            .any(|(r, _)| r.rtype == ResvType::Msi && r.start <= a && a <= r.end);
+            .any(|(r, _)| r.rtype == ResvType::Msi && r.start <= a && a <= r.end)
+            || (self.clock.is_x86(k.node) && X86_MSI.0 <= a && a <= X86_MSI.1);
         if bypass {
             return;
         }
+        let doms: Vec<(IommuDomainKey, &crate::engine::host::IommuDomain)> = ctx
+            .domains
+            .iter()
+            .filter_map(|dk| self.host.domains.get(dk).map(|d| (*dk, d)))
+            .collect();
         let backed = doms.iter().any(|(_, d)| {
             d.doorbells.contains_key(&page(a)) || d.maps.get(a).is_some_and(|m| is_mmio_prot(&m))
         });
@@ -121,8 +136,21 @@ impl Engine {
             let (w0, w1) = sw_msi_window(base);
             (w0 <= a && a <= w1).then_some((*dk, w0, w1, cev))
         });
-        let (rule, msg, mut evidence) = match cookie {
-            Some((dk, w0, w1, cev)) => (
+        let names = {
+            let mut v: Vec<String> = ctx
+                .domains
+                .iter()
+                .map(|d| format!("domain {:#x}", d.domain))
+                .collect();
+            v.extend(
+                ctx.containers
+                    .iter()
+                    .map(|c| format!("container {}", container_name(*c))),
+            );
+            v.join(", ")
+        };
+        let (rule, msg, mut evidence) = if let Some((dk, w0, w1, cev)) = cookie {
+            (
                 RuleId::SwMsiUnbacked,
                 format!(
                     "vector {} programmed with doorbell IOVA {} inside the SW-MSI window {} of domain {:#x}, but no doorbell page is mapped there",
@@ -132,21 +160,57 @@ impl Engine {
                     dk.domain
                 ),
                 vec![cev],
-            ),
-            None => (
+            )
+        } else if let Some((ck, m)) = ctx.containers.iter().find_map(|ck| {
+            let m = self.host.containers.get(ck)?.maps.get(a)?;
+            Some((*ck, m))
+        }) {
+            (
                 RuleId::MsiUnroutable,
                 format!(
-                    "vector {} programmed with MSI address {}: not in a bypass MSI window and not mapped to a doorbell in domain {:#x}",
+                    "vector {} programmed with MSI address {}, which container {} maps as DMA to HVA {} (a buffer, not a doorbell)",
                     w.vector,
                     hex(a),
-                    doms[0].0.domain
+                    container_name(ck),
+                    hex(m.translate(a))
                 ),
-                doms[0].1.doorbells.values().map(|(_, ev)| *ev).take(1).collect(),
-            ),
+                vec![m.meta.ev()],
+            )
+        } else if let Some((dk, m)) = doms
+            .iter()
+            .find_map(|(dk, d)| d.maps.get(a).map(|m| (*dk, m)))
+        {
+            (
+                RuleId::MsiUnroutable,
+                format!(
+                    "vector {} programmed with MSI address {}, which domain {:#x} maps as DMA to {} (memory, not a doorbell)",
+                    w.vector,
+                    hex(a),
+                    dk.domain,
+                    hex(m.translate(a))
+                ),
+                vec![m.meta.ev()],
+            )
+        } else {
+            (
+                RuleId::MsiUnroutable,
+                format!(
+                    "vector {} programmed with MSI address {}: not in a bypass MSI window and not mapped to a doorbell ({names})",
+                    w.vector,
+                    hex(a),
+                ),
+                doms.iter()
+                    .find_map(|(_, d)| d.doorbells.values().next().map(|(_, ev)| *ev))
+                    .into_iter()
+                    .collect(),
+            )
         };
         evidence.push(id);
-        self.found
-            .push(Finding::new(rule, k.node, msg, evidence).device(w.device));
+        self.found.push(
+            Finding::new(rule, k.node, msg, evidence)
+                .device(w.device)
+                .at_address(a),
+        );
     }
 
     /// VT005 when a software-MSI region appears: existing container mappings inside it.
@@ -169,7 +233,8 @@ impl Engine {
             );
             self.found.push(
                 Finding::new(RuleId::SwMsiCollision, node, msg, vec![m.meta.ev(), id])
-                    .device(r.device),
+                    .device(r.device)
+                    .address(m.start, m.last),
             );
         }
     }
@@ -189,12 +254,10 @@ impl Engine {
                 range(m.start, m.last),
                 hex(m.to)
             );
-            self.found.push(Finding::new(
-                RuleId::SwMsiCollision,
-                k.node,
-                msg,
-                vec![m.meta.ev(), id],
-            ));
+            self.found.push(
+                Finding::new(RuleId::SwMsiCollision, k.node, msg, vec![m.meta.ev(), id])
+                    .address(m.start, m.last),
+            );
         }
     }
 
@@ -252,12 +315,10 @@ impl Engine {
                                 vm.vm,
                                 range(*w0, *w1)
                             );
-                            out.push(Finding::new(
-                                RuleId::SwMsiCollision,
-                                node,
-                                msg,
-                                vec![*wev, s.ev],
-                            ));
+                            out.push(
+                                Finding::new(RuleId::SwMsiCollision, node, msg, vec![*wev, s.ev])
+                                    .address(s.gpa.max(*w0), last.min(*w1)),
+                            );
                         }
                     }
                 }
@@ -282,12 +343,10 @@ impl Engine {
                         hex(page(paddr)),
                         hex(actual)
                     );
-                    out.push(Finding::new(
-                        RuleId::SwMsiUnbacked,
-                        dk.node,
-                        msg,
-                        vec![dev, m.meta.ev()],
-                    ));
+                    out.push(
+                        Finding::new(RuleId::SwMsiUnbacked, dk.node, msg, vec![dev, m.meta.ev()])
+                            .address(iova, iova | 0xfff),
+                    );
                 }
             }
         }

@@ -191,10 +191,10 @@ fn start(node: u16, d: DomainRef) -> ChainStart {
     match d {
         DomainRef::Guest(domain) => ChainStart::GuestDomain(GuestDomainKey { node, domain }),
         DomainRef::Iommu(domain) => ChainStart::IommuDomain(IommuDomainKey { node, domain }),
-        DomainRef::Container(container) => ChainStart::Container(ContainerKey {
+        DomainRef::Container { container, ioas } => ChainStart::Container(ContainerKey {
             node,
             container,
-            ioas: 0,
+            ioas,
         }),
     }
 }

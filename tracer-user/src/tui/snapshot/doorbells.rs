@@ -115,13 +115,23 @@ fn stages(model: &Model, node: u16, device: Device, addr: u64) -> Vec<Stage> {
 }
 
 fn device(model: &Model, node: u16, name: &str, d: &DeviceView) -> DeviceDoorbells {
-    let findings: Vec<String> = model
+    let mine: Vec<&tracer_core::engine::Finding> = model
         .analysis
         .findings
         .iter()
         .filter(|f| f.device == Some(d.device) && f.node.is_none_or(|n| n == node))
+        .collect();
+    let findings: Vec<String> = mine
+        .iter()
         .map(|f| format!("{} {}", f.rule.id(), f.message))
         .collect();
+    // A finding about an address concerns the vectors programmed with it;
+    // one without an address concerns the whole device.
+    let about = |a: u64| {
+        mine.iter()
+            .find(|f| f.address.is_none_or(|(s, l)| s <= a && a <= l))
+            .map(|f| format!("{} {}", f.rule.id(), f.message))
+    };
     let vectors = d
         .vectors
         .iter()
@@ -144,8 +154,8 @@ fn device(model: &Model, node: u16, name: &str, d: &DeviceView) -> DeviceDoorbel
                 ("no eventfd bound".to_string(), false)
             } else if addr.is_none() {
                 ("no message programmed yet".to_string(), true)
-            } else if let Some(f) = findings.first() {
-                (f.clone(), false)
+            } else if let Some(f) = addr.and_then(about) {
+                (f, false)
             } else if window == WindowKind::None
                 && (stages.is_empty() || stages.iter().any(|s| !s.ok))
             {

@@ -56,6 +56,9 @@ pub fn row(index: usize, f: &Finding, model: &Model) -> FindingRow {
 /// Node and address range a finding is about: the first evidence event
 /// with an address.
 pub fn address_of(f: &Finding, model: &Model) -> Option<(u16, u64, u64)> {
+    if let (Some(node), Some((s, l))) = (f.node, f.address) {
+        return Some((node, s, l));
+    }
     f.evidence.iter().rev().find_map(|id| {
         let r = model.row(*id)?;
         let (s, l) = event_info::iova_range(&r.event.kind)?;

@@ -19,7 +19,15 @@ use crate::tui::{
 pub fn domain_label(d: DomainRef) -> String {
     match d {
         DomainRef::Guest(id) => format!("guest domain {id}"),
-        DomainRef::Container(c) => format!("container {}:{}", c >> 32, c & 0xffff_ffff),
+        DomainRef::Container {
+            container: c,
+            ioas: 0,
+        } => {
+            format!("container {}:{}", c >> 32, c & 0xffff_ffff)
+        }
+        DomainRef::Container { container: c, ioas } => {
+            format!("iommufd {}:{} ioas {ioas}", c >> 32, c & 0xffff_ffff)
+        }
         DomainRef::Iommu(a) => format!("iommu domain {a:#x}"),
     }
 }
@@ -28,7 +36,7 @@ pub fn domain_label(d: DomainRef) -> String {
 fn target(d: DomainRef) -> &'static str {
     match d {
         DomainRef::Guest(_) => "gpa",
-        DomainRef::Container(_) => "hva",
+        DomainRef::Container { .. } => "hva",
         DomainRef::Iommu(_) => "hpa",
     }
 }

@@ -50,6 +50,24 @@ pub struct ProbeArgs {
     /// A probe that must attach (repeatable); others are skipped with a reason.
     #[arg(long = "probe", value_name = "NAME")]
     pub probes: Vec<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Remote agents: `--listen` for live/record (aggregator side), `--token`
+/// for both sides.
+#[derive(Args, Debug, Clone, Default)]
+pub struct RemoteArgs {
+    /// Accept agents on ADDR besides the local probes (repeatable; live,
+    /// record): tcp:PORT (loopback), tcp:HOST:PORT, unix:PATH, vsock:PORT.
+    #[arg(long = "listen", value_name = "ADDR")]
+    pub listen: Vec<String>,
+    /// With --listen: no local probes, only agents (needs no root).
+    #[arg(long)]
+    pub no_local: bool,
+    /// Shared token, required over TCP (default: $VFIO_TRACE_TOKEN).
+    #[arg(long, value_name = "T")]
+    pub token: Option<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -157,6 +175,17 @@ pub struct AgentArgs {
     /// Aggregator address: vsock:CID:PORT, tcp:HOST:PORT, unix:PATH, serial:/dev/vportNpM.
     #[arg(long, value_name = "ADDR")]
     pub connect: String,
+    /// Stop after this long (e.g. 500ms, 5s, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Most MiB buffered for the aggregator (while disconnected or slow);
+    /// beyond it new events are dropped and counted.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub buffer_mib: usize,
+    /// Testing: send N synthetic events a second (0: as fast as possible)
+    /// instead of running the probes.
+    #[arg(long, value_name = "N", hide = true)]
+    pub synthetic: Option<u64>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

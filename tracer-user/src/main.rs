@@ -4,6 +4,7 @@
 
 mod cli;
 mod cmd;
+mod net;
 mod node;
 mod probes;
 mod source;

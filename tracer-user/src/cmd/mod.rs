@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod agent;
 mod check;
 mod export;
 mod files;
@@ -26,12 +27,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Replay(a)) => replay::run(a),
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Export(a)) => export::run(a),
-        Some(Command::Agent(_)) => not_built("agent"),
+        Some(Command::Agent(a)) => agent::run(a),
     }
-}
-
-/// Subcommands that do not exist yet say so and exit 2; they never pretend.
-fn not_built(what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("vfio-trace {what}: not built yet in this version");
-    Ok(ExitCode::from(EXIT_CANNOT))
 }

@@ -1,21 +1,25 @@
 //! `vfio-trace record -o FILE`: live probes to a trace file until the
 //! duration passes, the command exits, or SIGINT/SIGTERM. Chunks are flushed
 //! at least every second, so a killed recorder loses at most the last second.
+//! With `--listen`, agents' events are recorded too: each agent's node is
+//! added to the file's node table when it joins, before its first event.
 
 use std::{
+    collections::HashMap,
     io::Write,
     process::ExitCode,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result};
+use tokio::sync::mpsc;
 use tracer_core::{
-    event::{EventKind, ProbeState},
-    tracefile::{TraceHeader, TraceWriter, WriterOptions},
+    event::{EventKind, NodeId, ProbeState},
+    tracefile::{TraceError, TraceHeader, TraceWriter, WriterOptions},
 };
 
 use super::session::{runtime, Session, StopReason, StopWhen};
-use crate::{cli::RecordArgs, node};
+use crate::{cli::RecordArgs, net::aggregator::Notice, node};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
@@ -29,7 +33,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         kernel: session.node.kernel.clone(),
         machine: session.node.machine.clone(),
-        nodes: vec![session.node.clone()],
+        nodes: session.nodes(),
         probes: session.probe_table.clone(),
         cmdline: std::env::args().collect(),
         start_realtime_ns: (node::monotonic_ns() as i64 + session.node.clock_offset_ns) as u64,
@@ -44,6 +48,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         .iter()
         .filter(|p| p.status == ProbeState::Attached)
         .count();
+    let mut notices = session.take_notices();
     let mut stop = StopWhen::new(args.duration, &args.command)?;
     // Tests and scripts wait for this line: from here on, events are
     // captured and SIGINT/SIGTERM stop the recording cleanly.
@@ -63,9 +68,15 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         tokio::select! {
             batch = session.events.recv() => {
                 let Some(batch) = batch else { break };
+                // Joins are announced before their nodes' first events.
+                if let Err(e) = drain_notices(&mut notices, &mut writer, &mut status) {
+                    write_error = Some(e);
+                    session.request_stop();
+                    break;
+                }
                 for ev in &batch {
                     if let EventKind::Drops(d) = &ev.kind {
-                        status.drops = d.total();
+                        status.drops_of(ev.node, d.total());
                     }
                     if let Err(e) = writer.append(ev) {
                         write_error = Some(e);
@@ -86,6 +97,13 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
                 }
                 status.show(writer.bytes_written());
             }
+            Some(n) = next_notice(&mut notices) => {
+                if let Err(e) = on_notice(&n, &mut writer, &mut status) {
+                    write_error = Some(e);
+                    session.request_stop();
+                    break;
+                }
+            }
             r = &mut stopping, if reason.is_none() => {
                 reason = Some(r);
                 session.request_stop();
@@ -95,6 +113,10 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     // Drain what the source still sends after a stop request.
     while let Some(batch) = session.events.recv().await {
         if write_error.is_none() {
+            if let Err(e) = drain_notices(&mut notices, &mut writer, &mut status) {
+                write_error = Some(e);
+                continue;
+            }
             for ev in &batch {
                 if let Err(e) = writer.append(ev) {
                     write_error = Some(e);
@@ -102,6 +124,11 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
                 }
             }
             status.events += batch.len() as u64;
+        }
+    }
+    if write_error.is_none() {
+        if let Err(e) = drain_notices(&mut notices, &mut writer, &mut status) {
+            write_error = Some(e);
         }
     }
     let bytes = writer.bytes_written();
@@ -127,12 +154,60 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+async fn next_notice(rx: &mut Option<mpsc::UnboundedReceiver<Notice>>) -> Option<Notice> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn drain_notices<W: Write>(
+    rx: &mut Option<mpsc::UnboundedReceiver<Notice>>,
+    writer: &mut TraceWriter<W>,
+    status: &mut Status,
+) -> Result<(), TraceError> {
+    if let Some(rx) = rx {
+        while let Ok(n) = rx.try_recv() {
+            on_notice(&n, writer, status)?;
+        }
+    }
+    Ok(())
+}
+
+/// A new agent's node goes into the file's node table (same id as the
+/// aggregator gave it); every notice is shown.
+fn on_notice<W: Write>(
+    n: &Notice,
+    writer: &mut TraceWriter<W>,
+    status: &mut Status,
+) -> Result<(), TraceError> {
+    if let Notice::Joined {
+        id,
+        info,
+        rejoined: false,
+        ..
+    } = n
+    {
+        let got = writer.add_node(info.clone())?;
+        if got != *id {
+            log::error!(
+                "node table out of step: {} is node {id} live but {got} in the file",
+                info.name
+            );
+        }
+    }
+    status.note(&format!("vfio-trace: {n}"));
+    Ok(())
+}
+
 /// The live status line on stderr.
 struct Status {
     quiet: bool,
     start: Instant,
     events: u64,
     drops: u64,
+    /// Latest cumulative drop count of each node.
+    node_drops: HashMap<NodeId, u64>,
     shown: bool,
 }
 
@@ -143,8 +218,23 @@ impl Status {
             start: Instant::now(),
             events: 0,
             drops: 0,
+            node_drops: HashMap::new(),
             shown: false,
         }
+    }
+
+    fn drops_of(&mut self, node: NodeId, total: u64) {
+        self.node_drops.insert(node, total);
+        self.drops = self.node_drops.values().sum();
+    }
+
+    /// A line of its own (not overwritten by the status line).
+    fn note(&mut self, line: &str) {
+        if self.shown {
+            eprint!("\r\x1b[2K");
+            self.shown = false;
+        }
+        eprintln!("{line}");
     }
 
     fn show(&mut self, bytes: u64) {

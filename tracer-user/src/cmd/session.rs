@@ -1,10 +1,13 @@
 //! A live tracing session: probes attached, the live source running in a
-//! task, and the reasons to stop (duration, SIGINT/SIGTERM, a child command
-//! exiting) folded into one signal.
+//! task, agents streaming in (`--listen`), and the reasons to stop
+//! (duration, SIGINT/SIGTERM, a child command exiting) folded into one
+//! signal. Local and remote events arrive on the same channel; remote
+//! nodes get ids from 1 (node 0 is this machine) and are announced by
+//! [`Notice::Joined`] before their first event.
 
 use std::{process::ExitStatus, time::Duration};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use tokio::{
     process::Command,
     signal::unix::{signal, SignalKind},
@@ -14,24 +17,83 @@ use tokio::{
 use tracer_core::event::{Event, NodeInfo};
 
 use crate::{
-    cli::ProbeArgs,
+    cli::{ProbeArgs, RemoteArgs},
+    net::{
+        aggregator::{Aggregator, AggregatorConfig, Notice},
+        Addr,
+    },
     node,
     probes::{LoadOptions, Probes},
     source,
 };
 
+/// How often the aggregator pings each agent (clock refinement, liveness).
+const PING_EVERY: Duration = Duration::from_secs(1);
+
 pub struct Session {
     pub node: NodeInfo,
     pub events: mpsc::Receiver<Vec<Event>>,
     stop_tx: watch::Sender<bool>,
-    source: JoinHandle<Result<Probes>>,
-    /// Probe statuses at attach time (for file headers).
+    /// The local probes' source (none with `--no-local`).
+    source: Option<JoinHandle<Result<Probes>>>,
+    /// Probe statuses at attach time (for file headers; empty with `--no-local`).
     pub probe_table: Vec<tracer_core::event::ProbeStatus>,
+    /// Agents streaming in (`--listen`).
+    pub remote: Option<Aggregator>,
+}
+
+/// The shared token: `--token`, else `$VFIO_TRACE_TOKEN` (empty = none).
+pub fn token(args: &RemoteArgs) -> Option<String> {
+    args.token
+        .clone()
+        .or_else(|| std::env::var("VFIO_TRACE_TOKEN").ok())
+        .filter(|t| !t.is_empty())
 }
 
 impl Session {
     /// Loads and attaches the probes and starts draining them.
     pub fn start(args: &ProbeArgs) -> Result<Session> {
+        let r = &args.remote;
+        if r.no_local && r.listen.is_empty() {
+            bail!("--no-local needs --listen ADDR (where agents connect)");
+        }
+        let listen = r
+            .listen
+            .iter()
+            .map(|s| Addr::parse_listen(s).map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()?;
+        let node = node::local(args.node.as_deref(), node::detect_role());
+        let (tx, events) = mpsc::channel(256);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Listeners first: a bad address fails before probes attach.
+        let remote = if listen.is_empty() {
+            None
+        } else {
+            let agg = Aggregator::start(
+                AggregatorConfig {
+                    listen,
+                    token: token(r),
+                    local: node.clone(),
+                    ping_every: PING_EVERY,
+                },
+                tx.clone(),
+                stop_rx.clone(),
+            )?;
+            for a in &agg.bound {
+                eprintln!("vfio-trace: listening for agents on {a}");
+            }
+            Some(agg)
+        };
+        if r.no_local {
+            return Ok(Session {
+                node,
+                events,
+                stop_tx,
+                source: None,
+                probe_table: Vec::new(),
+                remote,
+            });
+        }
         let probes = Probes::load(&LoadOptions {
             target_pid: args.pid,
             named: args.probes.clone(),
@@ -50,17 +112,29 @@ impl Session {
                 skipped.join(", ")
             );
         }
-        let node = node::local(args.node.as_deref(), node::detect_role());
-        let (tx, events) = mpsc::channel(256);
-        let (stop_tx, stop_rx) = watch::channel(false);
         let source = tokio::spawn(source::live::run(probes, 0, tx, stop_rx));
         Ok(Session {
             node,
             events,
             stop_tx,
-            source,
+            source: Some(source),
             probe_table,
+            remote,
         })
+    }
+
+    /// The node table: this machine (id 0), then every agent that joined.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        match &self.remote {
+            Some(r) => r.nodes.snapshot(),
+            None => vec![self.node.clone()],
+        }
+    }
+
+    /// Takes the remote notices (joins, losses, drops) to show them (they
+    /// are logged otherwise); `None` without `--listen`.
+    pub fn take_notices(&mut self) -> Option<mpsc::UnboundedReceiver<Notice>> {
+        Some(self.remote.as_mut()?.take_notices())
     }
 
     /// Asks the source to drain what is left and finish; keep reading
@@ -71,8 +145,13 @@ impl Session {
 
     /// Waits for the source and detaches every probe.
     pub async fn finish(self) -> Result<()> {
-        let probes = self.source.await.context("live source task")??;
-        drop(probes);
+        if let Some(r) = self.remote {
+            r.finish().await;
+        }
+        if let Some(source) = self.source {
+            let probes = source.await.context("live source task")??;
+            drop(probes);
+        }
         Ok(())
     }
 }

@@ -1,0 +1,675 @@
+//! The aggregator: listens for agents, checks each hello (version, token),
+//! measures the agent's clock, gives the node an id, and forwards its events
+//! (renumbered to that id) into the session's event channel next to the
+//! local probes. A malformed, oversized or unauthenticated peer is
+//! disconnected with a log line naming it; the others go on.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+use tokio::{
+    io::{AsyncWrite, BufReader},
+    sync::{mpsc, watch},
+    task::{JoinHandle, JoinSet},
+    time::{interval_at, timeout, Instant, MissedTickBehavior},
+};
+use tracer_core::{
+    event::{Event, NodeId, NodeInfo},
+    wire::{
+        AgentHealth, ByeCode, ClockEstimate, ClockSample, Goodbye, Message, Ping, Welcome,
+        WireError, MAX_HELLO_PAYLOAD, MAX_PAYLOAD,
+    },
+};
+
+use super::{
+    addr::Addr,
+    framed::{write_msg, FrameReader, ReadError},
+    transport::{Listener, Stream},
+};
+use crate::node::{clock_offset_ns, monotonic_ns};
+
+/// Round trips measured before the welcome.
+const SYNC_PINGS: u32 = 4;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A rejoining node keeps its id when its clock offset moved less than this
+/// (else it rebooted or is another machine: it gets a new `name#N` entry).
+const REJOIN_TOLERANCE_NS: i64 = 50_000_000;
+/// Most nodes in one session.
+const MAX_NODES: usize = 1024;
+/// Most agents connected at once.
+const MAX_AGENTS: usize = 256;
+
+pub struct AggregatorConfig {
+    pub listen: Vec<Addr>,
+    /// Required from TCP agents; checked when offered on other transports.
+    pub token: Option<String>,
+    /// This machine: node 0.
+    pub local: NodeInfo,
+    pub ping_every: Duration,
+}
+
+/// What happened to remote nodes, in order. Sent before the node's first
+/// event is forwarded, so a consumer that sees an event of an unknown node
+/// finds its `Joined` with `try_recv`.
+#[derive(Clone, Debug)]
+pub enum Notice {
+    Joined {
+        id: NodeId,
+        info: NodeInfo,
+        peer: String,
+        /// Same name and clock as a node that left: same id, no new entry.
+        rejoined: bool,
+    },
+    /// The agent's own counters went up, or batches were missing.
+    AgentDrops {
+        id: NodeId,
+        name: String,
+        dropped: u64,
+        lost: u64,
+        missing_batches: u64,
+    },
+    Left {
+        id: NodeId,
+        name: String,
+        peer: String,
+        clean: bool,
+        why: String,
+        events: u64,
+    },
+    Refused {
+        peer: String,
+        why: String,
+    },
+}
+
+impl std::fmt::Display for Notice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Joined {
+                id,
+                info,
+                peer,
+                rejoined,
+            } => write!(
+                f,
+                "agent {} ({:?}, {} {}) {} from {peer} as node {id}",
+                info.name,
+                info.role,
+                info.machine,
+                info.kernel,
+                if *rejoined { "rejoined" } else { "joined" }
+            ),
+            Notice::AgentDrops {
+                id,
+                name,
+                dropped,
+                lost,
+                missing_batches,
+                ..
+            } => write!(
+                f,
+                "agent {name} (node {id}): {dropped} events dropped (its buffer was full), {lost} lost with a connection, {missing_batches} batches missing"
+            ),
+            Notice::Left {
+                id,
+                name,
+                peer,
+                clean,
+                why,
+                events,
+            } => {
+                if *clean {
+                    write!(f, "agent {name} (node {id}, {peer}) left: {why}; {events} events received")
+                } else {
+                    write!(
+                        f,
+                        "agent {name} (node {id}, {peer}) lost: {why}; {events} events received; other sources continue"
+                    )
+                }
+            }
+            Notice::Refused { peer, why } => write!(f, "refused {peer}: {why}"),
+        }
+    }
+}
+
+struct Slot {
+    info: NodeInfo,
+    connected: bool,
+    last_seq: u64,
+}
+
+/// The session's node table: id = index. Node 0 is this machine.
+#[derive(Clone)]
+pub struct NodeTable(Arc<Mutex<Vec<Slot>>>);
+
+impl NodeTable {
+    fn new(local: NodeInfo) -> Self {
+        NodeTable(Arc::new(Mutex::new(vec![Slot {
+            info: local,
+            connected: true,
+            last_seq: 0,
+        }])))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Every node so far (index = id).
+    pub fn snapshot(&self) -> Vec<NodeInfo> {
+        self.lock().iter().map(|s| s.info.clone()).collect()
+    }
+
+    /// A node for `info`: the same id for a node rejoining with the same
+    /// name and clock, else a new entry (renamed `name#2`... when the name is
+    /// taken). Returns (id, the entry's info, rejoined, last batch seq).
+    fn join(&self, mut info: NodeInfo) -> Result<(NodeId, NodeInfo, bool, u64), String> {
+        let mut t = self.lock();
+        if let Some((i, s)) = t
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.info.name == info.name)
+        {
+            let close = (s.info.clock_offset_ns.saturating_sub(info.clock_offset_ns)).abs()
+                < REJOIN_TOLERANCE_NS;
+            if i != 0 && !s.connected && close {
+                s.connected = true;
+                return Ok((i as NodeId, s.info.clone(), true, s.last_seq));
+            }
+            let base = info.name.clone();
+            let mut k = 2;
+            while t.iter().any(|s| s.info.name == format!("{base}#{k}")) {
+                k += 1;
+            }
+            info.name = format!("{base}#{k}");
+        }
+        if t.len() >= MAX_NODES {
+            return Err(format!("node table is full ({MAX_NODES} nodes)"));
+        }
+        t.push(Slot {
+            info: info.clone(),
+            connected: true,
+            last_seq: 0,
+        });
+        Ok(((t.len() - 1) as NodeId, info, false, 0))
+    }
+
+    fn leave(&self, id: NodeId, last_seq: u64) {
+        if let Some(s) = self.lock().get_mut(usize::from(id)) {
+            s.connected = false;
+            s.last_seq = last_seq;
+        }
+    }
+}
+
+/// A running aggregator.
+pub struct Aggregator {
+    /// Where it listens, with real ports.
+    pub bound: Vec<Addr>,
+    pub nodes: NodeTable,
+    notices: mpsc::UnboundedReceiver<Notice>,
+    /// Someone took the notices and shows them: log them at debug only.
+    shown: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+struct Ctx {
+    token: Option<String>,
+    local_name: String,
+    nodes: NodeTable,
+    events: mpsc::Sender<Vec<Event>>,
+    notices: mpsc::UnboundedSender<Notice>,
+    ping_every: Duration,
+    agents: Mutex<usize>,
+    shown: Arc<AtomicBool>,
+}
+
+impl Ctx {
+    /// Logs a notice (losses and refusals as warnings) unless its consumer
+    /// shows it, and queues it.
+    fn notice(&self, n: Notice) {
+        if self.shown.load(Ordering::Relaxed) {
+            log::debug!("{n}");
+        } else if matches!(n, Notice::Joined { .. }) {
+            log::info!("{n}");
+        } else {
+            log::warn!("{n}");
+        }
+        let _ = self.notices.send(n);
+    }
+}
+
+impl Aggregator {
+    /// Binds every listener (inside the runtime) and starts accepting.
+    /// Stops accepting, says goodbye to the agents and drops its event
+    /// senders when `stop` turns true.
+    pub fn start(
+        cfg: AggregatorConfig,
+        events: mpsc::Sender<Vec<Event>>,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Aggregator> {
+        let mut listeners = Vec::new();
+        for a in &cfg.listen {
+            if a.needs_token() && cfg.token.as_deref().is_none_or(str::is_empty) {
+                bail!("--listen {a} needs a shared token: --token T or VFIO_TRACE_TOKEN");
+            }
+            listeners.push(Listener::bind(a).with_context(|| format!("listening on {a}"))?);
+        }
+        let bound: Vec<Addr> = listeners.iter().map(Listener::local).collect();
+        let nodes = NodeTable::new(cfg.local.clone());
+        let (ntx, notices) = mpsc::unbounded_channel();
+        let shown = Arc::new(AtomicBool::new(false));
+        let ctx = Arc::new(Ctx {
+            token: cfg.token,
+            local_name: cfg.local.name,
+            nodes: nodes.clone(),
+            events,
+            notices: ntx,
+            ping_every: cfg.ping_every,
+            agents: Mutex::new(0),
+            shown: shown.clone(),
+        });
+        let task = tokio::spawn(async move {
+            let mut accepting = JoinSet::new();
+            for l in listeners {
+                accepting.spawn(accept_loop(l, ctx.clone(), stop.clone()));
+            }
+            drop(ctx);
+            while accepting.join_next().await.is_some() {}
+        });
+        Ok(Aggregator {
+            bound,
+            nodes,
+            notices,
+            shown,
+            task,
+        })
+    }
+
+    /// The notices, for a consumer that shows them (the aggregator then
+    /// stops logging them above debug). Later calls get a closed channel.
+    pub fn take_notices(&mut self) -> mpsc::UnboundedReceiver<Notice> {
+        self.shown.store(true, Ordering::Relaxed);
+        let (_, closed) = mpsc::unbounded_channel();
+        std::mem::replace(&mut self.notices, closed)
+    }
+
+    /// Waits until every listener and connection is done (after `stop`).
+    pub async fn finish(self) {
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop(l: Listener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let mut conns = JoinSet::new();
+    let needs_token = l.needs_token();
+    loop {
+        tokio::select! {
+            r = l.accept() => match r {
+                Ok((s, peer)) => {
+                    let full = {
+                        let mut n = ctx.agents.lock().unwrap_or_else(|p| p.into_inner());
+                        if *n >= MAX_AGENTS { true } else { *n += 1; false }
+                    };
+                    if full {
+                        ctx.notice(Notice::Refused { peer, why: format!("{MAX_AGENTS} agents already connected") });
+                        continue;
+                    }
+                    let ctx2 = ctx.clone();
+                    let stop2 = stop.clone();
+                    conns.spawn(async move {
+                        serve(s, peer, needs_token, &ctx2, stop2).await;
+                        *ctx2.agents.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                    });
+                }
+                Err(e) => {
+                    log::warn!("accepting on {}: {e}", l.local());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    drop(l);
+    while conns.join_next().await.is_some() {}
+}
+
+fn ct_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut d = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        d |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    d == 0
+}
+
+async fn send<W: AsyncWrite + Unpin>(w: &mut W, m: &Message) -> Result<(), String> {
+    match timeout(WRITE_TIMEOUT, write_msg(w, m)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("writing {}: {e}", m.frame_type().name())),
+        Err(_) => Err(format!("writing {}: timed out", m.frame_type().name())),
+    }
+}
+
+fn bye(code: ByeCode, message: impl Into<String>) -> Message {
+    Message::Goodbye(Goodbye {
+        code,
+        message: message.into(),
+    })
+}
+
+fn bye_for(e: &ReadError) -> Message {
+    match e {
+        ReadError::Wire(WireError::UnsupportedVersion { .. }) => {
+            bye(ByeCode::Version, e.to_string())
+        }
+        _ => bye(ByeCode::Malformed, e.to_string()),
+    }
+}
+
+async fn serve(
+    stream: Stream,
+    peer: String,
+    needs_token: bool,
+    ctx: &Ctx,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (rd, mut wr) = tokio::io::split(stream);
+    let mut rd = FrameReader::new(BufReader::with_capacity(256 << 10, rd), MAX_HELLO_PAYLOAD);
+    let refuse = |why: String| {
+        ctx.notice(Notice::Refused {
+            peer: peer.clone(),
+            why,
+        })
+    };
+
+    // 1. The hello, within the hello-sized limit.
+    let hello = match timeout(HANDSHAKE_TIMEOUT, rd.next()).await {
+        Err(_) => return refuse("no hello within 5 s".into()),
+        Ok(Ok(None)) => return log::debug!("{peer} closed before its hello"),
+        Ok(Err(e)) => {
+            let _ = send(&mut wr, &bye_for(&e)).await;
+            return refuse(format!("bad hello: {e}"));
+        }
+        Ok(Ok(Some(Message::Hello(h)))) => h,
+        Ok(Ok(Some(m))) => {
+            let _ = send(&mut wr, &bye(ByeCode::Malformed, "expected hello")).await;
+            return refuse(format!(
+                "sent a {} frame before its hello",
+                m.frame_type().name()
+            ));
+        }
+    };
+    let name = hello.node.name.clone();
+
+    // 2. The token: required over TCP; checked whenever one is offered.
+    let auth = match (&ctx.token, needs_token, hello.token.is_empty()) {
+        (Some(t), _, false) => ct_eq(t, &hello.token),
+        (_, true, _) => false,
+        (None, false, false) | (_, false, true) => true,
+    };
+    if !auth {
+        let _ = send(&mut wr, &bye(ByeCode::Auth, "missing or wrong token")).await;
+        return refuse(format!("agent {name:?}: missing or wrong token"));
+    }
+
+    // 3. Clock: a few round trips before anything else flows.
+    let mut clock = ClockEstimate::new(hello.node.clock_offset_ns, clock_offset_ns());
+    let sync = async {
+        for seq in 0..SYNC_PINGS {
+            let t_ns = monotonic_ns();
+            send(&mut wr, &Message::Ping(Ping { seq, t_ns })).await?;
+            match rd.next().await {
+                Ok(Some(Message::Pong(p))) if p.seq == seq && p.t_ns == t_ns => {
+                    clock.add(ClockSample {
+                        sent_ns: t_ns,
+                        agent_ns: p.agent_ns,
+                        recv_ns: monotonic_ns(),
+                    });
+                }
+                Ok(Some(m)) => {
+                    return Err(format!("expected pong {seq}, got {:?}", m.frame_type()))
+                }
+                Ok(None) => return Err("closed during clock sync".into()),
+                Err(e) => return Err(format!("clock sync: {e}")),
+            }
+        }
+        Ok(())
+    };
+    match timeout(HANDSHAKE_TIMEOUT, sync).await {
+        Ok(Ok(())) => {}
+        Ok(Err(why)) => {
+            let _ = send(&mut wr, &bye(ByeCode::Malformed, why.clone())).await;
+            return refuse(format!("agent {name:?}: {why}"));
+        }
+        Err(_) => return refuse(format!("agent {name:?}: clock sync timed out")),
+    }
+
+    // 4. An id, announced before any of its events.
+    let mut info = hello.node.clone();
+    info.clock_offset_ns = clock.offset_ns();
+    let (id, info, rejoined, mut last_seq) = match ctx.nodes.join(info) {
+        Ok(j) => j,
+        Err(why) => {
+            let _ = send(&mut wr, &bye(ByeCode::Rejected, why.clone())).await;
+            return refuse(format!("agent {name:?}: {why}"));
+        }
+    };
+    if let Some(skew) = clock.wall_skew_ns().filter(|s| s.abs() > 1_000_000) {
+        log::info!(
+            "agent {}: wall clock {:+.3} ms from this machine's; aligned by round trips (±{} µs)",
+            info.name,
+            skew as f64 / 1e6,
+            clock.uncertainty_ns().unwrap_or(0) / 1000
+        );
+    }
+    ctx.notice(Notice::Joined {
+        id,
+        info: info.clone(),
+        peer: peer.clone(),
+        rejoined,
+    });
+    let welcome = Message::Welcome(Welcome {
+        node_id: id,
+        aggregator: ctx.local_name.clone(),
+        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+        max_payload: MAX_PAYLOAD,
+    });
+    let mut events = 0u64;
+    let (clean, why) = match send(&mut wr, &welcome).await {
+        Err(e) => (false, e),
+        Ok(()) => {
+            rd.set_limit(MAX_PAYLOAD);
+            let mut s = Streaming {
+                id,
+                name: &info.name,
+                ctx,
+                last_seq: &mut last_seq,
+                health: AgentHealth::default(),
+                missing: 0,
+                events: &mut events,
+                clock: &mut clock,
+            };
+            s.run(&mut rd, &mut wr, &mut stop).await
+        }
+    };
+    ctx.nodes.leave(id, last_seq);
+    ctx.notice(Notice::Left {
+        id,
+        name: info.name.clone(),
+        peer,
+        clean,
+        why,
+        events,
+    });
+}
+
+/// The streaming phase of one agent.
+struct Streaming<'a> {
+    id: NodeId,
+    name: &'a str,
+    ctx: &'a Ctx,
+    last_seq: &'a mut u64,
+    health: AgentHealth,
+    missing: u64,
+    events: &'a mut u64,
+    clock: &'a mut ClockEstimate,
+}
+
+impl Streaming<'_> {
+    async fn run<R, W>(
+        &mut self,
+        rd: &mut FrameReader<R>,
+        wr: &mut W,
+        stop: &mut watch::Receiver<bool>,
+    ) -> (bool, String)
+    where
+        R: tokio::io::AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        let every = self.ctx.ping_every;
+        let mut ping = interval_at(Instant::now() + every, every);
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ping_seq = SYNC_PINGS;
+        loop {
+            tokio::select! {
+                m = rd.next() => match m {
+                    Ok(Some(Message::Events(b))) => {
+                        self.check_seq(b.seq);
+                        match b.decode(Some(self.id)) {
+                            Ok(v) => {
+                                *self.events += v.len() as u64;
+                                if self.ctx.events.send(v).await.is_err() {
+                                    return (true, "the session stopped".into());
+                                }
+                            }
+                            Err(e) => {
+                                let _ = send(wr, &bye(ByeCode::Malformed, e.to_string())).await;
+                                return (false, format!("malformed events: {e}"));
+                            }
+                        }
+                    }
+                    Ok(Some(Message::Health(h))) => self.health(h),
+                    Ok(Some(Message::Pong(p))) => {
+                        self.clock.add(ClockSample { sent_ns: p.t_ns, agent_ns: p.agent_ns, recv_ns: monotonic_ns() });
+                    }
+                    Ok(Some(Message::Goodbye(g))) => return (true, format!("said goodbye: {}", g.message)),
+                    Ok(Some(m)) => {
+                        let _ = send(wr, &bye(ByeCode::Malformed, "unexpected frame")).await;
+                        return (false, format!("unexpected {} frame", m.frame_type().name()));
+                    }
+                    Ok(None) => return (false, "connection closed without goodbye".into()),
+                    Err(e) => {
+                        if matches!(e, ReadError::Wire(_)) {
+                            let _ = send(wr, &bye_for(&e)).await;
+                        }
+                        return (false, e.to_string());
+                    }
+                },
+                _ = ping.tick() => {
+                    let p = Message::Ping(Ping { seq: ping_seq, t_ns: monotonic_ns() });
+                    ping_seq = ping_seq.wrapping_add(1);
+                    if let Err(e) = send(wr, &p).await {
+                        return (false, e);
+                    }
+                }
+                _ = stop.changed() => {
+                    let _ = send(wr, &bye(ByeCode::Done, "aggregator stopping")).await;
+                    return (true, "aggregator stopping".into());
+                }
+            }
+        }
+    }
+
+    fn check_seq(&mut self, seq: u64) {
+        let expected = *self.last_seq + 1;
+        if seq > expected {
+            let gap = seq - expected;
+            self.missing += gap;
+            self.ctx.notice(Notice::AgentDrops {
+                id: self.id,
+                name: self.name.to_string(),
+                dropped: self.health.events_dropped,
+                lost: self.health.events_lost,
+                missing_batches: self.missing,
+            });
+        }
+        // A lower seq: the agent restarted; count from there.
+        *self.last_seq = seq;
+    }
+
+    fn health(&mut self, h: AgentHealth) {
+        let worse = h.events_dropped > self.health.events_dropped
+            || h.events_lost > self.health.events_lost;
+        self.health = h;
+        if worse {
+            self.ctx.notice(Notice::AgentDrops {
+                id: self.id,
+                name: self.name.to_string(),
+                dropped: self.health.events_dropped,
+                lost: self.health.events_lost,
+                missing_batches: self.missing,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_core::event::NodeRole;
+
+    use super::*;
+
+    fn node(name: &str, off: i64) -> NodeInfo {
+        NodeInfo {
+            name: name.into(),
+            role: NodeRole::Guest,
+            kernel: "k".into(),
+            machine: "x86_64".into(),
+            clock_offset_ns: off,
+        }
+    }
+
+    #[test]
+    fn node_ids_by_name_rejoin_and_clash() {
+        let t = NodeTable::new(node("host", 0));
+        let (a, _, re, _) = t.join(node("g", 1000)).unwrap();
+        assert_eq!((a, re), (1, false));
+        // Same name while connected: a new entry.
+        let (b, info, _, _) = t.join(node("g", 1000)).unwrap();
+        assert_eq!((b, info.name.as_str()), (2, "g#2"));
+        t.leave(a, 17);
+        // Rejoin with the same clock: same id, last seq remembered.
+        assert_eq!(
+            t.join(node("g", 2000)).unwrap(),
+            (1, node("g", 1000), true, 17)
+        );
+        t.leave(a, 17);
+        // Rebooted (monotonic clock restarted): a new entry.
+        let (c, info, re, _) = t.join(node("g", 10_000_000_000)).unwrap();
+        assert_eq!((c, info.name.as_str(), re), (3, "g#3", false));
+        // The local node's name is never taken over.
+        let (d, info, _, _) = t.join(node("host", 0)).unwrap();
+        assert_eq!((d, info.name.as_str()), (4, "host#2"));
+        assert_eq!(t.snapshot().len(), 5);
+    }
+
+    #[test]
+    fn token_compare() {
+        assert!(ct_eq("abc", "abc"));
+        assert!(!ct_eq("abc", "abd"));
+        assert!(!ct_eq("abc", "abcd"));
+        assert!(!ct_eq("", "a"));
+    }
+}

@@ -396,6 +396,8 @@ fn seal(
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the goodbye: how long to wait for the aggregator to close.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Largest write round of data frames (control frames go between rounds).
 const WRITE_ROUND: usize = 512 << 10;
 
@@ -509,10 +511,17 @@ async fn connection(cfg: Arc<AgentConfig>, shared: Arc<Shared>, delay: Duration)
             shared.written();
         }
     };
+    tokio::pin!(reader, writer);
     let end = tokio::select! {
-        why = reader => ConnEnd::Lost { connected: true, why },
-        r = writer => match r {
-            Ok(()) => ConnEnd::Finished,
+        why = &mut reader => ConnEnd::Lost { connected: true, why },
+        r = &mut writer => match r {
+            Ok(()) => {
+                // Goodbye sent and our side shut: wait for the aggregator to
+                // close, so nothing unread here turns our close into a reset
+                // that could discard our last frames on its side.
+                let _ = timeout(CLOSE_WAIT, &mut reader).await;
+                ConnEnd::Finished
+            }
             Err::<(), std::io::Error>(e) => ConnEnd::Lost { connected: true, why: format!("writing: {e}") },
         },
     };

@@ -542,6 +542,9 @@ impl Streaming<'_> {
         let mut ping = interval_at(Instant::now() + every, every);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut ping_seq = SYNC_PINGS;
+        // A failed write ends the pings, not the connection: what the agent
+        // sent before closing (its last events, its goodbye) is still read.
+        let mut can_write = true;
         loop {
             tokio::select! {
                 m = rd.next() => match m {
@@ -577,11 +580,12 @@ impl Streaming<'_> {
                         return (false, e.to_string());
                     }
                 },
-                _ = ping.tick() => {
+                _ = ping.tick(), if can_write => {
                     let p = Message::Ping(Ping { seq: ping_seq, t_ns: monotonic_ns() });
                     ping_seq = ping_seq.wrapping_add(1);
                     if let Err(e) = send(wr, &p).await {
-                        return (false, e);
+                        log::debug!("agent {}: {e}; reading what is left", self.name);
+                        can_write = false;
                     }
                 }
                 _ = stop.changed() => {

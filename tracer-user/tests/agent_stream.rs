@@ -1,0 +1,393 @@
+//! Agents → aggregator over loopback TCP and unix sockets, with the real
+//! binary on both sides (agents fed synthetic events with the hidden
+//! `--synthetic N`; the wire path is the real one). No root needed: the
+//! aggregator runs `record --no-local`.
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+use tracer_core::tracefile::TraceReader;
+
+const BIN: &str = env!("CARGO_BIN_EXE_vfio-trace");
+const TOKEN: &str = "test-token-123";
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A child whose stderr lines are collected as they come.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("RUST_LOG", "info")
+            .env_remove("VFIO_TRACE_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l2 = lines.clone();
+        let reader = thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(line);
+            }
+        });
+        Proc {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits for a stderr line containing `pat`; returns it.
+    fn wait_line(&self, pat: &str, within: Duration) -> String {
+        let t = Instant::now();
+        loop {
+            if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(pat)) {
+                return l.clone();
+            }
+            assert!(
+                t.elapsed() < within,
+                "no line with {pat:?} within {within:?}; stderr:\n{}",
+                self.text()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for exit (killing it after `within`); returns (code, stderr).
+    fn wait(mut self, within: Duration) -> (Option<i32>, String) {
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > within {
+                let _ = self.child.kill();
+                panic!("process did not exit within {within:?}:\n{}", self.text());
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        (status.code(), self.text())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `record --no-local` on loopback TCP and a unix socket; returns it and
+/// its TCP address.
+fn aggregator(dir: &Path, extra: &[&str]) -> (Proc, String) {
+    let out = dir.join("out.vtrace");
+    let sock = dir.join("agg.sock");
+    let mut args = vec![
+        "record",
+        "--no-local",
+        "--listen",
+        "tcp:0",
+        "--quiet",
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    let unix = format!("unix:{}", sock.display());
+    args.extend(["--listen", &unix]);
+    args.extend(extra);
+    let agg = Proc::spawn(&args, &[("VFIO_TRACE_TOKEN", TOKEN)]);
+    let line = agg.wait_line("listening for agents on tcp:", Duration::from_secs(20));
+    let tcp = line.rsplit(' ').next().unwrap().to_string();
+    assert!(
+        tcp.starts_with("tcp:127.0.0.1:"),
+        "loopback by default: {line}"
+    );
+    agg.wait_line("recording to", Duration::from_secs(20));
+    (agg, tcp)
+}
+
+/// The number in `sent N of` from an agent's summary line.
+fn sent(text: &str) -> u64 {
+    let l = text
+        .lines()
+        .find(|l| l.contains("vfio-trace agent: sent"))
+        .unwrap_or_else(|| panic!("no summary:\n{text}"));
+    l.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+fn field(text: &str, after: &str) -> u64 {
+    let l = text
+        .lines()
+        .find(|l| l.contains("vfio-trace agent: sent"))
+        .unwrap();
+    let i = l.find(after).unwrap_or_else(|| panic!("{after:?} in {l}")) + after.len();
+    l[i..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+fn count_by_node(path: &Path) -> (Vec<String>, Vec<u64>) {
+    let mut r = TraceReader::open(path).unwrap();
+    let events: Vec<_> = r.by_ref().map(Result::unwrap).collect();
+    let names: Vec<String> = r.nodes().iter().map(|n| n.name.clone()).collect();
+    let mut counts = vec![0u64; names.len()];
+    for e in &events {
+        counts[usize::from(e.node)] += 1;
+    }
+    (names, counts)
+}
+
+#[test]
+fn two_agents_one_killed_mid_stream() {
+    let dir = tmpdir("two");
+    let (agg, tcp) = aggregator(&dir, &[]);
+    let unix = format!("unix:{}", dir.join("agg.sock").display());
+    let a = Proc::spawn(
+        &[
+            "agent",
+            "--connect",
+            &tcp,
+            "--token",
+            TOKEN,
+            "--node",
+            "ga",
+            "--synthetic",
+            "50000",
+        ],
+        &[],
+    );
+    let b = Proc::spawn(
+        &[
+            "agent",
+            "--connect",
+            &unix,
+            "--node",
+            "gb",
+            "--synthetic",
+            "50000",
+            "--duration",
+            "3s",
+        ],
+        &[],
+    );
+    a.wait_line("connected to", Duration::from_secs(10));
+    b.wait_line("connected to", Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(800));
+    a.signal(libc::SIGKILL);
+    let (_, _) = a.wait(Duration::from_secs(5));
+    // The aggregator reports the loss and keeps the other agent.
+    let lost = agg.wait_line("agent ga", Duration::from_secs(1));
+    let lost = if lost.contains("lost") {
+        lost
+    } else {
+        agg.wait_line("lost:", Duration::from_secs(5))
+    };
+    assert!(
+        lost.contains("ga") && lost.contains("without goodbye"),
+        "{lost}"
+    );
+    let (code, btext) = b.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{btext}");
+    agg.wait_line("agent gb", Duration::from_secs(5));
+    agg.wait_line("said goodbye", Duration::from_secs(5));
+    agg.signal(libc::SIGINT);
+    let (code, atext) = agg.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{atext}");
+
+    // Agent B delivered everything: nothing dropped, lost or left behind.
+    assert_eq!(field(&btext, "dropped "), 0, "{btext}");
+    assert_eq!(field(&btext, "lost "), 0, "{btext}");
+    assert_eq!(field(&btext, "unsent "), 0, "{btext}");
+    let b_sent = sent(&btext);
+    assert!(b_sent > 50_000, "{btext}");
+
+    let (names, counts) = count_by_node(&dir.join("out.vtrace"));
+    let ia = names
+        .iter()
+        .position(|n| n == "ga")
+        .expect("ga in the node table");
+    let ib = names
+        .iter()
+        .position(|n| n == "gb")
+        .expect("gb in the node table");
+    assert_eq!(counts[ib], b_sent, "every event B sent is in the file");
+    assert!(counts[ia] > 0, "A's events before the kill are kept");
+    assert_eq!(counts[0], 0, "--no-local: no local events");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_peers_are_refused_by_name_and_the_aggregator_keeps_going() {
+    let dir = tmpdir("bad");
+    let (agg, tcp) = aggregator(&dir, &[]);
+    let hostport = tcp.strip_prefix("tcp:").unwrap().to_string();
+
+    // Garbage (an HTTP request).
+    let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let l = agg.wait_line("bad magic", Duration::from_secs(5));
+    assert!(l.contains("refused tcp:127.0.0.1:"), "{l}");
+    drop(s);
+
+    // A header announcing a 1 GiB hello: refused from the header alone.
+    let mut h = Vec::new();
+    h.extend_from_slice(b"VTAW");
+    h.extend_from_slice(&[1, 1, 0, 0]);
+    h.extend_from_slice(&(1u32 << 30).to_le_bytes());
+    h.extend_from_slice(&[0; 4]);
+    let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+    s.write_all(&h).unwrap();
+    let l = agg.wait_line("exceeds the limit", Duration::from_secs(5));
+    assert!(l.contains("1073741824"), "{l}");
+    drop(s);
+
+    // A future protocol version.
+    let mut v = h.clone();
+    v[4] = 9;
+    v[8..12].copy_from_slice(&0u32.to_le_bytes());
+    let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+    s.write_all(&v).unwrap();
+    agg.wait_line("protocol version 9", Duration::from_secs(5));
+    drop(s);
+
+    // A real agent with the wrong token: refused, exits 2 and says why.
+    let bad = Proc::spawn(
+        &[
+            "agent",
+            "--connect",
+            &tcp,
+            "--token",
+            "nope",
+            "--node",
+            "intruder",
+            "--synthetic",
+            "1000",
+        ],
+        &[],
+    );
+    let (code, text) = bad.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("refused") && text.contains("token"), "{text}");
+    agg.wait_line(
+        "\"intruder\": missing or wrong token",
+        Duration::from_secs(5),
+    );
+
+    // No token at all over TCP: the agent does not even try.
+    let (code, text) = Proc::spawn(&["agent", "--connect", &tcp, "--synthetic", "1"], &[])
+        .wait(Duration::from_secs(10));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("needs the aggregator's token"), "{text}");
+
+    // The aggregator still works: a good agent (token from the environment).
+    let good = Proc::spawn(
+        &[
+            "agent",
+            "--connect",
+            &tcp,
+            "--node",
+            "good",
+            "--synthetic",
+            "20000",
+            "--duration",
+            "1s",
+        ],
+        &[("VFIO_TRACE_TOKEN", TOKEN)],
+    );
+    let (code, text) = good.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{text}");
+    let n = sent(&text);
+    agg.wait_line("agent good", Duration::from_secs(5));
+    agg.wait_line("said goodbye", Duration::from_secs(5));
+    agg.signal(libc::SIGTERM);
+    let (code, atext) = agg.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{atext}");
+    let (names, counts) = count_by_node(&dir.join("out.vtrace"));
+    assert_eq!(names.len(), 2, "refused peers get no node: {names:?}");
+    assert_eq!(counts[1], n);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn agent_buffers_while_disconnected_reconnects_and_counts_drops() {
+    let dir = tmpdir("buf");
+    let sock = dir.join("agg.sock");
+    let unix = format!("unix:{}", sock.display());
+    // The agent starts first: nobody listens yet. 200k events/s into a
+    // 1 MiB buffer overflows within the ~3 s before the aggregator comes.
+    let agent = Proc::spawn(
+        &[
+            "agent",
+            "--connect",
+            &unix,
+            "--node",
+            "late",
+            "--synthetic",
+            "200000",
+            "--buffer-mib",
+            "1",
+            "--duration",
+            "5s",
+        ],
+        &[],
+    );
+    agent.wait_line("cannot reach aggregator", Duration::from_secs(10));
+    thread::sleep(Duration::from_secs(3));
+    let (agg, _) = aggregator(&dir, &[]);
+    agent.wait_line("connected to", Duration::from_secs(10));
+    let (code, text) = agent.wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("dropping new events"), "{text}");
+    let dropped = field(&text, "dropped ");
+    let n = sent(&text);
+    assert!(dropped > 0, "{text}");
+    assert_eq!(field(&text, "unsent "), 0, "{text}");
+    // The aggregator heard about the drops from the agent's health frames
+    // and from the missing batch numbers.
+    let l = agg.wait_line("events dropped", Duration::from_secs(5));
+    assert!(l.contains("late") && l.contains("batches missing"), "{l}");
+    agg.wait_line("said goodbye", Duration::from_secs(5));
+    agg.signal(libc::SIGINT);
+    let (code, atext) = agg.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{atext}");
+    let (names, counts) = count_by_node(&dir.join("out.vtrace"));
+    assert_eq!(names[1], "late");
+    assert_eq!(counts[1], n, "what was buffered arrived after the connect");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,6 +6,7 @@
 use anyhow::Result;
 
 use crate::{
+    build,
     setup::{self, SetupArgs},
     step::{self, cmd, step, workspace_root},
 };
@@ -19,9 +20,6 @@ pub struct TestArgs {
     #[arg(long)]
     pub no_lab: bool,
 }
-
-/// Every lab scenario runs in the test command; their verdicts gate CI.
-const LAB_SCENARIOS: &[&str] = &["x86", "arm64-swmsi", "nested"];
 
 pub fn run(a: &TestArgs) -> Result<()> {
     let t = std::time::Instant::now();
@@ -51,10 +49,23 @@ pub fn run(a: &TestArgs) -> Result<()> {
     if a.no_lab {
         eprintln!("==> lab scenarios: skipped (--no-lab)");
     } else {
-        for scenario in LAB_SCENARIOS {
-            step(&format!("lab scenario {scenario}"), || {
-                step::run(cmd("cargo", ["xtask", "lab", scenario]).current_dir(&root))
-            })?;
+        // The lab runs vfio-trace inside the VMs and checks its recording
+        // against the exerciser's journal and QEMU's own logs.
+        let x86 = step("vfio-trace for the x86_64 VMs", || {
+            build::musl_binary("x86_64-unknown-linux-musl", "vfio-trace")
+        })?;
+        let arm64 = step("vfio-trace for the arm64 VMs", || {
+            build::musl_binary("aarch64-unknown-linux-musl", "vfio-trace")
+        })?;
+        for (scenario, tracer) in [("x86", &x86), ("arm64-swmsi", &arm64), ("nested", &x86)] {
+            step(
+                &format!("lab scenario {scenario} (with vfio-trace)"),
+                || {
+                    let mut c = cmd("cargo", ["xtask", "lab", scenario, "--tracer"]);
+                    c.arg(tracer).current_dir(&root);
+                    step::run(&mut c)
+                },
+            )?;
         }
     }
     eprintln!(

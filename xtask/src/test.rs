@@ -7,6 +7,7 @@ use anyhow::Result;
 
 use crate::{
     build,
+    probecheck::{self, MsiModel},
     setup::{self, SetupArgs},
     step::{self, cmd, step, workspace_root},
 };
@@ -57,13 +58,35 @@ pub fn run(a: &TestArgs) -> Result<()> {
         let arm64 = step("vfio-trace for the arm64 VMs", || {
             build::musl_binary("aarch64-unknown-linux-musl", "vfio-trace")
         })?;
-        for (scenario, tracer) in [("x86", &x86), ("arm64-swmsi", &arm64), ("nested", &x86)] {
+        let scenarios = [
+            ("x86", &x86, MsiModel::Hardware, false),
+            ("arm64-swmsi", &arm64, MsiModel::Software, false),
+            ("nested", &x86, MsiModel::Hardware, true),
+        ];
+        for (scenario, tracer, msi, nested) in scenarios {
             step(
                 &format!("lab scenario {scenario} (with vfio-trace)"),
                 || {
                     let mut c = cmd("cargo", ["xtask", "lab", scenario, "--tracer"]);
                     c.arg(tracer).current_dir(&root);
                     step::run(&mut c)
+                },
+            )?;
+            step(
+                &format!("vfio-trace's recording in {scenario} vs ground truth"),
+                || {
+                    let dir = root.join("target/lab").join(scenario);
+                    let r = if nested {
+                        probecheck::check_nested(&dir)?
+                    } else {
+                        probecheck::check(&dir, msi)?
+                    };
+                    r.print();
+                    anyhow::ensure!(
+                        r.ok(),
+                        "the probes disagree with the ground truth in {scenario}"
+                    );
+                    Ok(())
                 },
             )?;
         }

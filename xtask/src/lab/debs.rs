@@ -219,3 +219,22 @@ pub fn busybox(arch: Arch) -> Result<PathBuf> {
     let u = ensure_unpacked("busybox-static", arch.deb(), &["bin/busybox"], |_| Ok(()))?;
     Ok(u.root.join("bin/busybox"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_detects_a_changed_file() {
+        let root =
+            std::env::temp_dir().join(format!("vfio-trace-stamp-test-{}", std::process::id()));
+        fs::create_dir_all(root.join("boot")).unwrap();
+        fs::write(root.join("boot/vmlinuz"), b"kernel").unwrap();
+        write_stamp(&root, "1.0", "abc", &["boot/vmlinuz"]).unwrap();
+        assert_eq!(verify_stamp(&root, &["boot/vmlinuz"]).unwrap(), "1.0");
+        fs::write(root.join("boot/vmlinuz"), b"kernel, truncated").unwrap();
+        assert!(verify_stamp(&root, &["boot/vmlinuz"]).is_err());
+        assert!(verify_stamp(&root, &["boot/missing"]).is_err());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -57,8 +57,8 @@ pub struct LabArgs {
     #[arg(long)]
     pub timeout: Option<u64>,
     /// QEMU accelerator: tcg (single-threaded), tcg-mt (multi-threaded
-    /// TCG) or kvm. Default: kvm for x86 if it boots a guest here (checked
-    /// once per machine), else tcg; nested: tcg-mt (see nested.rs).
+    /// TCG) or kvm. Default: kvm for the single-level x86 scenario if it
+    /// boots a guest here (checked once per machine), else tcg.
     #[arg(long)]
     pub accel: Option<String>,
 }

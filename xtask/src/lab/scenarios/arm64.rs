@@ -23,7 +23,7 @@ use crate::{
 
 pub const SCENARIO: Scenario = Scenario {
     name: "arm64-swmsi",
-    about: "arm64 virt + GICv3 ITS, virtio-iommu on virtio-mmio, MSIs via the SW-MSI window 0x8000000; ~60 s",
+    about: "arm64 virt + GICv3 ITS, virtio-iommu on virtio-mmio, MSIs via the SW-MSI window 0x8000000; ~15-30 s",
     run,
 };
 

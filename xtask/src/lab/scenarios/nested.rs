@@ -25,16 +25,17 @@ use crate::{
 
 pub const SCENARIO: Scenario = Scenario {
     name: "nested",
-    about: "L1 host (KVM in TCG) passes edu to an L2 guest with its own virtio-iommu; exerciser in L2; ~90 s",
+    about: "L1 host (KVM in TCG) passes edu to an L2 guest with its own virtio-iommu; exerciser in L2; ~30-45 s",
     run,
 };
 
-/// Measured with QEMU 10: under round-robin TCG (`thread=single`, with
-/// -smp 1 or 2) L2 made no visible progress in 150-240 s; multi-threaded
-/// TCG runs the whole chain in ~35 s. With one L1 vCPU there is a single
-/// TCG thread, so the cross-vCPU code-patching race seen with MTTCG and
-/// -smp 2 (shared/lab.md) cannot happen.
-const ACCEL: &str = "tcg-mt";
+/// L1 has one vCPU. Measured with QEMU 10: with `-smp 2` under round-robin
+/// TCG (`thread=single`) L2 made no visible progress in 150-240 s (the
+/// vCPU running L2 starves); with `-smp 1` single-threaded TCG runs the
+/// whole chain in ~35 s, like multi-threaded TCG with `-smp 2`, and avoids
+/// MTTCG's cross-vCPU code-patching race (shared/lab.md).
+const ACCEL: &str = "tcg";
+const L1_SMP: &str = "1";
 
 const L1_MODULES: &[(&str, &str)] = &[
     ("virtio-iommu", ""),
@@ -136,7 +137,7 @@ fn run(ctx: &Ctx) -> Result<()> {
         "-m",
         "2G",
         "-smp",
-        "2",
+        L1_SMP,
     ]);
     q.args([
         "-display",

@@ -10,7 +10,8 @@ use crate::lab::{Arch, Ctx};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "x86",
-    about: "q35 + virtio-iommu-pci, edu and e1000e through VFIO (HW MSI window 0xfee00000); ~12 s",
+    about:
+        "q35 + virtio-iommu-pci, edu and e1000e through VFIO (HW MSI window 0xfee00000); ~10-15 s",
     run,
 };
 

@@ -237,7 +237,7 @@ impl Ctx {
     fn notice(&self, n: Notice) {
         if self.shown.load(Ordering::Relaxed) {
             log::debug!("{n}");
-        } else if matches!(n, Notice::Joined { .. }) {
+        } else if matches!(n, Notice::Joined { .. } | Notice::Left { clean: true, .. }) {
             log::info!("{n}");
         } else {
             log::warn!("{n}");

@@ -11,7 +11,7 @@ use tracer_core::{
 };
 
 use super::{
-    files::{for_each_event, report_damage},
+    files::{read_all_events, report_damage},
     session::{runtime, Session, StopWhen},
 };
 use crate::cli::{CheckArgs, ReportFormat};
@@ -26,15 +26,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let (events, nodes) = if args.files.is_empty() {
         runtime()?.block_on(collect_live(&args))?
     } else {
-        let mut events = Vec::new();
-        let mut nodes = Vec::new();
-        let end = for_each_event(&args.files, args.salvage, |ev, n| {
-            events.push(ev.clone());
-            if n.len() != nodes.len() {
-                nodes = n.to_vec();
-            }
-            Ok(())
-        })?;
+        let (events, nodes, end) = read_all_events(&args.files, args.salvage)?;
         if report_damage(&end, args.salvage) {
             // What was read is still checked and reported, but the verdict
             // cannot be "clean": the rest of the file was not seen.

@@ -17,7 +17,7 @@ use tracer_core::{
     tracefile::aligned_ns,
 };
 
-use super::files::{for_each_event, report_damage};
+use super::files::{for_each_event, read_all_events, report_damage};
 use crate::cli::{ExportArgs, ExportFormat};
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
@@ -37,15 +37,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         }
         ExportFormat::Perfetto => {
             // Findings need the whole stream, so the events are kept.
-            let mut events = Vec::new();
-            let mut nodes = Vec::new();
-            let end = for_each_event(&args.files, args.salvage, |ev, n| {
-                events.push(ev.clone());
-                if n.len() != nodes.len() {
-                    nodes = n.to_vec();
-                }
-                Ok(())
-            })?;
+            let (events, nodes, end) = read_all_events(&args.files, args.salvage)?;
             let mut w = PerfettoWriter::new(out)?;
             for ev in &events {
                 w.write_event(ev, &nodes)?;

@@ -57,6 +57,24 @@ pub fn for_each_event(
     Ok(end)
 }
 
+/// Every event of `files` in memory (for commands that need the whole
+/// stream), with the final node table and how reading ended.
+pub fn read_all_events(
+    files: &[PathBuf],
+    salvage: bool,
+) -> Result<(Vec<Event>, Vec<NodeInfo>, ReadEnd)> {
+    let mut events = Vec::new();
+    let mut nodes = Vec::new();
+    let end = for_each_event(files, salvage, |ev, n| {
+        events.push(ev.clone());
+        if n.len() != nodes.len() {
+            nodes = n.to_vec();
+        }
+        Ok(())
+    })?;
+    Ok((events, nodes, end))
+}
+
 /// Reports damage; returns whether it is fatal for the exit code. A file
 /// that merely ends mid-chunk (a killed recorder) is a warning: everything
 /// up to its last complete chunk was read.

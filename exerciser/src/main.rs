@@ -6,7 +6,8 @@
 //!
 //! ```text
 //! exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b,...]
-//! exerciser --list
+//! exerciser --list            # every step: clean or the rule it must fire
+//! exerciser --list-faults     # fault steps that apply here, one per line
 //! exerciser [--edu BDF] --loop N [--size BYTES]   # MAP+UNMAP pairs, ns/pair
 //! ```
 //! Devices default to the first edu / e1000e found in sysfs.
@@ -22,7 +23,11 @@ use std::process::ExitCode;
 
 use serde_json::json;
 
-use crate::{journal::Journal, session::Session, steps::STEPS};
+use crate::{
+    journal::Journal,
+    session::Session,
+    steps::{Kind, STEPS},
+};
 
 #[derive(Default)]
 struct Args {
@@ -31,6 +36,7 @@ struct Args {
     out: Option<String>,
     steps: Option<Vec<String>>,
     list: bool,
+    list_faults: bool,
     loop_n: Option<u64>,
     size: u64,
 }
@@ -49,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
             "--out" => a.out = Some(val("--out")?),
             "--steps" => a.steps = Some(val("--steps")?.split(',').map(str::to_string).collect()),
             "--list" => a.list = true,
+            "--list-faults" => a.list_faults = true,
             "--loop" => {
                 a.loop_n = Some(val("--loop")?.parse().map_err(|e| format!("--loop: {e}"))?)
             }
@@ -57,7 +64,7 @@ fn parse_args() -> Result<Args, String> {
                 a.size = parse_num(&v).ok_or(format!("--size: bad number {v}"))?;
             }
             "-h" | "--help" => {
-                println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--loop N [--size BYTES]]");
+                println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--list-faults] [--loop N [--size BYTES]]");
                 std::process::exit(0);
             }
             _ => return Err(format!("unknown argument {arg}")),
@@ -98,11 +105,21 @@ fn main() -> ExitCode {
     if a.list {
         for s in STEPS {
             println!(
-                "{:28} {}{}",
+                "{:30} {:6} {}",
                 s.name,
-                s.about,
-                if s.default { "" } else { " (not default)" }
+                s.rule().unwrap_or("clean"),
+                s.about
             );
+        }
+        return ExitCode::SUCCESS;
+    }
+    if a.list_faults {
+        let nic = a.e1000e.is_some() || find_pci("0x8086", "0x10d3").is_some();
+        for s in STEPS
+            .iter()
+            .filter(|s| s.rule().is_some() && s.applies(nic))
+        {
+            println!("{} {}", s.name, s.rule().unwrap_or(""));
         }
         return ExitCode::SUCCESS;
     }
@@ -152,7 +169,7 @@ fn run_steps(s: &mut Session, a: &Args) -> bool {
         .iter()
         .filter(|st| match &a.steps {
             Some(w) => w.iter().any(|n| n == st.name),
-            None => st.default && (st.name != "e1000e_msix" || a.e1000e.is_some()),
+            None => st.kind == Kind::Clean && st.applies(a.e1000e.is_some()),
         })
         .collect();
     let (mut passed, mut failed) = (Vec::new(), Vec::new());
@@ -168,6 +185,7 @@ fn run_steps(s: &mut Session, a: &Args) -> bool {
         s.j.write(json!({
             "type": "step", "step": st.name, "status": status.to_lowercase(),
             "detail": detail, "t_start_ns": t0, "t_end_ns": t1,
+            "expect_rule": st.rule(),
         }));
         s.j.sync();
         if r.is_ok() {
@@ -176,9 +194,21 @@ fn run_steps(s: &mut Session, a: &Args) -> bool {
             failed.push(st.name)
         }
     }
+    // A fault step may leave buffers mapped (it ran alone): unmap them so
+    // the process exit does not tear them down behind the trace's back.
+    let left: Vec<(u64, u64)> = s
+        .bufs
+        .iter()
+        .filter(|b| b.mapped)
+        .map(|b| (b.iova, b.len as u64))
+        .collect();
+    for (iova, len) in left {
+        s.unmap_dma("teardown", iova, len);
+    }
     let ok = failed.is_empty() && !passed.is_empty();
     s.j.write(json!({
         "type": "summary", "pass": ok, "passed": passed, "failed": failed,
+        "t_ns": journal::monotonic_ns(),
     }));
     println!(
         "EXERCISER RESULT {} {}/{} steps passed{}",

@@ -44,6 +44,9 @@ pub struct Session {
     pub container: i32,
     pub groups: Vec<(u32, i32)>,
     pub iommu_set: bool,
+    /// The type1 flavour SET_IOMMU asks for (VFIO_TYPE1v2_IOMMU unless a
+    /// step wants the v1 semantics).
+    pub iommu_type: u64,
     pub iova_ranges: Vec<(u64, u64)>,
     pub edu: Option<Device>,
     pub e1000e: Option<Device>,
@@ -68,6 +71,7 @@ impl Session {
             container: -1,
             groups: Vec::new(),
             iommu_set: false,
+            iommu_type: vfio::VFIO_TYPE1V2_IOMMU,
             iova_ranges: Vec::new(),
             edu: None,
             e1000e: None,
@@ -327,11 +331,34 @@ impl Session {
     }
 
     pub fn set_irqs(&mut self, step: &str, dev_fd: i32, index: u32, fds: &[i32]) -> Timed {
-        let mut b = vfio::irq_set(index, 0, fds);
+        let b = vfio::irq_set(index, 0, fds);
+        self.set_irqs_buf(step, dev_fd, b)
+    }
+
+    /// SET_IRQS with explicit flags, start and count (`fds` may be empty).
+    pub fn set_irqs_raw(
+        &mut self,
+        step: &str,
+        dev_fd: i32,
+        index: u32,
+        (flags, start, count): (u32, u32, u32),
+        fds: &[i32],
+    ) -> Timed {
+        let b = vfio::irq_set_raw(flags, index, start, count, fds);
+        self.set_irqs_buf(step, dev_fd, b)
+    }
+
+    fn set_irqs_buf(&mut self, step: &str, dev_fd: i32, mut b: Vec<u8>) -> Timed {
+        let u = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        let (index, start, count) = (u(8), u(12), u(16));
+        let fds: Vec<i32> = b[20..]
+            .chunks(4)
+            .map(|c| i32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         let flags = u32::from_le_bytes(b[4..8].try_into().unwrap());
         let args = json!({
             "argsz": b.len(), "flags": flags, "flags_hex": hex(flags as u64),
-            "index": index, "start": 0, "count": fds.len(), "eventfds": fds,
+            "index": index, "start": start, "count": count, "eventfds": fds,
         });
         self.ioctl_buf(step, dev_fd, VFIO_DEVICE_SET_IRQS, &mut b, args, |_| {
             Value::Null

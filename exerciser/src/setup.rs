@@ -84,14 +84,13 @@ impl Session {
         if self.iommu_set {
             return Ok(());
         }
-        let t = self.ioctl_val(
-            "set_iommu",
-            self.container,
-            VFIO_SET_IOMMU,
-            VFIO_TYPE1V2_IOMMU,
-        );
+        let t = self.ioctl_val("set_iommu", self.container, VFIO_SET_IOMMU, self.iommu_type);
         if !t.ok() {
-            return Err(format!("SET_IOMMU type1v2: {}", errno_str(&t)));
+            return Err(format!(
+                "SET_IOMMU type {}: {}",
+                self.iommu_type,
+                errno_str(&t)
+            ));
         }
         self.iommu_set = true;
         Ok(())

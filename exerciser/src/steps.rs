@@ -1,18 +1,54 @@
-//! The named steps, in the order they run. The clean path exercises what a
-//! VMM does; each `fault_*` step provokes one failure users report and
-//! passes when the kernel answers as documented.
+//! The named steps. The clean set (run when no `--steps` are given) is what
+//! a correct VMM does: vfio-trace's rules must find nothing in it. Each
+//! fault step provokes one failure users report, passes when the kernel
+//! answers as documented, and names the rule (`VT0xx`) vfio-trace must
+//! report for it, and only that rule. The lab runs each fault step in its
+//! own exerciser process (`--list-faults` prints the ones that apply here).
 
 use crate::{
     session::{errno_str, Session, StepResult},
     setup::{BUF_A_IOVA, BUF_LEN},
 };
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Part of the clean set, in this order.
+    Clean,
+    /// A fault step and the rule it must fire.
+    Fault(&'static str),
+}
+
+/// Where a step applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    Any,
+    Arm64,
+    /// Needs the e1000e (MSI-X).
+    E1000e,
+}
+
 pub struct Step {
     pub name: &'static str,
     pub about: &'static str,
-    /// Run when no `--steps` are given.
-    pub default: bool,
+    pub kind: Kind,
+    pub only: Only,
     pub run: fn(&mut Session, &str) -> StepResult,
+}
+
+impl Step {
+    pub fn applies(&self, have_e1000e: bool) -> bool {
+        match self.only {
+            Only::Any => true,
+            Only::Arm64 => ARM64,
+            Only::E1000e => have_e1000e,
+        }
+    }
+    pub fn rule(&self) -> Option<&'static str> {
+        match self.kind {
+            Kind::Clean => None,
+            Kind::Fault(r) => Some(r),
+        }
+    }
 }
 
 const ARM64: bool = cfg!(target_arch = "aarch64");
@@ -21,79 +57,113 @@ pub const STEPS: &[Step] = &[
     Step {
         name: "fault_map_before_set_iommu",
         about: "MAP_DMA on a container with a group but no IOMMU backend: EINVAL",
-        default: true,
+        kind: Kind::Fault("VT008"),
+        only: Only::Any,
         run: fault_map_before_set_iommu,
     },
     Step {
         name: "setup",
         about: "container, groups, SET_IOMMU type1v2",
-        default: true,
+        kind: Kind::Clean,
+        only: Only::Any,
         run: |s, _| s.ensure_iommu().map(|_| "container ready".into()),
     },
     Step {
         name: "get_info",
         about: "IOMMU_GET_INFO with the IOVA-ranges capability",
-        default: true,
+        kind: Kind::Clean,
+        only: Only::Any,
         run: |s, n| s.get_info(n),
     },
     Step {
         name: "map_dma",
         about: "MAP_DMA two 64 KiB buffers at 0x100000 and 0x200000",
-        default: true,
+        kind: Kind::Clean,
+        only: Only::Any,
         run: |s, _| s.ensure_mapped(),
     },
     Step {
         name: "edu_dma",
         about: "edu DMA RAM→device→RAM through the IOMMU, data verified",
-        default: true,
+        kind: Kind::Clean,
+        only: Only::Any,
         run: crate::devices::edu_dma,
     },
     Step {
         name: "edu_msi",
         about: "edu MSI via SET_IRQS + eventfd: raise, read the eventfd, ack",
-        default: true,
+        kind: Kind::Clean,
+        only: Only::Any,
         run: crate::devices::edu_msi,
     },
     Step {
         name: "e1000e_msix",
         about: "e1000e MSI-X with every vector: one interrupt cause per vector",
-        default: true,
+        kind: Kind::Clean,
+        only: Only::E1000e,
         run: crate::devices::e1000e_msix,
     },
     Step {
         name: "fault_map_msi_window",
         about: "MAP_DMA at the group's reserved MSI window: EINVAL",
-        default: true,
+        kind: Kind::Fault("VT008"),
+        only: Only::Any,
         run: fault_map_msi_window,
     },
     Step {
         name: "fault_map_swmsi_window",
         about: "MAP_DMA inside the arm64 software-MSI window 0x8000000: EINVAL",
-        default: ARM64,
+        kind: Kind::Fault("VT008"),
+        only: Only::Arm64,
         run: fault_map_swmsi_window,
     },
     Step {
         name: "fault_map_overlap",
         about: "MAP_DMA overlapping buffer A: EEXIST",
-        default: true,
+        kind: Kind::Fault("VT008"),
+        only: Only::Any,
         run: fault_map_overlap,
     },
     Step {
         name: "fault_map_unaligned",
         about: "MAP_DMA of 0x800 bytes: EINVAL",
-        default: true,
+        kind: Kind::Fault("VT008"),
+        only: Only::Any,
         run: fault_map_unaligned,
     },
     Step {
-        name: "fault_unmap_mismatch",
-        about: "UNMAP_DMA of a range no mapping matches: returns 0, size 0",
-        default: true,
-        run: fault_unmap_mismatch,
+        name: "fault_map_beyond_iova_ranges",
+        about: "MAP_DMA above the last valid IOVA range GET_INFO reported (address width): EINVAL",
+        kind: Kind::Fault("VT008"),
+        only: Only::Any,
+        run: fault_map_beyond_iova_ranges,
+    },
+    Step {
+        name: "fault_unmap_bisect_v1",
+        about: "type1 (v1) container: UNMAP_DMA of one page inside a 64 KiB map returns 0 bytes, the map stays",
+        kind: Kind::Fault("VT007"),
+        only: Only::Any,
+        run: fault_unmap_bisect_v1,
+    },
+    Step {
+        name: "fault_irq_signal_unbound",
+        about: "edu MSI enabled, its eventfd de-assigned, then SET_IRQS DATA_NONE trigger: signals nothing",
+        kind: Kind::Fault("VT010"),
+        only: Only::Any,
+        run: fault_irq_signal_unbound,
+    },
+    Step {
+        name: "unmap_nothing",
+        about: "UNMAP_DMA of a range where nothing is mapped: returns 0, size 0 (not stale)",
+        kind: Kind::Clean,
+        only: Only::Any,
+        run: unmap_nothing,
     },
     Step {
         name: "unmap_dma",
         about: "UNMAP_DMA both buffers; the written-back size equals the mapped size",
-        default: true,
+        kind: Kind::Clean,
+        only: Only::Any,
         run: unmap_dma,
     },
 ];
@@ -201,7 +271,7 @@ fn fault_map_unaligned(s: &mut Session, step: &str) -> StepResult {
     expect_errno(s, "MAP_DMA of 0x800 bytes", &t, libc::EINVAL)
 }
 
-fn fault_unmap_mismatch(s: &mut Session, step: &str) -> StepResult {
+fn unmap_nothing(s: &mut Session, step: &str) -> StepResult {
     s.ensure_iommu()?;
     let (t, size) = s.unmap_dma(step, 0x300_0000, 0x1000);
     if t.ok() && size == 0 {
@@ -236,4 +306,115 @@ fn unmap_dma(s: &mut Session, step: &str) -> StepResult {
         return Err("nothing was mapped".into());
     }
     Ok(format!("unmapped {}", done.join(" ")))
+}
+
+/// MAP_DMA one page just above the highest valid IOVA range GET_INFO
+/// reported: the IOMMU's input address width, as a VMM that believed a
+/// wider guest IOMMU would ask for.
+fn fault_map_beyond_iova_ranges(s: &mut Session, step: &str) -> StepResult {
+    if s.iova_ranges.is_empty() {
+        s.get_info(step)?;
+    }
+    let top = s
+        .iova_ranges
+        .iter()
+        .map(|r| r.1)
+        .max()
+        .ok_or("GET_INFO reported no IOVA range")?;
+    let iova = top
+        .checked_add(1)
+        .ok_or_else(|| format!("the IOVA ranges end at {top:#x}: nothing lies beyond"))?;
+    let v = scratch(s)?;
+    let t = s.map_dma(step, v, iova, 0x1000);
+    undo_if_mapped(s, step, &t, iova, 0x1000);
+    expect_errno(
+        s,
+        &format!("MAP_DMA at {iova:#x} (beyond the last valid IOVA {top:#x})"),
+        &t,
+        libc::EINVAL,
+    )
+}
+
+/// Type1 v1 keeps the old coalescing semantics: an UNMAP that starts inside
+/// a mapping succeeds with 0 bytes unmapped and leaves the mapping in place
+/// (v2 refuses it with EINVAL). A VMM that trusts the return code keeps a
+/// stale mapping. Needs a fresh process (the container's type is set once).
+fn fault_unmap_bisect_v1(s: &mut Session, step: &str) -> StepResult {
+    if s.iommu_set {
+        return Err("the IOMMU backend is already set (run this step in its own process)".into());
+    }
+    s.iommu_type = crate::vfio::VFIO_TYPE1_IOMMU;
+    s.ensure_iommu()?;
+    if s.bufs.is_empty() {
+        s.alloc_buf(BUF_LEN, BUF_A_IOVA)?;
+    }
+    let (v, len) = (s.bufs[0].ptr as u64, s.bufs[0].len as u64);
+    let t = s.map_dma(step, v, BUF_A_IOVA, len);
+    if !t.ok() {
+        return Err(format!("MAP_DMA {BUF_A_IOVA:#x}: {}", errno_str(&t)));
+    }
+    let inner = BUF_A_IOVA + 0x1000;
+    let (t, size) = s.unmap_dma(step, inner, 0x1000);
+    // Clean up for real: the whole original range.
+    let (t2, size2) = s.unmap_dma(step, BUF_A_IOVA, len);
+    if !t2.ok() || size2 != len {
+        return Err(format!(
+            "cleanup UNMAP_DMA {BUF_A_IOVA:#x}+{len:#x}: {} size {size2:#x}",
+            errno_str(&t2)
+        ));
+    }
+    if t.ok() && size == 0 {
+        Ok(format!(
+            "UNMAP_DMA {inner:#x}+0x1000 inside {BUF_A_IOVA:#x}+{len:#x}: returned 0 and size 0, mapping left in place"
+        ))
+    } else {
+        Err(format!(
+            "UNMAP_DMA {inner:#x}+0x1000 on type1 v1: {} size {size:#x} (expected success with size 0)",
+            errno_str(&t)
+        ))
+    }
+}
+
+/// MSI on edu with an eventfd, the eventfd de-assigned (fd -1: MSI stays
+/// enabled, the vector has no trigger), then a loopback trigger
+/// (DATA_NONE, count 1): VFIO signals nothing and returns success.
+fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
+    use crate::vfio::{
+        VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_MSI_IRQ_INDEX,
+    };
+    s.ensure_edu()?;
+    let dev = s.edu.as_ref().map(|d| d.fd).ok_or("no edu")?;
+    let efd = s.eventfd(step)?;
+    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[efd]);
+    if !t.ok() {
+        return Err(format!("SET_IRQS MSI enable: {}", errno_str(&t)));
+    }
+    let res = (|| {
+        let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[-1]);
+        if !t.ok() {
+            return Err(format!("SET_IRQS MSI de-assign (fd -1): {}", errno_str(&t)));
+        }
+        let t = s.set_irqs_raw(
+            step,
+            dev,
+            VFIO_PCI_MSI_IRQ_INDEX,
+            (VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1),
+            &[],
+        );
+        if !t.ok() {
+            return Err(format!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
+        }
+        let n = s.wait_eventfd(step, efd, 200);
+        if n != 0 {
+            return Err(format!("the de-assigned eventfd still counted {n}"));
+        }
+        Ok("loopback trigger on a vector with no eventfd: success, nothing signalled".to_string())
+    })();
+    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[]);
+    // SAFETY: closing our own eventfd.
+    unsafe { libc::close(efd) };
+    if res.is_ok() && !t.ok() {
+        return Err(format!("SET_IRQS MSI disable: {}", errno_str(&t)));
+    }
+    res
 }

@@ -42,6 +42,7 @@ pub fn ioctl_name(cmd: u32) -> &'static str {
 }
 
 pub const VFIO_API_VERSION: i32 = 0;
+pub const VFIO_TYPE1_IOMMU: u64 = 1;
 pub const VFIO_TYPE1V2_IOMMU: u64 = 3;
 
 pub const VFIO_GROUP_FLAGS_VIABLE: u32 = 1;
@@ -118,6 +119,20 @@ pub struct IrqInfo {
     pub flags: u32,
     pub index: u32,
     pub count: u32,
+}
+
+/// Builds a `vfio_irq_set` with any flags, start and count; `fds` (eventfd
+/// data) may be empty.
+pub fn irq_set_raw(flags: u32, index: u32, start: u32, count: u32, fds: &[i32]) -> Vec<u8> {
+    let argsz = (20 + 4 * fds.len()) as u32;
+    let mut b = Vec::with_capacity(argsz as usize);
+    for v in [argsz, flags, index, start, count] {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    for fd in fds {
+        b.extend_from_slice(&fd.to_le_bytes());
+    }
+    b
 }
 
 /// Builds a `vfio_irq_set` with eventfd data (`fds` empty: DATA_NONE,

@@ -34,6 +34,7 @@ const APT_PACKAGES: &[(&str, Option<&str>)] = &[
     ("kmod", None),
     ("device-tree-compiler", None),
     ("tmux", None),
+    ("bpftrace", None), // bench probes: the comparison tracer, run in VMs from the 9p root
     // C code in dependencies (zstd) for the static musl builds.
     ("musl-tools", None),
     ("gcc-aarch64-linux-gnu", None),

@@ -7,7 +7,6 @@ use anyhow::Result;
 
 use crate::{
     build,
-    probecheck::{self, MsiModel},
     setup::{self, SetupArgs},
     step::{self, cmd, step, workspace_root},
 };
@@ -58,35 +57,17 @@ pub fn run(a: &TestArgs) -> Result<()> {
         let arm64 = step("vfio-trace for the arm64 VMs", || {
             build::musl_binary("aarch64-unknown-linux-musl", "vfio-trace")
         })?;
-        let scenarios = [
-            ("x86", &x86, MsiModel::Hardware, false),
-            ("arm64-swmsi", &arm64, MsiModel::Software, false),
-            ("nested", &x86, MsiModel::Hardware, true),
-        ];
-        for (scenario, tracer, msi, nested) in scenarios {
+        // `cargo xtask lab X --tracer T` is the whole verdict: the oracle,
+        // probe-check against the ground truth, the rules on the clean run
+        // and the fault pass.
+        let scenarios = [("x86", &x86), ("arm64-swmsi", &arm64), ("nested", &x86)];
+        for (scenario, tracer) in scenarios {
             step(
                 &format!("lab scenario {scenario} (with vfio-trace)"),
                 || {
                     let mut c = cmd("cargo", ["xtask", "lab", scenario, "--tracer"]);
                     c.arg(tracer).current_dir(&root);
                     step::run(&mut c)
-                },
-            )?;
-            step(
-                &format!("vfio-trace's recording in {scenario} vs ground truth"),
-                || {
-                    let dir = root.join("target/lab").join(scenario);
-                    let r = if nested {
-                        probecheck::check_nested(&dir)?
-                    } else {
-                        probecheck::check(&dir, msi)?
-                    };
-                    r.print();
-                    anyhow::ensure!(
-                        r.ok(),
-                        "the probes disagree with the ground truth in {scenario}"
-                    );
-                    Ok(())
                 },
             )?;
         }

@@ -29,6 +29,7 @@ up() { cut -d' ' -f1 /proc/uptime; }
 say() { echo "LAB: $*"; }
 LAB_OUT=@OUT@
 LAB_BIN=@BIN@
+LAB_NODE=@NODE@
 save_results() { @SAVE@; }
 finish() {
   dmesg > $LAB_OUT/dmesg.txt 2>/dev/null
@@ -84,6 +85,21 @@ run_exerciser() {
   [ $rc = 0 ] || fail "exerciser exited with $rc"
   [ -z "$TRACER_PID" ] || [ "$(cat $LAB_OUT/tracer.rc)" = 0 ] || fail "vfio-trace exited with $(cat $LAB_OUT/tracer.rc)"
 }
+# The fault pass: each fault step the exerciser lists for this machine in
+# its own exerciser process (fault-<step>.jsonl), all under one recording;
+# the lab attributes vfio-trace's findings to the steps by time.
+run_faults() {
+  [ -x $LAB_BIN/vfio-trace ] || fail "the fault pass needs vfio-trace"
+  $LAB_BIN/exerciser "$@" --list-faults > $LAB_OUT/faults.list || fail "exerciser --list-faults"
+  tracer_start
+  while read step rule; do
+    say "fault step $step (expects $rule) at $(up)s"
+    $LAB_BIN/exerciser "$@" --steps $step --out $LAB_OUT/fault-$step.jsonl
+    echo "$step $rule $?" >> $LAB_OUT/faults.rc
+  done < $LAB_OUT/faults.list
+  tracer_stop
+  [ "$(cat $LAB_OUT/tracer.rc)" = 0 ] || fail "vfio-trace exited with $(cat $LAB_OUT/tracer.rc)"
+}
 "#;
 
 /// How results leave the VM.
@@ -103,6 +119,8 @@ pub struct InitSpec<'a> {
     pub results: Results,
     /// "guest", "L1 host", "L2 guest": shown in the first progress line.
     pub level: &'a str,
+    /// vfio-trace's node name for this level (`$LAB_NODE`: guest, l1, l2).
+    pub node: &'a str,
     /// Modules in load order with their parameters.
     pub modules: Vec<(String, String)>,
     pub tracer_args: &'a str,
@@ -141,6 +159,7 @@ pub fn script(s: &InitSpec) -> String {
         .replace("@SETUP_OUT@", &setup)
         .replace("@SAVE@", &save)
         .replace("@LEVEL@", s.level)
+        .replace("@NODE@", s.node)
         .replace("@MODULES@", &modules)
         .replace("@TRACER_ARGS@", s.tracer_args)
         .replace("@TRACER_SETTLE@", &s.tracer_settle_s.to_string())
@@ -157,6 +176,7 @@ mod tests {
         let t = script(&InitSpec {
             results: Results::NineP,
             level: "guest",
+            node: "guest",
             modules: vec![
                 ("vfio".into(), String::new()),
                 (
@@ -164,7 +184,7 @@ mod tests {
                     "allow_unsafe_interrupts=1".into(),
                 ),
             ],
-            tracer_args: "record -o $LAB_OUT/trace.vft",
+            tracer_args: "record -o $LAB_OUT/trace.vft --node $LAB_NODE",
             tracer_settle_s: 3,
             exerciser_args: "--steps map_dma",
             body: "run_exerciser --edu 0000:00:02.0\nfinish PASS\n",
@@ -172,6 +192,7 @@ mod tests {
         assert!(t.starts_with("#!/bin/sh\n"));
         for p in [
             "@LEVEL@",
+            "@NODE@",
             "@MODULES@",
             "@TRACER_ARGS@",
             "@TRACER_SETTLE@",
@@ -180,7 +201,8 @@ mod tests {
             assert!(!t.contains(p), "unfilled {p}");
         }
         assert!(t.contains("load vfio_iommu_type1 allow_unsafe_interrupts=1\n"));
-        assert!(t.contains("$LAB_BIN/vfio-trace record -o $LAB_OUT/trace.vft >"));
+        assert!(t.contains("$LAB_BIN/vfio-trace record -o $LAB_OUT/trace.vft --node $LAB_NODE >"));
+        assert!(t.contains("LAB_NODE=guest\n"));
         assert!(t.contains("LAB_OUT=/lab\n"));
         assert!(t.ends_with("finish PASS\n"));
     }

@@ -18,6 +18,9 @@ pub struct Run<'a> {
     /// Exerciser journals: (label, file name).
     pub journals: Vec<(&'static str, &'static str)>,
     pub oracles: Vec<(&'static str, Report)>,
+    /// vfio-trace's own verdicts with --tracer: probe-check against the
+    /// ground truth, the rules on the clean run, the fault pass.
+    pub checks: Vec<super::rules::Line>,
     /// Scenario facts for summary.json (kernel, QEMU, timings, ...).
     pub info: Value,
 }
@@ -139,6 +142,18 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
         }
         oracle_json.insert(label.to_string(), r.to_json());
     }
+    let mut checks_json = Vec::new();
+    for (name, r) in &run.checks {
+        match r {
+            Ok(d) => eprintln!("    ok   {name}: {d}"),
+            Err(d) => {
+                eprintln!("    FAIL {name}: {d}");
+                reasons.push(format!("{name}: {d}"));
+            }
+        }
+        checks_json.push(json!({"check": name, "ok": r.is_ok(),
+            "detail": match r { Ok(d) | Err(d) => d }}));
+    }
     let pass = reasons.is_empty();
     let files: Vec<String> = fs::read_dir(dir)
         .map(|d| {
@@ -161,6 +176,7 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
         "steps": steps,
         "problems": problems,
         "oracle": oracle_json,
+        "checks": checks_json,
         "loop": loops,
         "info": run.info,
         "files": files,
@@ -201,8 +217,14 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
         Ok(())
     } else if pass {
         println!(
-            "lab {}: PASS in {wall:.1}s (VM {:.1}s; {n_steps} exerciser steps; oracle matched {maps} maps, {unmaps} unmaps) → {}",
-            ctx.name, o.wall_s, dir.display()
+            "lab {}: PASS in {wall:.1}s (VM {:.1}s; {n_steps} exerciser steps; oracle matched {maps} maps, {unmaps} unmaps{}) → {}",
+            ctx.name, o.wall_s,
+            if run.checks.is_empty() {
+                String::new()
+            } else {
+                format!("; {} vfio-trace checks", run.checks.len())
+            },
+            dir.display()
         );
         Ok(())
     } else {

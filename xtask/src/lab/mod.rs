@@ -8,6 +8,7 @@
 //! cached machine-wide in `~/.cache/vfio-trace/lab/`.
 
 mod accel;
+pub mod bench;
 mod console;
 mod debs;
 mod init;
@@ -15,6 +16,7 @@ mod initramfs;
 mod judge;
 mod oracle;
 mod qemu;
+mod rules;
 mod scenarios;
 
 use std::{
@@ -40,8 +42,9 @@ pub struct LabArgs {
     #[arg(long)]
     pub tracer: Option<PathBuf>,
     /// Arguments for vfio-trace inside the VM; `$LAB_OUT` is the VM's
-    /// results directory (collected into target/lab/<scenario>/).
-    #[arg(long, default_value = "record -o $LAB_OUT/trace.vft")]
+    /// results directory (collected into target/lab/<scenario>/),
+    /// `$LAB_NODE` the level's node name (guest; l1 and l2 when nested).
+    #[arg(long, default_value = "record -o $LAB_OUT/trace.vft --node $LAB_NODE")]
     pub tracer_args: String,
     /// Seconds /init waits after starting vfio-trace before the exerciser.
     #[arg(long, default_value_t = 3)]
@@ -53,6 +56,10 @@ pub struct LabArgs {
     /// in the VM: the verdict then reports ns/pair and skips the oracle).
     #[arg(long, allow_hyphen_values = true)]
     pub exerciser_args: Option<String>,
+    /// With --tracer: skip the fault pass (the second boot that runs each
+    /// fault step and checks vfio-trace reports exactly its rule).
+    #[arg(long)]
+    pub no_faults: bool,
     /// Hard timeout in seconds (default: the scenario's own).
     #[arg(long)]
     pub timeout: Option<u64>,
@@ -150,6 +157,22 @@ impl Ctx<'_> {
         a.trim().to_string()
     }
 
+    /// `--exerciser-args` asks for the MAP/UNMAP loop (a benchmark).
+    pub fn is_loop(&self) -> bool {
+        self.args
+            .exerciser_args
+            .as_deref()
+            .is_some_and(|a| a.contains("--loop"))
+    }
+
+    /// The fault pass runs with a tracer, on the default (clean) steps.
+    pub fn fault_pass(&self) -> bool {
+        self.tracer().is_some()
+            && !self.args.no_faults
+            && self.args.steps.is_none()
+            && self.args.exerciser_args.is_none()
+    }
+
     pub fn timeout(&self, default_s: u64) -> std::time::Duration {
         std::time::Duration::from_secs(self.args.timeout.unwrap_or(default_s))
     }
@@ -236,10 +259,10 @@ pub fn stage_binaries(ctx: &Ctx, arch: Arch, share: &Path) -> Result<()> {
         );
         c.current_dir(workspace_root());
         step::run(&mut c)?;
-        let bin = workspace_root()
-            .join("target")
-            .join(arch.musl())
-            .join("release/exerciser");
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let bin = target_dir.join(arch.musl()).join("release/exerciser");
         fs::create_dir_all(share.join("bin"))?;
         fs::copy(&bin, share.join("bin/exerciser"))
             .with_context(|| format!("copying {}", bin.display()))?;

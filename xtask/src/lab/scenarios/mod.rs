@@ -2,7 +2,7 @@
 
 mod arm64;
 mod nested;
-mod single;
+pub mod single;
 mod x86;
 
 use std::{
@@ -20,6 +20,8 @@ pub struct Scenario {
     pub about: &'static str,
     pub run: fn(&Ctx) -> Result<()>,
 }
+
+pub use x86::MODULES as X86_MODULES;
 
 pub const ALL: &[Scenario] = &[x86::SCENARIO, arm64::SCENARIO, nested::SCENARIO];
 
@@ -39,6 +41,7 @@ pub fn prepare(
     results: init::Results,
     extra: Vec<(String, PathBuf)>,
     level: &str,
+    node: &str,
     modules: &[(&str, &str)],
     body: &str,
     label: &str,
@@ -67,6 +70,7 @@ pub fn prepare(
     let script = init::script(&init::InitSpec {
         results,
         level,
+        node,
         modules: loads,
         tracer_args: &ctx.args.tracer_args,
         tracer_settle_s: ctx.args.tracer_settle,

@@ -18,8 +18,9 @@ use super::{oracle_for, prepare, share_args, Scenario};
 use crate::{
     lab::{
         init::{Results, RESULTS_PORT},
-        judge, oracle, qemu, stage_binaries, Arch, Ctx,
+        judge, oracle, qemu, rules, stage_binaries, Arch, Ctx,
     },
+    probecheck,
     step::{self, cmd, step},
 };
 
@@ -106,6 +107,7 @@ fn run(ctx: &Ctx) -> Result<()> {
         Results::SerialTar,
         l2_bins,
         "L2 guest",
+        "l2",
         L2_MODULES,
         L2_BODY,
         "nested-l2",
@@ -122,6 +124,7 @@ fn run(ctx: &Ctx) -> Result<()> {
         Results::NineP,
         vec![],
         "L1 host",
+        "l1",
         L1_MODULES,
         &l1_body,
         "nested-l1",
@@ -218,6 +221,21 @@ fn run(ctx: &Ctx) -> Result<()> {
         false,
         true,
     );
+    let mut checks = Vec::new();
+    if ctx.tracer().is_some() && !ctx.is_loop() {
+        checks.extend(super::single::probe_check(probecheck::check_nested(
+            &ctx.out,
+        )));
+        // Host and guest together: the cross-layer rules pair them.
+        match rules::checker(ctx.tracer().as_deref()) {
+            Ok(c) => checks.push(rules::clean(
+                &c,
+                &[ctx.out.join("trace.vft"), l2_dir.join("trace.vft")],
+                &ctx.out.join("check.json"),
+            )),
+            Err(e) => checks.push(("vfio-trace check".into(), Err(format!("{e:#}")))),
+        }
+    }
     judge::judge(
         ctx,
         judge::Run {
@@ -230,6 +248,7 @@ fn run(ctx: &Ctx) -> Result<()> {
                 ("inner qemu vfio notifies (forwarded to L1 VFIO)", forwarded),
                 ("outer qemu virtio-iommu (L1's requests)", outer),
             ],
+            checks,
             info: json!({
                 "arch": arch.deb(), "kernel": l1.kernel.release,
                 "kernel_package_version": l1.kernel.version,

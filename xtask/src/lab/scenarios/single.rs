@@ -1,14 +1,15 @@
 //! One VM level: boot, bind, exercise, power off, then judge. Shared by
 //! the x86 and arm64 scenarios.
 
-use std::process::Command;
+use std::{path::Path, process::Command};
 
 use anyhow::Result;
 use serde_json::json;
 
-use super::{oracle_for, prepare, share_args};
+use super::{oracle_for, prepare, share_args, Boot};
 use crate::{
-    lab::{init, judge, oracle, qemu, stage_binaries, Arch, Ctx},
+    lab::{console, init, judge, oracle, qemu, rules, stage_binaries, Arch, Ctx},
+    probecheck::{self, MsiModel, ProbeReport},
     step::step,
 };
 
@@ -25,16 +26,125 @@ pub struct SingleLevel {
 }
 
 pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
-    stage_binaries(ctx, s.arch, &ctx.out)?;
+    let (outcome, boot, machine, accel) = boot_vm(ctx, s, &ctx.out, s.body, ctx.name)?;
+    let faults_dir = ctx.out.join("faults");
+    let fault_outcome = if ctx.fault_pass() {
+        let body = s.body.replace("run_exerciser ", "run_faults ");
+        let label = format!("{}-faults", ctx.name);
+        eprintln!("==> fault pass: each fault step under vfio-trace, in a second boot");
+        Some(boot_vm(ctx, s, &faults_dir, &body, &label)?.0)
+    } else {
+        None
+    };
+    let report = oracle_for(
+        &ctx.out,
+        "exerciser.jsonl",
+        "qemu-trace.log",
+        oracle::Options {
+            strict: true,
+            sw_msi: s.sw_msi,
+        },
+        true,
+        true,
+    );
+    let mut checks = Vec::new();
+    if ctx.tracer().is_some() && !ctx.is_loop() {
+        let msi = if s.sw_msi.is_some() {
+            MsiModel::Software
+        } else {
+            MsiModel::Hardware
+        };
+        checks.extend(probe_check(probecheck::check(&ctx.out, msi)));
+        match rules::checker(ctx.tracer().as_deref()) {
+            Ok(c) => {
+                checks.push(rules::clean(
+                    &c,
+                    &[ctx.out.join("trace.vft")],
+                    &ctx.out.join("check.json"),
+                ));
+                if let Some(fo) = &fault_outcome {
+                    checks.push(("fault pass: the VM".into(), boot_line(&faults_dir, fo)));
+                    checks.extend(rules::faults(&c, &faults_dir));
+                }
+            }
+            Err(e) => checks.push(("vfio-trace check".into(), Err(format!("{e:#}")))),
+        }
+    }
+    judge::judge(
+        ctx,
+        judge::Run {
+            outcome: &outcome,
+            consoles: vec![("guest", "console.log")],
+            dmesgs: vec![("guest", "dmesg.txt")],
+            journals: vec![("guest", "exerciser.jsonl")],
+            oracles: vec![("qemu virtio-iommu", report)],
+            checks,
+            info: json!({
+                "arch": s.arch.deb(), "kernel": boot.kernel.release,
+                "kernel_package_version": boot.kernel.version,
+                "qemu": qemu::version(s.arch.qemu()), "accel": accel,
+                "machine": machine, "tracer": ctx.tracer(),
+            }),
+        },
+    )
+}
+
+/// probe-check's lines, named as such.
+pub fn probe_check(r: Result<ProbeReport>) -> Vec<rules::Line> {
+    match r {
+        Ok(r) => r
+            .checks
+            .into_iter()
+            .map(|(n, r)| (format!("probe-check {n}"), r))
+            .collect(),
+        Err(e) => vec![("probe-check".into(), Err(format!("{e:#}")))],
+    }
+}
+
+/// A second boot's own health: its result marker and console problems.
+pub fn boot_line(dir: &Path, o: &qemu::Outcome) -> Result<String, String> {
+    let text = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
+    let problems: Vec<String> = console::problems(&text)
+        .iter()
+        .map(|p| format!("{} at console.log:{}", p.kind, p.line))
+        .collect();
+    if o.timed_out {
+        return Err(format!("timed out after {:.0}s", o.wall_s));
+    }
+    if !problems.is_empty() {
+        return Err(problems.join("; "));
+    }
+    match console::result(&text) {
+        Some((true, _)) => Ok(format!("PASS in {:.1}s", o.wall_s)),
+        Some((false, why)) => Err(format!("FAIL {why}")),
+        None => Err(format!(
+            "no LAB-RESULT marker in {}/console.log",
+            dir.display()
+        )),
+    }
+}
+
+/// One boot with results in `dir` (the 9p share): binaries staged, the
+/// initramfs built with `body`, QEMU run to the end.
+fn boot_vm(
+    ctx: &Ctx,
+    s: &SingleLevel,
+    dir: &Path,
+    body: &str,
+    label: &str,
+) -> Result<(qemu::Outcome, Boot, Vec<String>, &'static str)> {
+    std::fs::create_dir_all(dir)?;
+    stage_binaries(ctx, s.arch, dir)?;
     let boot = prepare(
         ctx,
         s.arch,
         init::Results::NineP,
         vec![],
         "guest",
+        "guest",
         s.modules,
-        s.body,
-        ctx.name,
+        body,
+        label,
     )?;
     let machine = (s.machine)(ctx)?;
     let accel = ctx.accel_or_kvm("tcg", s.arch, &boot)?;
@@ -56,42 +166,11 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
         .arg(&boot.kernel.image)
         .arg("-initrd")
         .arg(&boot.initrd);
-    q.args(share_args(&ctx.out));
+    q.args(share_args(dir));
     q.args(["-msg", "timestamp=on", "-trace", "virtio_iommu_*", "-D"])
-        .arg(ctx.out.join("qemu-trace.log"));
+        .arg(dir.join("qemu-trace.log"));
     let outcome = step("boot, exercise, power off", || {
-        qemu::run(
-            q,
-            &ctx.out.join("console.log"),
-            ctx.timeout(s.timeout_s),
-            "",
-        )
+        qemu::run(q, &dir.join("console.log"), ctx.timeout(s.timeout_s), "")
     })?;
-    let report = oracle_for(
-        &ctx.out,
-        "exerciser.jsonl",
-        "qemu-trace.log",
-        oracle::Options {
-            strict: true,
-            sw_msi: s.sw_msi,
-        },
-        true,
-        true,
-    );
-    judge::judge(
-        ctx,
-        judge::Run {
-            outcome: &outcome,
-            consoles: vec![("guest", "console.log")],
-            dmesgs: vec![("guest", "dmesg.txt")],
-            journals: vec![("guest", "exerciser.jsonl")],
-            oracles: vec![("qemu virtio-iommu", report)],
-            info: json!({
-                "arch": s.arch.deb(), "kernel": boot.kernel.release,
-                "kernel_package_version": boot.kernel.version,
-                "qemu": qemu::version(s.arch.qemu()), "accel": accel,
-                "machine": machine, "tracer": ctx.tracer(),
-            }),
-        },
-    )
+    Ok((outcome, boot, machine, accel))
 }

@@ -1,0 +1,354 @@
+//! `cargo xtask bench probes`: what tracing costs the traced program. One
+//! x86 lab VM (TCG) runs the exerciser's MAP_DMA+UNMAP_DMA loop on edu
+//! three ways, each `reps` times: no tracer; `vfio-trace record`; bpftrace
+//! (Debian's, run from the machine's root fs shared over 9p, under chroot
+//! like the nested lab's inner QEMU) attached to the functions vfio-trace
+//! probes for that loop and printing the same fields. Both tracers write to
+//! tmpfs inside the VM. Prints ns/pair and the added-cost ratio
+//! vfio-trace/bpftrace; never fails on numbers.
+
+use std::{fs, path::PathBuf, process::Command};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use super::{fresh_dir, init, qemu, scenarios, stage_binaries, vm_lock, Arch, Ctx, LabArgs};
+use crate::step::{self, step, workspace_root};
+
+/// The bpftrace equivalent of vfio-trace's probes on the MAP/UNMAP path:
+/// the ioctl tracepoints (the argument struct read from user memory on
+/// enter, the written-back size on exit), vfio_pin_pages_remote (vaddr,
+/// npage, the pfn on return), iommu_map and __iommu_unmap (arguments and
+/// return), and each virtio-iommu request (the wire fields, printed when
+/// the device hands it back). vfio-trace finds the queued request through
+/// the driver's list in a kretprobe; bpftrace, without the module's struct
+/// offsets, takes it from virtqueue_add_sgs' `data` argument instead.
+const BPFTRACE_SCRIPT: &str = r#"
+tracepoint:syscalls:sys_enter_ioctl
+/(args->cmd & 0xff00) == 0x3b00 || args->cmd == 0x4020ae46 || args->cmd == 0x40a0ae49/
+{
+  $p = args->arg;
+  @ioc[tid] = (args->cmd, args->fd, $p, nsecs,
+    *(uint64 *)uptr($p + 8), *(uint64 *)uptr($p + 16), *(uint64 *)uptr($p + 24));
+}
+tracepoint:syscalls:sys_exit_ioctl
+/@ioc[tid].3 != 0/
+{
+  $a = @ioc[tid];
+  printf("ioctl pid=%d cmd=%x fd=%d ret=%d a=%lx b=%lx c=%lx\n", pid, $a.0, $a.1, args->ret, $a.4, $a.5, $a.6);
+  printf("  out=%lx t=%lu\n", *(uint64 *)uptr($a.2 + 16), $a.3);
+  delete(@ioc[tid]);
+}
+kprobe:vfio_pin_pages_remote { @pin[tid] = (arg1, arg2, arg3); }
+kretprobe:vfio_pin_pages_remote
+/@pin[tid].0 != 0/
+{
+  $a = @pin[tid];
+  printf("pin pid=%d vaddr=%lx npage=%ld pfn=%lx ret=%ld\n", pid, $a.0, $a.1, *(uint64 *)$a.2, retval);
+  delete(@pin[tid]);
+}
+kprobe:iommu_map { @map[tid] = (arg0, arg1, arg2, arg3, arg4); }
+kretprobe:iommu_map
+/@map[tid].0 != 0/
+{
+  $a = @map[tid];
+  printf("iommu_map dom=%lx iova=%lx paddr=%lx size=%lx prot=%d ret=%d\n", $a.0, $a.1, $a.2, $a.3, $a.4, retval);
+  delete(@map[tid]);
+}
+kprobe:__iommu_unmap { @unmap[tid] = (arg0, arg1, arg2); }
+kretprobe:__iommu_unmap
+/@unmap[tid].0 != 0/
+{
+  $a = @unmap[tid];
+  printf("iommu_unmap dom=%lx iova=%lx size=%lx unmapped=%lx\n", $a.0, $a.1, $a.2, retval);
+  delete(@unmap[tid]);
+}
+kprobe:__viommu_add_req
+{
+  $b = arg1;
+  @add[tid] = (*(uint8 *)$b, *(uint32 *)($b + 4), *(uint64 *)($b + 8),
+    *(uint64 *)($b + 16), *(uint64 *)($b + 24), *(uint32 *)($b + 32), arg2);
+}
+kprobe:virtqueue_add_sgs
+/@add[tid].6 != 0/
+{
+  @req[arg4] = @add[tid];
+  delete(@add[tid]);
+}
+kretprobe:virtqueue_get_buf
+/@req[retval].6 != 0/
+{
+  $r = @req[retval];
+  printf("viommu_req type=%d domain=%d start=%lx end=%lx phys=%lx flags=%x\n", $r.0, $r.1, $r.2, $r.3, $r.4, $r.5);
+  delete(@req[retval]);
+}
+"#;
+
+/// /init of the bench VM. `@PAIRS@`, `@REPS@`, `@SETTLE@` are filled in.
+const BODY: &str = r#"EDU=$(find_pci 0x1234 0x11e8) || fail "no edu device (1234:11e8)"
+bind_vfio $EDU
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostroot /host || fail "mounting the host root"
+for d in dev proc sys; do mount --bind /$d /host/$d || fail "bind /$d"; done
+mount -t tmpfs tmpfs /host/run
+mount -t tmpfs tmpfs /host/tmp
+mount -t tracefs nodev /sys/kernel/tracing
+mount -t tracefs nodev /host/sys/kernel/tracing
+mount -t debugfs nodev /host/sys/kernel/debug
+[ -x /host/usr/bin/bpftrace ] || fail "no bpftrace in the host root (cargo xtask setup installs it)"
+cp $LAB_BIN/bench.bt /host/tmp/bench.bt
+loops() {
+  for i in $(seq 1 @REPS@); do
+    say "bench $1 rep $i at $(up)s"
+    $LAB_BIN/exerciser --edu $EDU --loop @PAIRS@ --out $LAB_OUT/loop-$1-$i.jsonl > /tmp/loop.out 2>&1 || { cat /tmp/loop.out; fail "loop $1 $i"; }
+  done
+}
+loops none
+say "starting vfio-trace at $(up)s"
+$LAB_BIN/vfio-trace record -o /tmp/bench.vft --node guest > $LAB_OUT/vfio-trace.log 2>&1 &
+VT=$!
+sleep @SETTLE@
+loops vfio-trace
+kill -INT $VT; wait $VT; echo $? > $LAB_OUT/vfio-trace.rc
+cp /tmp/bench.vft $LAB_OUT/bench.vft
+say "starting bpftrace at $(up)s"
+chroot /host /usr/bin/bpftrace -o /tmp/bt.out /tmp/bench.bt > $LAB_OUT/bpftrace.log 2>&1 &
+BT=$!
+n=0
+until grep -q Attaching /host/tmp/bt.out 2>/dev/null; do
+  n=$((n+1)); [ $n -gt 300 ] && { cat $LAB_OUT/bpftrace.log; fail "bpftrace did not attach in 300 s"; }
+  kill -0 $BT 2>/dev/null || { cat $LAB_OUT/bpftrace.log; fail "bpftrace exited"; }
+  sleep 1
+done
+say "bpftrace attached at $(up)s: $(head -1 /host/tmp/bt.out)"
+sleep 1
+loops bpftrace
+kill -INT $BT; wait $BT; echo $? > $LAB_OUT/bpftrace.rc
+wc -l < /host/tmp/bt.out > $LAB_OUT/bpftrace.lines
+grep -c '^ioctl ' /host/tmp/bt.out > $LAB_OUT/bpftrace.ioctls
+grep -i 'lost' /host/tmp/bt.out >> $LAB_OUT/bpftrace.log
+head -40 /host/tmp/bt.out > $LAB_OUT/bpftrace.head
+finish PASS
+"#;
+
+#[derive(clap::Args, Debug)]
+pub struct ProbesArgs {
+    /// A static x86_64 vfio-trace (default: build it, as the lab tests do).
+    #[arg(long)]
+    pub tracer: Option<PathBuf>,
+    /// MAP_DMA+UNMAP_DMA pairs per run.
+    #[arg(long, default_value_t = 10000)]
+    pub pairs: u64,
+    /// Runs per configuration.
+    #[arg(long, default_value_t = 3)]
+    pub reps: u32,
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+pub fn probes(a: &ProbesArgs) -> Result<()> {
+    if !step::is_root() {
+        bail!("the bench runs a lab VM: needs root");
+    }
+    let tracer = match &a.tracer {
+        Some(t) => t.clone(),
+        None => step("vfio-trace for the x86_64 VM", || {
+            crate::build::musl_binary("x86_64-unknown-linux-musl", "vfio-trace")
+        })?,
+    };
+    let _lock = step("VM lock (one lab VM at a time on this machine)", vm_lock)?;
+    let out = workspace_root().join("target/lab/bench-probes");
+    step("fresh artifact directory", || fresh_dir(&out))?;
+    let args = LabArgs {
+        scenario: Some("bench-probes".into()),
+        list: false,
+        tracer: Some(tracer.clone()),
+        tracer_args: String::new(),
+        tracer_settle: 0,
+        steps: None,
+        exerciser_args: None,
+        no_faults: true,
+        timeout: None,
+        accel: Some("tcg".into()),
+    };
+    let ctx = Ctx {
+        args: &args,
+        name: "bench-probes",
+        out: out.clone(),
+        started: std::time::Instant::now(),
+    };
+    stage_binaries(&ctx, Arch::X86_64, &out)?;
+    fs::write(out.join("bin/bench.bt"), BPFTRACE_SCRIPT)?;
+    let body = BODY
+        .replace("@PAIRS@", &a.pairs.to_string())
+        .replace("@REPS@", &a.reps.to_string())
+        .replace("@SETTLE@", "8");
+    let boot = scenarios::prepare(
+        &ctx,
+        Arch::X86_64,
+        init::Results::NineP,
+        vec![],
+        "guest",
+        "guest",
+        scenarios::X86_MODULES,
+        &body,
+        "bench-probes",
+    )?;
+    let mut q = Command::new(Arch::X86_64.qemu());
+    q.args([
+        "-accel",
+        "tcg,thread=single",
+        "-cpu",
+        "max",
+        "-M",
+        "q35",
+        "-m",
+        "1G",
+        "-smp",
+        "2",
+    ]);
+    q.args([
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-nic",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ]);
+    q.arg("-kernel")
+        .arg(&boot.kernel.image)
+        .arg("-initrd")
+        .arg(&boot.initrd);
+    q.args(["-append", "console=ttyS0 panic=-1 loglevel=5"]);
+    q.args(["-device", "virtio-iommu-pci", "-device", "edu"]);
+    q.args([
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+    ]);
+    q.args(scenarios::share_args(&out));
+    let o = step("boot, three ways of the loop, power off", || {
+        qemu::run(
+            q,
+            &out.join("console.log"),
+            std::time::Duration::from_secs(900),
+            "",
+        )
+    })?;
+    let console = fs::read_to_string(out.join("console.log")).unwrap_or_default();
+    match super::console::result(&console) {
+        Some((true, _)) => {}
+        Some((false, why)) => bail!("bench VM: FAIL {why} (see {}/console.log)", out.display()),
+        None => bail!(
+            "bench VM: no result marker after {:.0}s (see {}/console.log)",
+            o.wall_s,
+            out.display()
+        ),
+    }
+    let runs = |mode: &str| -> Result<Vec<f64>> {
+        (1..=a.reps)
+            .map(|i| {
+                let f = out.join(format!("loop-{mode}-{i}.jsonl"));
+                let text =
+                    fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
+                let l = text
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                    .find(|v| v["type"] == "loop")
+                    .with_context(|| format!("{} has no loop record", f.display()))?;
+                if l["errors"] != 0 {
+                    bail!("{}: {} failed ioctls", f.display(), l["errors"]);
+                }
+                let t = l["t_end_ns"].as_u64().unwrap_or(0) - l["t_start_ns"].as_u64().unwrap_or(0);
+                Ok(t as f64 / a.pairs as f64)
+            })
+            .collect()
+    };
+    let mut none = runs("none")?;
+    let mut vt = runs("vfio-trace")?;
+    let mut bt = runs("bpftrace")?;
+    let show = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (sn, sv, sb) = (show(&none), show(&vt), show(&bt));
+    let (mn, mv, mb) = (median(&mut none), median(&mut vt), median(&mut bt));
+    let events = Command::new(&tracer)
+        .args(["export", "--format", "jsonl"])
+        .arg(out.join("bench.vft"))
+        .output()
+        .ok()
+        .map(|o| {
+            let t = String::from_utf8_lossy(&o.stdout).into_owned();
+            let n = |k: &str| {
+                t.lines()
+                    .filter(|l| l.contains(&format!("\"kind\":\"{k}\"")))
+                    .count()
+            };
+            format!(
+                "{} map_dma, {} unmap_dma, {} pin, {} iommu_map, {} iommu_unmap, {} viommu_req",
+                n("vfio_map_dma"),
+                n("vfio_unmap_dma"),
+                n("vfio_pin"),
+                n("iommu_map"),
+                n("iommu_unmap"),
+                n("viommu_req")
+            )
+        })
+        .unwrap_or_else(|| "?".into());
+    let rd = |f: &str| {
+        fs::read_to_string(out.join(f))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    println!(
+        "bench probes: x86 guest (Debian {}, TCG single-threaded, 2 vCPUs), edu behind virtio-iommu,",
+        boot.kernel.release
+    );
+    println!(
+        "  {} MAP_DMA+UNMAP_DMA pairs of 4 KiB per run, {} runs each (median; runs in order):",
+        a.pairs, a.reps
+    );
+    println!("  no tracer            {mn:>8.0} ns/pair   ({sn})");
+    println!(
+        "  vfio-trace record    {mv:>8.0} ns/pair   ({sv}); added {:.0} ns/pair",
+        mv - mn
+    );
+    println!(
+        "  bpftrace (same hooks){mb:>8.0} ns/pair   ({sb}); added {:.0} ns/pair",
+        mb - mn
+    );
+    let ratio = (mv - mn) / (mb - mn);
+    println!(
+        "  added cost ratio vfio-trace/bpftrace: {ratio:.2} (target ≤ 0.5){}",
+        if ratio <= 0.5 {
+            ""
+        } else {
+            " — above target"
+        }
+    );
+    println!(
+        "  recorded by vfio-trace: {events}; exit {}",
+        rd("vfio-trace.rc")
+    );
+    println!(
+        "  printed by bpftrace: {} lines ({} ioctl records); exit {}",
+        rd("bpftrace.lines"),
+        rd("bpftrace.ioctls"),
+        rd("bpftrace.rc")
+    );
+    println!("  VM wall {:.0}s; artifacts in {}", o.wall_s, out.display());
+    Ok(())
+}

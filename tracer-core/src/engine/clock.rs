@@ -19,6 +19,11 @@ impl Clock {
         &self.nodes
     }
 
+    /// Replaces the node table (nodes joined, clock offsets refined).
+    pub fn set_nodes(&mut self, nodes: Vec<NodeInfo>) {
+        self.nodes = nodes;
+    }
+
     pub fn info(&self, node: NodeId) -> Option<&NodeInfo> {
         self.nodes.get(usize::from(node))
     }

@@ -138,6 +138,12 @@ impl Engine {
         self.clock.nodes()
     }
 
+    /// Updates the node table of a live run: agents that joined since, and
+    /// refined clock offsets. Ids of known nodes must not change.
+    pub fn set_nodes(&mut self, nodes: Vec<NodeInfo>) {
+        self.clock.set_nodes(nodes);
+    }
+
     pub fn health(&self) -> &Health {
         &self.health
     }

@@ -42,9 +42,10 @@ fn run_tui(args: LiveArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let mut session = Session::start(&args.probe)?;
         let mut stop = StopWhen::new(args.duration, &[])?;
-        let nodes = vec![session.node.clone()];
+        let nodes = session.nodes();
+        let node_source = session.node_source();
         let probes = session.probe_table.clone();
-        let ui = crate::tui::run_live(nodes, probes, &mut session.events, async {
+        let ui = crate::tui::run_live(nodes, node_source, probes, &mut session.events, async {
             stop.wait().await;
         })
         .await;

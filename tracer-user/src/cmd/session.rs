@@ -131,6 +131,13 @@ impl Session {
         }
     }
 
+    /// A handle that reads the current node table (for views that outlive
+    /// a borrow of the session); `None` without `--listen`.
+    pub fn node_source(&self) -> Option<crate::tui::ingest::NodeSource> {
+        let table = self.remote.as_ref()?.nodes.clone();
+        Some(Box::new(move || table.snapshot()))
+    }
+
     /// Takes the remote notices (joins, losses, drops) to show them (they
     /// are logged otherwise); `None` without `--listen`.
     pub fn take_notices(&mut self) -> Option<mpsc::UnboundedReceiver<Notice>> {

@@ -30,9 +30,14 @@ pub struct Replay {
     pub note: Option<String>,
 }
 
+/// Where a live run learns of nodes that join (remote agents).
+pub type NodeSource = Box<dyn Fn() -> Vec<NodeInfo> + Send>;
+
 pub struct Ingest {
     pub model: Model,
     nodes: Vec<NodeInfo>,
+    /// The live node table, re-read before each batch.
+    pub node_source: Option<NodeSource>,
     history: usize,
     started: Instant,
     last_refresh: Instant,
@@ -43,6 +48,7 @@ impl Ingest {
         Ingest {
             model: Model::new(nodes.clone(), history),
             nodes,
+            node_source: None,
             history,
             started: Instant::now(),
             last_refresh: Instant::now(),
@@ -134,6 +140,13 @@ impl Ingest {
                 batch = async { live.as_mut().expect("guarded").recv().await }, if live_open => {
                     match batch {
                         Some(b) => {
+                            if let Some(src) = &self.node_source {
+                                let now = src();
+                                if now != self.nodes {
+                                    self.model.set_nodes(now.clone());
+                                    self.nodes = now;
+                                }
+                            }
                             b.iter().for_each(|e| self.model.apply(e));
                             dirty = true;
                         }

@@ -85,6 +85,7 @@ fn join(handle: std::thread::JoinHandle<Result<()>>) -> Result<()> {
 /// resolves (a signal). The caller stops and finishes the session.
 pub async fn run_live(
     nodes: Vec<NodeInfo>,
+    node_source: Option<ingest::NodeSource>,
     probes: Vec<ProbeStatus>,
     events: &mut mpsc::Receiver<Vec<Event>>,
     stop: impl std::future::Future<Output = ()>,
@@ -93,6 +94,7 @@ pub async fn run_live(
     let log = logfile::StderrToFile::new(&log_path)?;
     let (handle, ui_rx, snap_tx) = start_ui(false, None);
     let mut ingest = Ingest::new(nodes, DEFAULT_CAPACITY);
+    ingest.node_source = node_source;
     for p in &probes {
         ingest.model.health.probe(0, p);
     }

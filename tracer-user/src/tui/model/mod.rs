@@ -71,6 +71,11 @@ impl Model {
         self.engine.nodes()
     }
 
+    /// Nodes joined (remote agents) or clocks refined since the start.
+    pub fn set_nodes(&mut self, nodes: Vec<NodeInfo>) {
+        self.engine.set_nodes(nodes);
+    }
+
     pub fn apply(&mut self, ev: &Event) {
         let id = self.engine.apply(ev);
         self.history.push(id, ev);

@@ -496,6 +496,53 @@ fn vt010_vector_signalled_without_trigger() {
     assert_eq!(count(&near, RuleId::IrqOrdering), 0);
 }
 
+/// The kernel's all-zero MSI message clears a vector: never VT003, and a
+/// vector left bound to its eventfd after the SET_IRQS that cleared it is
+/// VT010. The lab's teardown order (zeroed write, vector unbound, SET_IRQS
+/// exit) is silent.
+#[test]
+fn vt010_vector_left_bound_after_its_message_was_cleared() {
+    let zero = |s: &mut Seq| {
+        s.host(EventKind::MsiWrite(MsiWrite {
+            device: edu(),
+            vector: 0,
+            address: 0,
+            data: 0,
+        }));
+    };
+    let mut s = Seq::new();
+    s.set_iommu().host_page(GIOVA, HVA, HPA);
+    s.host(EventKind::MsiWrite(MsiWrite {
+        device: edu(),
+        vector: 0,
+        address: 0xfee0_1000,
+        data: 0x24,
+    }));
+    vector(&mut s, 9, true);
+    set_irqs(&mut s, 0x20 | 4, vec![9]);
+    let mut teardown = s.clone();
+    // Cleared, then a SET_IRQS (unmask) that leaves the eventfd bound.
+    zero(&mut s);
+    set_irqs(&mut s, 0x10 | 1, vec![]);
+    let f = run(&s);
+    assert_eq!(count(&s, RuleId::IrqOrdering), 1, "{f:#?}");
+    assert_eq!(count(&s, RuleId::MsiUnroutable), 0, "{f:#?}");
+    // Normal teardown.
+    zero(&mut teardown);
+    vector(&mut teardown, -1, false);
+    teardown.host(EventKind::VfioSetIrqs(VfioSetIrqs {
+        device: edu(),
+        index: 2,
+        start: 0,
+        count: 0,
+        flags: 0x20 | 1,
+        eventfds: vec![],
+        eventfds_truncated: false,
+        errno: 0,
+    }));
+    assert_eq!(run(&teardown), vec![]);
+}
+
 #[test]
 fn every_rule_has_a_stable_id_and_explanation() {
     let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.id()).collect();

@@ -59,6 +59,7 @@ impl Engine {
                     self.check_irq_signal(k, s, id);
                     self.msi.set_irqs(k, s, id);
                     self.msi.dev(k).owners.insert(e.pid);
+                    self.check_cleared_but_bound(k, s, id);
                 }
             }
             EventKind::MsiVector(v) => self.on_msi_vector(e, v, id),
@@ -66,7 +67,7 @@ impl Engine {
                 let k = DevKey::new(e.node, e.pid, w.device);
                 // A zeroed message clears the vector: nothing to route.
                 if !Message::is_cleared(w.address, w.data) {
-                    self.check_msi_write(k, w, id);
+                    self.check_msi_write(k, e.pid, w, id);
                 }
                 self.msi.dev(k).program(w.vector, w.address, w.data, id);
             }

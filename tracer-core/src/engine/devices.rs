@@ -9,7 +9,9 @@
 //! - the process that configures the device's interrupts
 //!   (`VFIO_DEVICE_SET_IRQS`) is the VMM owning it: when that process has a
 //!   single container (or a single one that mapped anything) the device uses
-//!   that container and its domains.
+//!   that container and its domains. The kernel programs MSI messages inside
+//!   that ioctl, before its exit is seen, so a message written in the context
+//!   of a process owning a container names that process as the owner too.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +37,12 @@ impl DeviceContext {
 impl Engine {
     /// Containers and IOMMU domains of a host device (see the module docs).
     pub(crate) fn device_context(&self, k: DevKey) -> DeviceContext {
+        self.device_context_hint(k, None)
+    }
+
+    /// [`Engine::device_context`], with `hint` (the process an MSI write
+    /// ran in) taken as the owner when none is known.
+    pub(crate) fn device_context_hint(&self, k: DevKey, hint: Option<u32>) -> DeviceContext {
         let mut out = DeviceContext {
             exact: true,
             ..Default::default()
@@ -55,14 +63,18 @@ impl Engine {
             }
         }
         if out.containers.is_empty() {
-            let owners = self
+            let known: Vec<u32> = self
                 .msi
                 .devices
                 .get(&k)
-                .map(|d| &d.owners)
-                .into_iter()
-                .flatten();
-            for &pid in owners {
+                .map(|d| d.owners.iter().copied().collect())
+                .unwrap_or_default();
+            let owners = if known.is_empty() {
+                hint.into_iter().collect()
+            } else {
+                known
+            };
+            for pid in owners {
                 let mine: Vec<(&ContainerKey, bool)> = self
                     .host
                     .containers_on(k.node)

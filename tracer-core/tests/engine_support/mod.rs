@@ -49,6 +49,7 @@ pub fn nodes() -> Vec<NodeInfo> {
 
 /// Builds a time-ordered event list; `t` is wall-clock-ish nanoseconds on
 /// the host clock, guest events are shifted to the guest's monotonic clock.
+#[derive(Clone)]
 pub struct Seq {
     pub events: Vec<Event>,
     pub t: u64,

@@ -163,8 +163,11 @@ impl RuleId {
             }
             RuleId::IrqOrdering => {
                 "Interrupt setup out of order: an MSI/MSI-X vector enabled with no eventfd bound, \
-                 or a vector signalled (SET_IRQS DATA_NONE/DATA_BOOL trigger) with no trigger \
-                 eventfd. Interrupts raised then are lost."
+                 a vector signalled (SET_IRQS DATA_NONE/DATA_BOOL trigger) with no trigger \
+                 eventfd, or a vector still bound to an eventfd after the kernel cleared its \
+                 MSI message (the all-zero message written when a vector is deactivated or \
+                 freed). Interrupts raised then are lost. A cleared message is a teardown, \
+                 never judged as a doorbell address."
             }
         }
     }

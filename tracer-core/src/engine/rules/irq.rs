@@ -1,4 +1,5 @@
-//! VT010: interrupt setup order (vectors enabled or signalled with no eventfd).
+//! VT010: interrupt setup order (vectors enabled or signalled with no
+//! eventfd, vectors left bound after the kernel cleared their message).
 
 use super::{Finding, RuleId};
 use crate::engine::keys::{DevKey, EvId};
@@ -27,6 +28,41 @@ impl Engine {
         );
         self.found
             .push(Finding::new(RuleId::IrqOrdering, k.node, msg, vec![id]).device(v.device));
+    }
+
+    /// At a SET_IRQS exit (the kernel is done with the device's vectors):
+    /// a vector still bound to an eventfd whose MSI message the kernel
+    /// cleared (wrote the all-zero message of a deactivated or freed
+    /// vector). The device can no longer signal it, yet user space still
+    /// waits on the eventfd. A normal teardown unbinds the vector
+    /// (`msi_vector` disabled) right after clearing it, inside the same ioctl.
+    pub(crate) fn check_cleared_but_bound(&mut self, k: DevKey, s: &VfioSetIrqs, id: EvId) {
+        let Some(d) = self.msi.devices.get(&k) else {
+            return;
+        };
+        let stale: Vec<(u32, u32, i32, EvId, EvId)> = d
+            .vectors
+            .iter()
+            .filter_map(|(&(index, vector), v)| {
+                let cleared = *d.cleared.get(&vector)?;
+                Some((index, vector, v.eventfd, v.ev, cleared))
+            })
+            .collect();
+        for (index, vector, fd, bind_ev, cleared_ev) in stale {
+            let msg = format!(
+                "{} vector {vector} still has eventfd {fd} bound after SET_IRQS, but the kernel cleared its MSI message (deactivated or freed the vector): its interrupts are lost",
+                index_name(index)
+            );
+            self.found.push(
+                Finding::new(
+                    RuleId::IrqOrdering,
+                    k.node,
+                    msg,
+                    vec![bind_ev, cleared_ev, id],
+                )
+                .device(s.device),
+            );
+        }
     }
 
     /// SET_IRQS trigger with DATA_NONE / DATA_BOOL (a software signal) on

@@ -26,11 +26,12 @@ fn sw_msi_window(base: u64) -> (u64, u64) {
 
 impl Engine {
     /// VT003 / VT004 at the moment a device is programmed with an MSI message.
-    pub(crate) fn check_msi_write(&mut self, k: DevKey, w: &MsiWrite, id: EvId) {
+    /// `pid`: the process the write ran in.
+    pub(crate) fn check_msi_write(&mut self, k: DevKey, pid: u32, w: &MsiWrite, id: EvId) {
         if self.check_msi_write_guest(k, w, id) {
             return;
         }
-        self.check_msi_write_host(k, w, id);
+        self.check_msi_write_host(k, pid, w, id);
     }
 
     /// Judges a write in the guest's virtio-iommu context; false when the
@@ -105,9 +106,9 @@ impl Engine {
 
     /// Judges a write on a host device tied to containers / IOMMU domains
     /// ([`Engine::device_context`]); silent when nothing ties it.
-    fn check_msi_write_host(&mut self, k: DevKey, w: &MsiWrite, id: EvId) {
+    fn check_msi_write_host(&mut self, k: DevKey, pid: u32, w: &MsiWrite, id: EvId) {
         let a = w.address;
-        let ctx = self.device_context(k);
+        let ctx = self.device_context_hint(k, Some(pid));
         if ctx.is_empty() {
             return;
         }

@@ -1,5 +1,15 @@
 //! Engine benchmark (`cargo bench -p tracer-core --bench engine`). Prints
 //! figures with a baseline measured in the same run; never fails on numbers.
+//! `ENGINE_BENCH_EVENTS` (default 10 M) and `ENGINE_BENCH_MAPPINGS` (default
+//! 1 M, 0 skips the memory part) size the runs.
+//!
+//! Measured on the project's 2-vCPU Xeon VM (10 M events, same conditions
+//! back to back): 3.0 M events/s (332 ns/event) with B-tree interval maps,
+//! 6.2 M events/s (162 ns/event) with the single-page table; bytes per live
+//! mapping 63.6 → 50.9 (host chain 190.9 → 153.3). The random IOVA pattern
+//! makes every interval-map update a cache miss into a ~1 MB table (a
+//! dependent random access costs 59 ns at 2 MB, 106 ns at 4 MB there), so
+//! what remains is mostly those misses, ~8 per map/unmap cycle.
 //!
 //! 1. Replay throughput on one core: ≥ 10 M synthetic events of a guest
 //!    driving a passed-through device (guest MAP → host pin + iommu_map +
@@ -358,6 +368,12 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10_000_000);
+    let mappings = std::env::var("ENGINE_BENCH_MAPPINGS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000_000);
     throughput(total);
-    memory(1_000_000);
+    if mappings > 0 {
+        memory(mappings);
+    }
 }

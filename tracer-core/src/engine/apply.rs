@@ -209,20 +209,24 @@ impl Engine {
         if errno != 0 {
             return;
         }
-        let Some(c) = self.host.containers.get_mut(&key) else {
+        let HostState {
+            containers, pins, ..
+        } = &mut self.host;
+        let Some(c) = containers.get_mut(&key) else {
             return;
         };
-        let mut removed: Vec<Mapping> = Vec::new();
-        c.maps.remove_contained(s, l, |m| removed.push(m));
-        let left: Vec<Mapping> = if unmapped < size {
-            c.maps.overlapping(s, l).collect()
-        } else {
-            Vec::new()
-        };
-        for m in &removed {
-            let last = m.to.saturating_add(m.last - m.start);
-            self.host.unpin(key.node, key.pid(), m.to, last);
+        // The HVAs of what was unmapped are unpinned.
+        let mut pinned = pins.get_mut(&(key.node, key.pid()));
+        c.maps.remove_contained(s, l, |m| {
+            if let Some(p) = pinned.as_deref_mut() {
+                let last = m.to.saturating_add(m.last - m.start);
+                p.remove_range(m.to, last, |_| {});
+            }
+        });
+        if unmapped >= size {
+            return;
         }
+        let left: Vec<Mapping> = c.maps.overlapping(s, l).collect();
         if !left.is_empty() {
             self.report_stale_host(key, s, l, unmapped, &left, id);
         }
@@ -334,21 +338,18 @@ impl Engine {
                 if r.virt_start > r.virt_end {
                     return;
                 }
-                let (removed, left) = if r.status == S_OK {
+                let (removed_dma, left) = if r.status == S_OK {
                     let out = self.guest.apply(e.node, r, id);
-                    (out.removed, out.left)
+                    (out.removed_dma, out.left)
                 } else {
                     let left = self
                         .guest
                         .domain(key)
                         .map(|d| d.maps.overlapping(r.virt_start, r.virt_end).collect())
                         .unwrap_or_default();
-                    (Vec::new(), left)
+                    (false, left)
                 };
-                if removed
-                    .iter()
-                    .any(|m| u32::from(m.meta.flags()) & MAP_MMIO == 0)
-                {
+                if removed_dma {
                     self.join
                         .guest_unmap(key, wall, r.virt_start, r.virt_end, id);
                 }

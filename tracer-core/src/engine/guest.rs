@@ -63,7 +63,10 @@ pub struct GuestState {
 /// What an UNMAP did.
 #[derive(Clone, Debug, Default)]
 pub struct GuestUnmap {
-    pub removed: Vec<Mapping>,
+    /// Bytes removed.
+    pub removed: u64,
+    /// Some removed mapping was DMA (not a MAP_MMIO doorbell).
+    pub removed_dma: bool,
     /// Mappings still overlapping the range afterwards.
     pub left: Vec<Mapping>,
 }
@@ -145,9 +148,11 @@ impl GuestState {
             }
             ViommuOp::Unmap => {
                 if let Some(d) = self.domains.get_mut(&key) {
-                    let n = d
-                        .maps
-                        .remove_contained(r.virt_start, r.virt_end, |m| out.removed.push(m));
+                    let dma = &mut out.removed_dma;
+                    let n = d.maps.remove_contained(r.virt_start, r.virt_end, |m| {
+                        *dma |= u32::from(m.meta.flags()) & MAP_MMIO == 0;
+                    });
+                    out.removed = n;
                     let whole = (r.virt_end - r.virt_start).saturating_add(1);
                     if n != whole {
                         out.left = d.maps.overlapping(r.virt_start, r.virt_end).collect();

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::interval::{IntervalMap, Meta};
+use super::interval::{IntHash, IntervalMap, Meta};
 use super::keys::{ContainerKey, EvId, IommuDomainKey, VmKey};
 use crate::event::{IommuMap, KvmMemslot, NodeId, VfioIommuInfo, VfioPin};
 
@@ -63,7 +63,7 @@ pub struct HostState {
     /// (node, pid) → HVA → HPA; meta is the pin event.
     pub pins: BTreeMap<(NodeId, u32), IntervalMap>,
     pub vms: BTreeMap<VmKey, BTreeMap<u32, Memslot>>,
-    pub pending: HashMap<(NodeId, u32), Pending>,
+    pub pending: HashMap<(NodeId, u32), Pending, IntHash>,
 }
 
 impl HostState {

@@ -26,6 +26,9 @@ use super::keys::{ContainerKey, EvId, GuestDomainKey};
 const EXAMPLES: usize = 4;
 /// Candidates examined per lookup (bounds the cost of pathological overlaps).
 const SCAN: usize = 256;
+/// Host calls kept waiting for a later guest request (requests in flight
+/// in the guest's virtqueue are far fewer).
+const EARLY_MAX: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct PendingGuest {
@@ -110,6 +113,17 @@ impl Waiting {
         self.by_iova.insert((p.start, p.ev), p);
     }
 
+    /// Takes a request out before it expires. The newest one (the common
+    /// case: settled by the host call right after it) also leaves the
+    /// expiry queue, so that queue holds only what still waits.
+    fn settle(&mut self, k: (u64, EvId)) -> Option<PendingGuest> {
+        let p = self.by_iova.remove(&k)?;
+        if self.order.back() == Some(&(p.wall, p.start, p.ev)) {
+            self.order.pop_back();
+        }
+        Some(p)
+    }
+
     fn expire(&mut self, before: u64) {
         while let Some(&(w, s, ev)) = self.order.front() {
             if w >= before {
@@ -163,8 +177,25 @@ struct Early {
 
 impl Early {
     fn push(&mut self, op: HostOp) {
+        // Calls no guest request ever follows (host-only DMA users, boot
+        // maps) must not pile up: the oldest go first.
+        while self.by_iova.len() >= EARLY_MAX {
+            let Some((_, s, ev)) = self.order.pop_front() else {
+                break;
+            };
+            self.by_iova.remove(&(s, ev));
+        }
         self.order.push_back((op.wall, op.start, op.ev));
         self.by_iova.insert((op.start, op.ev), op);
+    }
+
+    /// Takes a call out before it expires (see [`Waiting::settle`]).
+    fn take(&mut self, k: (u64, EvId)) -> Option<HostOp> {
+        let op = self.by_iova.remove(&k)?;
+        if self.order.back() == Some(&(op.wall, op.start, op.ev)) {
+            self.order.pop_back();
+        }
+        Some(op)
     }
 
     fn expire(&mut self, before: u64) {
@@ -322,7 +353,7 @@ impl Join {
                 continue;
             }
             let agrees = record(&mut self.evidence, &p, &op, host);
-            self.early_maps.by_iova.remove(&k);
+            self.early_maps.take(k);
             if settle(&mut p, &op, agrees, host.judge_hva(op.key)) {
                 return;
             }
@@ -349,7 +380,7 @@ impl Join {
             .copied();
         match hit {
             Some(k) => {
-                self.early_unmaps.by_iova.remove(&k);
+                self.early_unmaps.take(k);
             }
             None => self.unmaps.push(p),
         }
@@ -374,7 +405,7 @@ impl Join {
         let agrees = record(&mut self.evidence, p, &op, host);
         let matched = p.clone();
         if settle(p, &op, agrees, host.judge_hva(op.key)) {
-            self.maps.by_iova.remove(&k);
+            self.maps.settle(k);
         }
         Some(matched)
     }
@@ -399,7 +430,7 @@ impl Join {
             .min_by_key(|k| k.1);
         match hit {
             Some(k) => {
-                self.unmaps.by_iova.remove(&k);
+                self.unmaps.settle(k);
             }
             None => self.early_unmaps.push(op),
         }

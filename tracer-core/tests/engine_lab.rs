@@ -6,7 +6,7 @@ use std::path::Path;
 use tracer_core::check::{self, CheckOptions, Report};
 use tracer_core::engine::snapshot::SnapshotOptions;
 use tracer_core::engine::{Engine, EngineConfig, RuleId};
-use tracer_core::event::{Event, EventKind, NodeInfo};
+use tracer_core::event::{Event, EventKind, NodeInfo, NodeRole};
 use tracer_core::tracefile::TraceReader;
 
 fn load(name: &str) -> (Vec<Event>, Vec<NodeInfo>) {
@@ -123,4 +123,59 @@ fn zeroed_msi_message_is_a_cleared_vector_not_an_unroutable_address() {
             .unwrap_or_else(|| panic!("{name}: {devs:#?}"));
         assert!(!d.domains.is_empty(), "{name} tied to its container/domain");
     }
+}
+
+/// The nested lab: L2's virtio-iommu domain pairs with the L1 QEMU's
+/// container on HVA-checked evidence, and nothing else pairs: L1's own
+/// virtio-iommu domain sees the same IOVAs right after L2's exerciser
+/// MAP_DMAs them, but that exerciser is no VMM (L1 has KVM VMs), so it is
+/// not a host candidate.
+#[test]
+fn nested_recordings_pair_the_l2_domain_with_the_l1_vmm_only() {
+    let mut nodes = Vec::new();
+    let mut events = Vec::new();
+    for (i, (file, name, role)) in [
+        ("nested-l1.vft", "l1", NodeRole::Host),
+        ("nested-l2.vft", "l2", NodeRole::Guest),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let (evs, n) = load(file);
+        let mut info = n[0].clone();
+        info.name = name.into();
+        info.role = role;
+        nodes.push(info);
+        events.extend(evs.into_iter().map(|mut e| {
+            e.node = i as u16;
+            e
+        }));
+    }
+    let r = check::run(&events, &nodes, &CheckOptions::default());
+    assert_only_fault_steps(
+        &r,
+        &[
+            "no successful VFIO_SET_IOMMU on this container before it",
+            "EINVAL: inside the reserved Msi window 0xfee00000-0xfeefffff",
+            "EEXIST: overlaps the live mapping 0x100000-0x10ffff",
+            "EINVAL: not aligned to the IOMMU's smallest page size 0x1000",
+        ],
+    );
+    events.sort_by_key(|e| tracer_core::tracefile::aligned_ns(e, &nodes));
+    let mut engine = Engine::new(nodes, EngineConfig::default());
+    for e in &events {
+        engine.apply(e);
+    }
+    let p = engine.pairings();
+    assert_eq!(p.len(), 1, "{p:#?}");
+    assert_eq!((p[0].guest_node, p[0].host_node), (1, 0));
+    assert_eq!(p[0].evidence.matches, p[0].evidence.hva_agree);
+    assert!(p[0].evidence.matches >= 30, "{:?}", p[0].evidence);
+    assert_eq!(
+        p[0].host_devices
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>(),
+        vec!["0000:00:02.0"]
+    );
 }

@@ -150,8 +150,11 @@ impl Engine {
         vaddr: u64,
         id: EvId,
     ) {
-        let pid = key.pid();
-        if self.host.node_has_vms(key.node) && !self.host.is_vmm(key.node, pid) {
+        // The host side of a virtio-iommu is the VMM emulating it. Once any
+        // node shows KVM VMs, VFIO users that are not VMMs (DPDK, or the
+        // nested guest's own VFIO driver, whose MAP_DMAs precede the same
+        // IOVAs in its host's virtio-iommu) are not candidates.
+        if self.host.any_vms() && !self.host.is_vmm(key.node, key.pid()) {
             return;
         }
         let op = HostOp {

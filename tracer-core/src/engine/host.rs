@@ -141,6 +141,11 @@ impl HostState {
         self.vms_of(node, pid).next().is_some()
     }
 
+    /// Has any node shown a KVM VM (so VMM-ness can be judged)?
+    pub fn any_vms(&self) -> bool {
+        !self.vms.is_empty()
+    }
+
     /// Does the node have any VM at all (so VMM-ness can be judged)?
     pub fn node_has_vms(&self, node: NodeId) -> bool {
         self.vms.keys().any(|k| k.node == node)

@@ -109,6 +109,13 @@ impl Engine {
                 out.extend(dom.devices.iter().copied());
             }
         }
+        // Devices whose interrupts the container's process configures.
+        for k in self.msi.devices.keys().filter(|k| k.node == c.node) {
+            let ctx = self.device_context(*k);
+            if ctx.exact && ctx.containers.contains(&c) {
+                out.insert(k.device);
+            }
+        }
         out.into_iter().collect()
     }
 

@@ -3,7 +3,7 @@
 
 use super::{Finding, RuleId};
 use crate::engine::keys::{DevKey, EvId};
-use crate::engine::msi::{ACTION_TRIGGER, DATA_BOOL, DATA_NONE, INDEX_MSIX};
+use crate::engine::msi::{ACTION_TRIGGER, DATA_BOOL, DATA_NONE, INDEX_MSI, INDEX_MSIX};
 use crate::engine::Engine;
 use crate::event::{MsiVector, VfioSetIrqs};
 
@@ -40,9 +40,12 @@ impl Engine {
         let Some(d) = self.msi.devices.get(&k) else {
             return;
         };
+        // Only MSI and MSI-X vectors have messages (INTx, ERR and REQ
+        // triggers share vector number 0 but are not programmed).
         let stale: Vec<(u32, u32, i32, EvId, EvId)> = d
             .vectors
             .iter()
+            .filter(|(&(index, _), _)| index == INDEX_MSI || index == INDEX_MSIX)
             .filter_map(|(&(index, vector), v)| {
                 let cleared = *d.cleared.get(&vector)?;
                 Some((index, vector, v.eventfd, v.ev, cleared))

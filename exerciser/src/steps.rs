@@ -23,6 +23,10 @@ pub enum Kind {
 pub enum Only {
     Any,
     Arm64,
+    /// x86_64 only: there the virtio-iommu reports a bounded input range
+    /// (39 bits with QEMU 10); the arm64 lab's reports all 64 bits, so no
+    /// IOVA lies beyond it.
+    X86_64,
     /// Needs the e1000e (MSI-X).
     E1000e,
 }
@@ -40,6 +44,7 @@ impl Step {
         match self.only {
             Only::Any => true,
             Only::Arm64 => ARM64,
+            Only::X86_64 => !ARM64,
             Only::E1000e => have_e1000e,
         }
     }
@@ -135,7 +140,7 @@ pub const STEPS: &[Step] = &[
         name: "fault_map_beyond_iova_ranges",
         about: "MAP_DMA above the last valid IOVA range GET_INFO reported (address width): EINVAL",
         kind: Kind::Fault("VT008"),
-        only: Only::Any,
+        only: Only::X86_64,
         run: fault_map_beyond_iova_ranges,
     },
     Step {

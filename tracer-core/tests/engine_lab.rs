@@ -179,3 +179,24 @@ fn nested_recordings_pair_the_l2_domain_with_the_l1_vmm_only() {
         vec!["0000:00:02.0"]
     );
 }
+
+/// `apply_all` (which prefetches ahead) is `apply` on each event.
+#[test]
+fn apply_all_is_apply_on_each_event() {
+    for file in ["arm64-swmsi.vft", "x86.vft", "nested-l1.vft"] {
+        let (events, nodes) = load(file);
+        let mut one = Engine::new(nodes.clone(), EngineConfig::default());
+        for e in &events {
+            one.apply(e);
+        }
+        let mut all = Engine::new(nodes, EngineConfig::default());
+        assert_eq!(all.apply_all(&events), 0);
+        assert_eq!(one.findings(), all.findings(), "{file}");
+        assert_eq!(one.pairings(), all.pairings(), "{file}");
+        assert_eq!(
+            one.snapshot(SnapshotOptions::default()),
+            all.snapshot(SnapshotOptions::default()),
+            "{file}"
+        );
+    }
+}

@@ -101,9 +101,7 @@ pub fn run(events: &[Event], nodes: &[NodeInfo], opts: &CheckOptions) -> Report 
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&i| (wall(&events[i]), i));
     let sorted: Vec<&Event> = order.iter().map(|&i| &events[i]).collect();
-    for ev in &sorted {
-        engine.apply(ev);
-    }
+    engine.apply_all(&sorted);
     let findings = engine
         .findings()
         .into_iter()

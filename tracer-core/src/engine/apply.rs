@@ -407,3 +407,56 @@ impl HostView for HostJudge<'_> {
             .map(|(h, s)| (h, s.ev))
     }
 }
+
+impl Engine {
+    /// Prefetches the page slots `e` will look up (a hint, no state change).
+    pub(super) fn prefetch(&self, e: &Event) {
+        match &e.kind {
+            EventKind::ViommuReq(r) if matches!(r.op, ViommuOp::Map | ViommuOp::Unmap) => {
+                let k = GuestDomainKey {
+                    node: e.node,
+                    domain: r.domain,
+                };
+                if let Some(d) = self.guest.domains.get(&k) {
+                    d.maps.prefetch(r.virt_start);
+                }
+            }
+            EventKind::IommuMap(IommuMap { domain, iova, .. })
+            | EventKind::IommuUnmap(IommuUnmap { domain, iova, .. }) => {
+                let k = IommuDomainKey {
+                    node: e.node,
+                    domain: *domain,
+                };
+                if let Some(d) = self.host.domains.get(&k) {
+                    d.maps.prefetch(*iova);
+                }
+            }
+            EventKind::VfioMapDma(m) => {
+                let k = ContainerKey {
+                    node: e.node,
+                    container: m.container,
+                    ioas: 0,
+                };
+                if let Some(c) = self.host.containers.get(&k) {
+                    c.maps.prefetch(m.iova);
+                }
+            }
+            EventKind::VfioUnmapDma(u) => {
+                let k = ContainerKey {
+                    node: e.node,
+                    container: u.container,
+                    ioas: 0,
+                };
+                if let Some(c) = self.host.containers.get(&k) {
+                    c.maps.prefetch(u.iova);
+                }
+            }
+            EventKind::VfioPin(p) => {
+                if let Some(m) = self.host.pins.get(&(e.node, e.pid)) {
+                    m.prefetch(p.vaddr);
+                }
+            }
+            _ => {}
+        }
+    }
+}

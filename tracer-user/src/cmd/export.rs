@@ -61,9 +61,7 @@ fn findings(events: &[Event], nodes: &[NodeInfo]) -> Vec<Finding> {
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by_key(|e| aligned_ns(e, nodes));
     let mut engine = Engine::new(nodes.to_vec(), EngineConfig::default());
-    for e in &order {
-        engine.apply(e);
-    }
+    engine.apply_all(&order);
     engine
         .findings()
         .into_iter()

@@ -1,7 +1,9 @@
 //! The engine: pure, deterministic state rebuilt from [`Event`]s.
 //!
 //! Feed events in time order (wall clock: `ts_ns + clock_offset_ns` of the
-//! event's node) with [`Engine::apply`]; read state back as
+//! event's node) with [`Engine::apply`], or a whole slice with
+//! [`Engine::apply_all`] (same result, faster: it prefetches); read state
+//! back as
 //! [`Engine::chain`] (IOVA→GPA→HVA→HPA with the event behind each hop),
 //! [`Engine::pairings`] (which host container serves which guest domain),
 //! [`Engine::findings`] (rule violations, see [`rules::RuleId`]) and

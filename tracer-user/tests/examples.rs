@@ -98,3 +98,19 @@ fn replay_print_and_perfetto_read_the_samples() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["traceEvents"].as_array().unwrap().len() > 1000);
 }
+
+/// The nested sample is a clean run: checking host and guest together must
+/// pair them and find nothing (L1's own virtio-iommu requests to the outer
+/// QEMU once looked like unpropagated guest maps).
+#[test]
+fn check_on_the_clean_nested_sample_is_clean() {
+    let out = Command::new(BIN)
+        .args(["check", "--format", "json"])
+        .args(examples())
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["summary"]["verdict"], "clean");
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -200,6 +200,11 @@ pub struct ProbesArgs {
     pub probe: ProbeArgs,
     #[arg(long, value_enum, default_value = "text")]
     pub format: ListFormat,
+    /// Attach nothing: list BPF programs and kprobe events of vfio-trace
+    /// still in the kernel (after it stopped there must be none); exit 1 if
+    /// any.
+    #[arg(long)]
+    pub leftovers: bool,
 }
 
 /// `500ms`, `5s`, `2m`, `1h`, or plain seconds.

@@ -93,6 +93,19 @@ fn every_decoded_ioctl_matches_what_the_process_issued() {
         rest
     });
 
+    // While the recorder runs its programs are in the kernel, and the
+    // leftovers check must see them (so it can fail).
+    let during = Command::new(BIN)
+        .args(["probes", "--leftovers"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        during.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&during.stdout)
+    );
+
     // ---- the calls, with their ground truth ----
     let null = std::fs::File::options()
         .read(true)
@@ -190,6 +203,16 @@ fn every_decoded_ioctl_matches_what_the_process_issued() {
     let st = rec.wait().unwrap();
     let rest = stderr_rest.join().unwrap();
     assert!(st.success(), "record exited with {st}: {rest}");
+    // After SIGINT nothing of it may stay in the kernel.
+    let after = Command::new(BIN)
+        .args(["probes", "--leftovers"])
+        .output()
+        .unwrap();
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stdout)
+    );
 
     let out = Command::new(BIN)
         .args(["export", "--format", "jsonl"])

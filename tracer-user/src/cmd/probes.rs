@@ -27,6 +27,9 @@ struct Row {
 }
 
 pub fn run(args: ProbesArgs) -> Result<ExitCode> {
+    if args.leftovers {
+        return leftovers();
+    }
     let probes = Probes::load(&LoadOptions {
         target_pid: args.probe.pid,
         named: args.probe.probes.clone(),
@@ -82,4 +85,44 @@ fn render_text(l: &Listing) -> String {
         d.ring_full, d.pending_full, d.read_failed
     );
     out
+}
+
+/// What vfio-trace may leave in the kernel after it stopped: nothing. Every
+/// program is loaded and linked through fds this process owns, so the
+/// kernel removes them when it exits; this checks that it did.
+fn leftovers() -> Result<ExitCode> {
+    // The kernel keeps the first 15 bytes of a program's name.
+    let ours: Vec<String> = table::all()
+        .map(|p| p.program.chars().take(15).collect())
+        .collect();
+    let mut found = Vec::new();
+    for info in aya::programs::loaded_programs() {
+        let info = info?;
+        let name = info.name_as_str().unwrap_or_default().to_string();
+        if ours.contains(&name) {
+            found.push(format!("BPF program {name} (id {})", info.id()));
+        }
+    }
+    for path in [
+        "/sys/kernel/tracing/kprobe_events",
+        "/sys/kernel/debug/tracing/kprobe_events",
+    ] {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            // aya names the kprobe events it creates through tracefs aya_*.
+            found.extend(
+                text.lines()
+                    .filter(|l| l.contains("aya_"))
+                    .map(|l| format!("kprobe event {l}")),
+            );
+        }
+    }
+    if found.is_empty() {
+        println!("no vfio-trace BPF program or kprobe event left in the kernel");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        for f in &found {
+            println!("left behind: {f}");
+        }
+        Ok(ExitCode::from(1))
+    }
 }

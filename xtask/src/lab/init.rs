@@ -74,6 +74,9 @@ tracer_stop() {
   wait $TRACER_PID
   echo $? > $LAB_OUT/tracer.rc
   say "vfio-trace exited with $(cat $LAB_OUT/tracer.rc)"
+  # After SIGINT nothing of vfio-trace may stay in the kernel.
+  $LAB_BIN/vfio-trace probes --leftovers > $LAB_OUT/tracer-leftovers.txt 2>&1 \
+    || fail "vfio-trace left probes behind: $(cat $LAB_OUT/tracer-leftovers.txt)"
 }
 run_exerciser() {
   tracer_start

@@ -72,6 +72,10 @@ pub fn vfio_pin_return(ctx: RetProbeContext) -> u32 {
 /// flags, unsigned index, unsigned start, unsigned count, void *data)`
 #[kprobe]
 pub fn vfio_set_irqs_entry(ctx: ProbeContext) -> u32 {
+    // Only threads whose ioctl exit is traced take the name back out.
+    if !wanted(bpf_get_current_pid_tgid()) {
+        return 0;
+    }
     hit(VFIO_SET_IRQS_ENTRY);
     let mut name = [0u8; DEV_NAME_LEN];
     vdev_name(ctx.arg::<u64>(0).unwrap_or(0), &mut name);

@@ -73,7 +73,9 @@ pub fn viommu_add_req_entry(ctx: ProbeContext) -> u32 {
         crate::maps::dropped(tracer_common::drop_reason::READ_FAILED);
     }
     let tid = bpf_get_current_pid_tgid() as u32;
-    let _ = ADDING.insert(&tid, &*p, 0);
+    if ADDING.insert(&tid, &*p, 0).is_err() {
+        crate::maps::dropped(tracer_common::drop_reason::PENDING_FULL);
+    }
     0
 }
 
@@ -96,7 +98,9 @@ pub fn viommu_add_req_return(ctx: RetProbeContext) -> u32 {
         // list_add_tail() made the new request `viommu->requests.prev`.
         if let Some(prev) = read::<u64>(p.viommu + requests + 8) {
             let req = prev - list;
-            let _ = IN_FLIGHT.insert(&req, p, 0);
+            if IN_FLIGHT.insert(&req, p, 0).is_err() {
+                crate::maps::dropped(tracer_common::drop_reason::PENDING_FULL);
+            }
         }
     }
     let _ = ADDING.remove(&tid);

@@ -151,3 +151,30 @@ fn empty_model_renders_every_view() {
         assert!(s.contains("vfio-trace"), "{s}");
     }
 }
+
+#[test]
+fn recording_shows_in_the_header_and_r_in_the_live_help() {
+    let m = model();
+    let mut u = ui(Tab::Events, false);
+    let mut snap = snapshot::build(&m, &u, 4_200_000_000, None);
+    snap.header.recording = Some(snapshot::Recording {
+        file: "vfio-trace-1700000000.vtrace".into(),
+        events: 1234,
+    });
+    let b = render(&snap, &u);
+    let head = text(&b).lines().next().unwrap_or_default().to_string();
+    assert!(
+        head.contains("● REC vfio-trace-1700000000.vtrace 1234"),
+        "{head}"
+    );
+    let x = head.chars().position(|c| c == '●').expect("dot");
+    let x = u16::try_from(x).expect("x");
+    assert_eq!(b[(x, 0)].fg, ratatui::style::Color::Red);
+    u.help = true;
+    let s = text(&render(&snap, &u));
+    assert!(s.contains("r again or q stops"), "{s}");
+    let mut r = ui(Tab::Events, true);
+    r.help = true;
+    let s = text(&render(&snapshot::build(&m, &r, 0, None), &r));
+    assert!(!s.contains("record to"), "no recording in replay: {s}");
+}

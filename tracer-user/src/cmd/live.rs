@@ -45,14 +45,23 @@ fn run_tui(args: LiveArgs) -> Result<ExitCode> {
         let nodes = session.nodes();
         let node_source = session.node_source();
         let probes = session.probe_table.clone();
-        let ui = crate::tui::run_live(nodes, node_source, probes, &mut session.events, async {
-            stop.wait().await;
-        })
-        .await;
+        let (ui, mut rec) =
+            crate::tui::run_live(nodes, node_source, probes, &mut session.events, async {
+                stop.wait().await;
+            })
+            .await;
         session.request_stop();
-        while session.events.recv().await.is_some() {}
+        // Quitting while recording (`r`): what drains still goes to the file.
+        let mut recorded = Ok(());
+        while let Some(batch) = session.events.recv().await {
+            if let (Some(r), true) = (rec.as_mut(), recorded.is_ok()) {
+                recorded = r.append(&batch);
+            }
+        }
+        let recorded = recorded.and_then(|()| rec.map_or(Ok(()), crate::tui::finish_recording));
         session.finish().await?;
         ui?;
+        recorded?;
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -1,6 +1,9 @@
 //! The ingest side: owns the [`Model`], applies events as they come (live)
 //! or as the replay clock releases them, and publishes a snapshot at most
 //! [`FPS`](super::ui_thread::FPS) times a second when something changed.
+//! In live mode it also records to a file while the user asks for it (`r`,
+//! [`UiState::record_toggles`]): every batch received goes to the
+//! [`Recorder`] before the model, so recording never drops an event.
 
 use std::{
     sync::Arc,
@@ -13,8 +16,9 @@ use tracer_core::event::{Event, NodeInfo};
 use super::{
     input::ReplayCmd,
     model::Model,
+    record::{RecordConfig, Recorder},
     replay_clock::ReplayClock,
-    snapshot::{self, ReplayStatus, Snapshot},
+    snapshot::{self, Recording, ReplayStatus, Snapshot},
     ui_state::UiState,
     ui_thread::FPS,
 };
@@ -38,6 +42,13 @@ pub struct Ingest {
     nodes: Vec<NodeInfo>,
     /// The live node table, re-read before each batch.
     pub node_source: Option<NodeSource>,
+    /// Live mode: `r` records with this (`None`: no recording, replay).
+    pub record: Option<RecordConfig>,
+    recorder: Option<Recorder>,
+    /// The [`UiState::record_toggles`] acted on so far.
+    toggles_seen: u64,
+    /// How the last recording ended (or failed to start), for the header.
+    record_note: Option<(String, bool)>,
     history: usize,
     started: Instant,
     last_refresh: Instant,
@@ -49,6 +60,10 @@ impl Ingest {
             model: Model::new(nodes.clone(), history),
             nodes,
             node_source: None,
+            record: None,
+            recorder: None,
+            toggles_seen: 0,
+            record_note: None,
             history,
             started: Instant::now(),
             last_refresh: Instant::now(),
@@ -75,6 +90,69 @@ impl Ingest {
         }
     }
 
+    /// The recording in progress, if any (the caller finishes it: after
+    /// the UI quits, events still draining go to it too).
+    pub fn take_recorder(&mut self) -> Option<Recorder> {
+        self.recorder.take()
+    }
+
+    /// Acts on `r` presses not seen yet: each one starts or stops.
+    fn record_toggles(&mut self, ui: &UiState) {
+        let pending = ui.record_toggles.saturating_sub(self.toggles_seen);
+        self.toggles_seen = ui.record_toggles;
+        for _ in 0..pending {
+            self.toggle_recording();
+        }
+    }
+
+    fn toggle_recording(&mut self) {
+        if let Some(rec) = self.recorder.take() {
+            self.record_note = Some(match rec.finish() {
+                Ok((path, n)) => {
+                    log::info!("recorded {n} events to {}", path.display());
+                    (format!("saved {} ({n} events)", path.display()), false)
+                }
+                Err(e) => {
+                    log::error!("recording: {e:#}");
+                    (format!("REC failed: {e:#}"), true)
+                }
+            });
+            return;
+        }
+        let Some(cfg) = &self.record else {
+            return;
+        };
+        match Recorder::start(cfg, &self.nodes) {
+            Ok(rec) => {
+                log::info!("recording to {}", rec.path().display());
+                self.recorder = Some(rec);
+                self.record_note = None;
+            }
+            Err(e) => {
+                log::error!("recording: {e:#}");
+                self.record_note = Some((format!("REC failed: {e:#}"), true));
+            }
+        }
+    }
+
+    /// A write error ends the recording (the file keeps what was flushed).
+    fn record_failed(&mut self, e: anyhow::Error) {
+        log::error!("recording: {e:#}");
+        self.record_note = Some((format!("REC failed: {e:#}"), true));
+        if let Some(rec) = self.recorder.take() {
+            let _ = rec.finish();
+        }
+    }
+
+    fn record_batch(&mut self, batch: &[Event]) {
+        let Some(rec) = self.recorder.as_mut() else {
+            return;
+        };
+        if let Err(e) = rec.sync_nodes(&self.nodes).and_then(|()| rec.append(batch)) {
+            self.record_failed(e);
+        }
+    }
+
     fn build(&self, ui: &UiState, replay: Option<&Replay>) -> Arc<Snapshot> {
         let (uptime, status) = match replay {
             Some(r) => (
@@ -86,7 +164,13 @@ impl Ingest {
                 None,
             ),
         };
-        Arc::new(snapshot::build(&self.model, ui, uptime, status))
+        let mut snap = snapshot::build(&self.model, ui, uptime, status);
+        snap.header.recording = self.recorder.as_ref().map(|r| Recording {
+            file: r.file_name(),
+            events: r.events(),
+        });
+        snap.header.record_note = self.record_note.clone();
+        Arc::new(snap)
     }
 
     fn apply_range(&mut self, r: &Replay, range: std::ops::Range<usize>) -> bool {
@@ -130,6 +214,7 @@ impl Ingest {
     ) {
         tokio::pin!(stop);
         let mut ui = ui_rx.borrow().clone();
+        self.record_toggles(&ui);
         let mut tick = tokio::time::interval(Duration::from_millis(1000 / FPS));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut last_tick = Instant::now();
@@ -147,6 +232,7 @@ impl Ingest {
                                     self.nodes = now;
                                 }
                             }
+                            self.record_batch(&b);
                             b.iter().for_each(|e| self.model.apply(e));
                             dirty = true;
                         }
@@ -158,6 +244,7 @@ impl Ingest {
                         return;
                     }
                     ui = ui_rx.borrow_and_update().clone();
+                    self.record_toggles(&ui);
                     let _ = snap_tx.send(self.build(&ui, replay.as_ref()));
                 }
                 cmd = async { replay.as_mut().expect("guarded").cmds.recv().await }, if replay.is_some() => {
@@ -178,6 +265,9 @@ impl Ingest {
                         self.refresh(any && !playing);
                     }
                     self.refresh(false);
+                    if let Some(Err(e)) = self.recorder.as_mut().map(Recorder::flush_if_due) {
+                        self.record_failed(e);
+                    }
                     if dirty || replay.is_none() {
                         let _ = snap_tx.send(self.build(&ui, replay.as_ref()));
                         dirty = false;

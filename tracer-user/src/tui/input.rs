@@ -53,6 +53,7 @@ pub fn handle_key(ui: &mut UiState, snap: &Snapshot, key: KeyEvent) -> Action {
             ui.tab = Tab::ALL[(ui.tab.index() + Tab::ALL.len() - 1) % Tab::ALL.len()]
         }
         KeyCode::Esc => ui.events.highlight.clear(),
+        KeyCode::Char('r') if !ui.replay => ui.record_toggles += 1,
         _ => {
             if ui.replay {
                 if let Some(a) = replay_key(ui, key.code) {

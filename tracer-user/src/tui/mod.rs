@@ -11,6 +11,8 @@
 //!   with `views::draw(&Snapshot, &UiState, frame)`. A slow terminal drops
 //!   frames, never events.
 //!
+//! In live mode `r` records to a file from the ingest side ([`record`]).
+//!
 //! While the UI runs, stderr (logs) goes to a file ([`logfile`]); the
 //! terminal is restored on exit, on drop and after a panic ([`terminal`]).
 //!
@@ -28,6 +30,7 @@ pub mod ingest;
 pub mod input;
 pub mod logfile;
 pub mod model;
+pub mod record;
 pub mod replay_clock;
 pub mod snapshot;
 pub mod terminal;
@@ -82,27 +85,42 @@ fn join(handle: std::thread::JoinHandle<Result<()>>) -> Result<()> {
 }
 
 /// The UI over a live event stream, until the user quits or `stop`
-/// resolves (a signal). The caller stops and finishes the session.
+/// resolves (a signal). The caller stops and finishes the session, and
+/// the recording still in progress (`r`), if any: events that drain after
+/// the UI is gone belong in it too (append them, then
+/// [`finish_recording`]).
 pub async fn run_live(
     nodes: Vec<NodeInfo>,
     node_source: Option<ingest::NodeSource>,
     probes: Vec<ProbeStatus>,
     events: &mut mpsc::Receiver<Vec<Event>>,
     stop: impl std::future::Future<Output = ()>,
-) -> Result<()> {
+) -> (Result<()>, Option<record::Recorder>) {
     let log_path = logfile::default_path();
-    let log = logfile::StderrToFile::new(&log_path)?;
+    let log = match logfile::StderrToFile::new(&log_path) {
+        Ok(l) => l,
+        Err(e) => return (Err(e), None),
+    };
     let (handle, ui_rx, snap_tx) = start_ui(false, None);
     let mut ingest = Ingest::new(nodes, DEFAULT_CAPACITY);
     ingest.node_source = node_source;
     for p in &probes {
         ingest.model.health.probe(0, p);
     }
+    ingest.record = Some(record::RecordConfig::from_env(probes));
     ingest.run(ui_rx, snap_tx, Some(events), None, stop).await;
+    let recorder = ingest.take_recorder();
     let r = join(handle);
     drop(log);
     report_log_path(&log_path);
-    r
+    (r, recorder)
+}
+
+/// Finishes the recording `run_live` handed back; says where it is.
+pub fn finish_recording(rec: record::Recorder) -> Result<()> {
+    let (path, n) = rec.finish()?;
+    eprintln!("vfio-trace: recorded {n} events to {}", path.display());
+    Ok(())
 }
 
 /// The UI over recorded events, with the replay controls.

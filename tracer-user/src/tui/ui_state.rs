@@ -120,6 +120,9 @@ pub struct UiState {
     pub body_height: usize,
     /// The replay controls are shown (replay mode).
     pub replay: bool,
+    /// `r` presses (live): the ingest side starts or stops recording once
+    /// per press it has not seen yet.
+    pub record_toggles: u64,
     /// Bumped on every change; a snapshot says which generation it was
     /// built for, so keys are never resolved against a stale one.
     pub generation: u64,

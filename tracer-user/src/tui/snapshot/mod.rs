@@ -40,6 +40,19 @@ pub struct Header {
     /// Probes attached / not attached.
     pub probes_up: usize,
     pub probes_down: usize,
+    /// Live: the recording in progress (`r`).
+    pub recording: Option<Recording>,
+    /// How the last recording ended: (text, is an error).
+    pub record_note: Option<(String, bool)>,
+}
+
+/// A recording in progress, for the header line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recording {
+    /// File name.
+    pub file: String,
+    /// Events written so far.
+    pub events: u64,
 }
 
 /// The replay clock, for the timeline bar.
@@ -96,6 +109,8 @@ pub fn build(
         events: model.engine.events_seen(),
         probes_up: up,
         probes_down: down,
+        recording: None,
+        record_note: None,
     };
     let mut snap = Snapshot {
         header,

@@ -13,7 +13,7 @@ use crate::tui::ui_state::{PromptKind, Tab, UiState};
 
 fn keys(ui: &UiState) -> &'static str {
     match (ui.tab, ui.replay) {
-        (Tab::Events, false) => "q quit  ? help  1-5 tabs  ↑↓ PgUp/PgDn move  End follow  p pause  f filter  / search  F clear",
+        (Tab::Events, false) => "q quit  ? help  1-5 tabs  ↑↓ PgUp/PgDn move  End follow  p pause  f filter  / search  F clear  r record",
         (Tab::Events, true) => "q quit  ? help  1-5 tabs  ↑↓ move  p pause view  f filter  / search  F clear  space play  → step  +/- speed  g jump",
         (Tab::Chains, _) => "q quit  ? help  1-5 tabs  ↑↓ move  Enter/←→ fold  right pane: chain of the selected mapping",
         (Tab::Doorbells, _) => "q quit  ? help  1-5 tabs  ↑↓ device",

@@ -1,5 +1,5 @@
-//! The header line (nodes, kernels, uptime, rate, drops, findings) and the
-//! tab bar.
+//! The header line (recording, nodes, kernels, uptime, rate, drops,
+//! findings) and the tab bar.
 
 use ratatui::{
     layout::Rect,
@@ -23,6 +23,23 @@ pub fn draw(h: &Header, _ui: &UiState, frame: &mut Frame, area: Rect) {
         ),
         Span::raw(if h.replay { " replay " } else { " live " }),
     ];
+    if let Some(r) = &h.recording {
+        spans.push(Span::styled(
+            format!("● REC {} {}", r.file, r.events),
+            style::error(),
+        ));
+        spans.push(Span::raw(" │ "));
+    } else if let Some((note, failed)) = &h.record_note {
+        spans.push(Span::styled(
+            note.clone(),
+            if *failed {
+                style::error()
+            } else {
+                style::dim()
+            },
+        ));
+        spans.push(Span::raw(" │ "));
+    }
     for (i, n) in h.nodes.iter().enumerate() {
         let id = u16::try_from(i).unwrap_or(u16::MAX);
         spans.push(Span::styled(n.name.clone(), style::node(id)));

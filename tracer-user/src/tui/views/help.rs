@@ -29,6 +29,13 @@ const GLOBAL: &[&str] = &[
     "  c           jump to the chain of the finding's address",
 ];
 
+const LIVE: &[&str] = &[
+    "",
+    "Live",
+    "  r           record to vfio-trace-<unix time>.vtrace (in $VFIO_TRACE_RECORD_DIR",
+    "              or here); r again or q stops and finishes the file",
+];
+
 const REPLAY: &[&str] = &[
     "",
     "Replay",
@@ -40,9 +47,8 @@ const REPLAY: &[&str] = &[
 
 pub fn draw(ui: &UiState, frame: &mut Frame, area: Rect) {
     let mut lines: Vec<Line> = GLOBAL.iter().map(|l| Line::raw(*l)).collect();
-    if ui.replay {
-        lines.extend(REPLAY.iter().map(|l| Line::raw(*l)));
-    }
+    let mode = if ui.replay { REPLAY } else { LIVE };
+    lines.extend(mode.iter().map(|l| Line::raw(*l)));
     let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
     let [v] = Layout::vertical([Constraint::Length(h)])
         .flex(Flex::Center)

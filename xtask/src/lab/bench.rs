@@ -200,42 +200,13 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
         &body,
         "bench-probes",
     )?;
-    let mut q = Command::new(Arch::X86_64.qemu());
-    q.args([
-        "-accel",
+    let mut q = qemu::x86_host_vm(
         "tcg,thread=single",
-        "-cpu",
-        "max",
-        "-M",
-        "q35",
-        "-m",
         "1G",
-        "-smp",
         "2",
-    ]);
-    q.args([
-        "-display",
-        "none",
-        "-vga",
-        "none",
-        "-nic",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ]);
-    q.arg("-kernel")
-        .arg(&boot.kernel.image)
-        .arg("-initrd")
-        .arg(&boot.initrd);
-    q.args(["-append", "console=ttyS0 panic=-1 loglevel=5"]);
-    q.args(["-device", "virtio-iommu-pci", "-device", "edu"]);
-    q.args([
-        "-virtfs",
-        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
-    ]);
+        &boot.kernel.image,
+        &boot.initrd,
+    );
     q.args(scenarios::share_args(&out));
     let o = step("boot, three ways of the loop, power off", || {
         qemu::run(

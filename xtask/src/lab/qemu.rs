@@ -168,3 +168,36 @@ pub fn version(bin: &str) -> String {
         .and_then(|s| s.lines().next().map(str::to_string))
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// An x86 VM that acts as a host (the nested lab's L1, the probe-cost
+/// bench): q35, headless with its console on stdio, a virtio-iommu and
+/// edu, the kernel and initramfs, and the machine's root filesystem shared
+/// read-only as `hostroot` (QEMU, bpftrace and friends run from it under
+/// chroot). The caller adds the results share and anything else.
+pub fn x86_host_vm(accel: &str, memory: &str, smp: &str, kernel: &Path, initrd: &Path) -> Command {
+    let mut q = Command::new("qemu-system-x86_64");
+    q.args([
+        "-accel", accel, "-cpu", "max", "-M", "q35", "-m", memory, "-smp", smp,
+    ]);
+    q.args([
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-nic",
+        "none",
+        "-serial",
+        "stdio",
+        "-monitor",
+        "none",
+        "-no-reboot",
+    ]);
+    q.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
+    q.args(["-append", "console=ttyS0 panic=-1 loglevel=5"]);
+    q.args(["-device", "virtio-iommu-pci", "-device", "edu"]);
+    q.args([
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+    ]);
+    q
+}

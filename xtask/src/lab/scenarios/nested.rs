@@ -9,7 +9,7 @@
 //! `vfio_*`: what it forwards to L1's VFIO) and the outer QEMU's trace
 //! (L1's virtio-iommu requests for the same IOVAs).
 
-use std::{fs, process::Command};
+use std::fs;
 
 use anyhow::Result;
 use serde_json::json;
@@ -129,42 +129,13 @@ fn run(ctx: &Ctx) -> Result<()> {
         &l1_body,
         "nested-l1",
     )?;
-    let mut q = Command::new(arch.qemu());
-    q.args([
-        "-accel",
+    let mut q = qemu::x86_host_vm(
         ctx.accel(ACCEL)?,
-        "-cpu",
-        "max",
-        "-M",
-        "q35",
-        "-m",
         "2G",
-        "-smp",
         L1_SMP,
-    ]);
-    q.args([
-        "-display",
-        "none",
-        "-vga",
-        "none",
-        "-nic",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ]);
-    q.arg("-kernel")
-        .arg(&l1.kernel.image)
-        .arg("-initrd")
-        .arg(&l1.initrd);
-    q.args(["-append", "console=ttyS0 panic=-1 loglevel=5"]);
-    q.args(["-device", "virtio-iommu-pci", "-device", "edu"]);
-    q.args([
-        "-virtfs",
-        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
-    ]);
+        &l1.kernel.image,
+        &l1.initrd,
+    );
     q.args(share_args(&ctx.out));
     q.args(["-msg", "timestamp=on", "-trace", "virtio_iommu_*", "-D"])
         .arg(ctx.out.join("qemu-trace.log"));

@@ -21,6 +21,8 @@
 //! `tests/tui_tmux.rs` (replay in a real terminal under tmux). Frame cost
 //! with 1 M mappings and 100 k findings:
 //! `cargo test --release -p tracer-user --test tui_bench -- --ignored --nocapture`.
+//! Key-to-screen latency while ingesting 1 M events/s: the same with
+//! `--test tui_latency`.
 //!
 //! [`UiState`]: ui_state::UiState
 

@@ -15,23 +15,10 @@ pub fn dev() -> Device {
     Device::parse("0000:01:00.0").expect("device")
 }
 
+/// A host and a guest whose clock runs 5 s behind (the trace format's
+/// sample nodes).
 pub fn nodes() -> Vec<NodeInfo> {
-    vec![
-        NodeInfo {
-            name: "host".into(),
-            role: NodeRole::Host,
-            kernel: "6.12.95+deb12-amd64".into(),
-            machine: "x86_64".into(),
-            clock_offset_ns: 1_700_000_000_000_000_000,
-        },
-        NodeInfo {
-            name: "guest0".into(),
-            role: NodeRole::Guest,
-            kernel: "6.12.95+deb12-amd64".into(),
-            machine: "x86_64".into(),
-            clock_offset_ns: 1_700_000_005_000_000_000,
-        },
-    ]
+    tracer_core::tracefile::synth::sample_nodes()
 }
 
 fn host(ts_ns: u64, tid: u32, kind: EventKind) -> Event {

@@ -128,14 +128,7 @@ pub fn draw(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
         );
     } else {
         let height = usize::from(inner.height);
-        let cursor = p.cursor.unwrap_or(0);
-        let top = list::top(p.rows.len(), cursor, ui.chains.screen_row, height);
-        let lines: Vec<Line> = p
-            .rows
-            .iter()
-            .enumerate()
-            .skip(top)
-            .take(height)
+        let lines: Vec<Line> = list::window(&p.rows, p.cursor, ui.chains.screen_row, height)
             .map(|(i, r)| {
                 let l = row_line(r);
                 if Some(i) == p.cursor {

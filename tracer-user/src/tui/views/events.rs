@@ -49,14 +49,7 @@ pub fn draw(p: &EventsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let height = usize::from(inner.height);
-    let cursor = p.cursor.unwrap_or(0);
-    let top = list::top(p.rows.len(), cursor, ui.events.screen_row, height);
-    let lines: Vec<Line> = p
-        .rows
-        .iter()
-        .enumerate()
-        .skip(top)
-        .take(height)
+    let lines: Vec<Line> = list::window(&p.rows, p.cursor, ui.events.screen_row, height)
         .map(|(i, r)| {
             let l = line(r);
             if Some(i) == p.cursor && ui.events.cursor.is_some() {

@@ -14,6 +14,18 @@ pub fn top(len: usize, cursor: usize, want: usize, height: usize) -> usize {
     top.min(max_top).min(cursor)
 }
 
+/// The rows that fit a `height`-line area, with their indexes, placed by
+/// [`top`] around `cursor` (the first row when there is none).
+pub fn window<R>(
+    rows: &[R],
+    cursor: Option<usize>,
+    want: usize,
+    height: usize,
+) -> impl Iterator<Item = (usize, &R)> {
+    let first = top(rows.len(), cursor.unwrap_or(0), want, height);
+    rows.iter().enumerate().skip(first).take(height)
+}
+
 #[cfg(test)]
 mod tests {
     use super::top;

@@ -8,6 +8,7 @@
 //! exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b,...]
 //! exerciser --list            # every step: clean or the rule it must fire
 //! exerciser --list-faults     # fault steps that apply here, one per line
+//! exerciser --hold SECS       # keep the mappings SECS seconds before unmap_dma
 //! exerciser [--edu BDF] --loop N [--size BYTES]   # MAP+UNMAP pairs, ns/pair
 //! ```
 //! Devices default to the first edu / e1000e found in sysfs.
@@ -39,6 +40,9 @@ struct Args {
     list_faults: bool,
     loop_n: Option<u64>,
     size: u64,
+    /// Seconds to keep the mappings before the `unmap_dma` step (the live
+    /// lab holds them so the chains stay on screen).
+    hold_s: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -59,12 +63,16 @@ fn parse_args() -> Result<Args, String> {
             "--loop" => {
                 a.loop_n = Some(val("--loop")?.parse().map_err(|e| format!("--loop: {e}"))?)
             }
+            "--hold" => {
+                let v = val("--hold")?;
+                a.hold_s = v.parse().map_err(|e| format!("--hold {v}: {e}"))?
+            }
             "--size" => {
                 let v = val("--size")?;
                 a.size = parse_num(&v).ok_or(format!("--size: bad number {v}"))?;
             }
             "-h" | "--help" => {
-                println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--list-faults] [--loop N [--size BYTES]]");
+                println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--list-faults] [--hold SECS] [--loop N [--size BYTES]]");
                 std::process::exit(0);
             }
             _ => return Err(format!("unknown argument {arg}")),
@@ -174,6 +182,10 @@ fn run_steps(s: &mut Session, a: &Args) -> bool {
         .collect();
     let (mut passed, mut failed) = (Vec::new(), Vec::new());
     for st in &selected {
+        if st.name == "unmap_dma" && a.hold_s > 0 {
+            println!("EXERCISER HOLD {} s before unmap_dma", a.hold_s);
+            std::thread::sleep(std::time::Duration::from_secs(a.hold_s));
+        }
         let t0 = journal::monotonic_ns();
         let r = (st.run)(s, st.name);
         let t1 = journal::monotonic_ns();

@@ -257,6 +257,13 @@ fn bad_peers_are_refused_by_name_and_the_aggregator_keeps_going() {
     let dir = tmpdir("bad");
     let (agg, tcp) = aggregator(&dir, &[]);
     let hostport = tcp.strip_prefix("tcp:").unwrap().to_string();
+    let started = std::time::Instant::now();
+
+    // Silent peers: over TCP refused after 5 s without a hello; on a unix
+    // socket (a VMM's chardev connects long before the agent in its VM
+    // speaks) the 5 s only start at the first byte.
+    let silent_tcp = std::net::TcpStream::connect(&hostport).unwrap();
+    let mut silent_unix = std::os::unix::net::UnixStream::connect(dir.join("agg.sock")).unwrap();
 
     // Garbage (an HTTP request).
     let mut s = std::net::TcpStream::connect(&hostport).unwrap();
@@ -314,6 +321,20 @@ fn bad_peers_are_refused_by_name_and_the_aggregator_keeps_going() {
         .wait(Duration::from_secs(10));
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("needs the aggregator's token"), "{text}");
+
+    let l = agg.wait_line("no hello within 5 s", Duration::from_secs(10));
+    assert!(l.contains("refused tcp:127.0.0.1:"), "{l}");
+    drop(silent_tcp);
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(started.elapsed()));
+    assert!(
+        !agg.text().contains("refused unix:"),
+        "an idle unix peer is kept: {}",
+        agg.text()
+    );
+    silent_unix.write_all(b"hello?").unwrap();
+    let l = agg.wait_line("refused unix:", Duration::from_secs(5));
+    assert!(l.contains("bad magic"), "{l}");
+    drop(silent_unix);
 
     // The aggregator still works: a good agent (token from the environment).
     let good = Proc::spawn(

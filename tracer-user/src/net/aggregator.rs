@@ -394,8 +394,25 @@ async fn serve(
         })
     };
 
-    // 1. The hello, within the hello-sized limit.
-    let hello = match timeout(HANDSHAKE_TIMEOUT, rd.next()).await {
+    // 1. The hello, within the hello-sized limit. On local transports (unix,
+    // vsock) the 5 s start at its first byte: a VMM's chardev connects
+    // when the VM starts, and the agent inside speaks once the VM booted.
+    let first = async {
+        loop {
+            match timeout(HANDSHAKE_TIMEOUT, rd.next()).await {
+                Err(_) if !needs_token && !rd.started() => {}
+                r => return r,
+            }
+        }
+    };
+    let hello = tokio::select! {
+        r = first => Some(r),
+        _ = stop.changed() => None,
+    };
+    let Some(hello) = hello else {
+        return log::debug!("{peer}: stopped before its hello");
+    };
+    let hello = match hello {
         Err(_) => return refuse("no hello within 5 s".into()),
         Ok(Ok(None)) => return log::debug!("{peer} closed before its hello"),
         Ok(Err(e)) => {

@@ -45,6 +45,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.limit = limit;
     }
 
+    /// Some bytes of a frame have arrived.
+    pub fn started(&self) -> bool {
+        self.have > 0 || self.header.is_some()
+    }
+
     /// The next frame; `Ok(None)` when the peer closed between frames.
     pub async fn next(&mut self) -> Result<Option<Message>, ReadError> {
         loop {

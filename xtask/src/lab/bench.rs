@@ -176,6 +176,7 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
         no_faults: true,
         timeout: None,
         accel: Some("tcg".into()),
+        live: false,
     };
     let ctx = Ctx {
         args: &args,

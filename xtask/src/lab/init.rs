@@ -58,6 +58,15 @@ bind_vfio() {
   g=$(basename $(readlink /sys/bus/pci/devices/$1/iommu_group))
   say "$1 bound to vfio-pci, group $g, reserved: $(tr '\n' ';' < /sys/kernel/iommu_groups/$g/reserved_regions)"
 }
+# The /dev node of the virtio-serial port named $1.
+port_dev() {
+  for p in /sys/class/virtio-ports/*; do
+    [ "$(cat $p/name 2>/dev/null)" = "$1" ] && { echo /dev/${p##*/}; return 0; }
+  done
+  say "no virtio-serial port named $1" >&2
+  echo /dev/no-port-named-$1
+  return 1
+}
 TRACER_PID=
 tracer_start() {
   [ -x $LAB_BIN/vfio-trace ] || return 0

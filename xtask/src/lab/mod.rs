@@ -29,7 +29,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::step::{self, cmd, step, workspace_root};
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct LabArgs {
     /// Scenario to run (see --list).
     pub scenario: Option<String>,
@@ -63,6 +63,14 @@ pub struct LabArgs {
     /// Hard timeout in seconds (default: the scenario's own).
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// nested only: the whole chain live on this terminal. vfio-trace here
+    /// is the aggregator and terminal UI; agents in L1 (host probes) and L2
+    /// (guest probes) stream to it over virtio-serial while the exerciser
+    /// loops in L2 with periodic fault steps; `q` quits and stops the VMs.
+    /// Runs `setup` and builds the static vfio-trace when --tracer is not
+    /// given. Artifacts in target/lab/nested-live/.
+    #[arg(long)]
+    pub live: bool,
     /// QEMU accelerator: tcg (single-threaded), tcg-mt (multi-threaded
     /// TCG) or kvm. Default: kvm for the single-level x86 scenario if it
     /// boots a guest here (checked once per machine), else tcg.
@@ -197,8 +205,20 @@ pub fn run(args: &LabArgs) -> Result<()> {
     if !step::is_root() {
         bail!("the lab needs root (apt downloads, 9p shares as root)");
     }
+    let mut dir = sc.name.to_string();
+    let live_args;
+    let args = if args.live {
+        if sc.name != "nested" {
+            bail!("--live is for the nested scenario");
+        }
+        dir.push_str("-live");
+        live_args = live_args_for(args)?;
+        &live_args
+    } else {
+        args
+    };
     let _lock = step("VM lock (one lab VM at a time on this machine)", vm_lock)?;
-    let out = workspace_root().join("target/lab").join(sc.name);
+    let out = workspace_root().join("target/lab").join(dir);
     step("fresh artifact directory", || fresh_dir(&out))?;
     let ctx = Ctx {
         args,
@@ -207,6 +227,22 @@ pub fn run(args: &LabArgs) -> Result<()> {
         started: Instant::now(),
     };
     (sc.run)(&ctx)
+}
+
+/// `--live` on a fresh machine: setup, and the static vfio-trace (for the
+/// VMs and this terminal) unless --tracer names one; the agents' arguments.
+fn live_args_for(args: &LabArgs) -> Result<LabArgs> {
+    let mut a = args.clone();
+    crate::setup::run(&crate::setup::SetupArgs::default())?;
+    if a.tracer.is_none() && std::env::var_os("VFIO_TRACE_LAB_TRACER").is_none() {
+        let t = step(
+            "vfio-trace, static, x86_64 (the VMs and this terminal)",
+            || crate::build::musl_binary("x86_64-unknown-linux-musl", "vfio-trace"),
+        )?;
+        a.tracer = Some(t);
+    }
+    a.tracer_args = scenarios::LIVE_AGENT_ARGS.to_string();
+    Ok(a)
 }
 
 /// An exclusive flock on the machine-wide cache: TCG VMs are CPU-bound and

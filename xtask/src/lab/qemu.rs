@@ -29,8 +29,8 @@ pub struct Outcome {
     pub stopped_on_panic: bool,
 }
 
-fn terminate(child: &mut Child) {
-    // SIGTERM lets QEMU flush its trace log; SIGKILL if it hangs.
+/// SIGTERM (QEMU then flushes its trace log), SIGKILL after 5 s.
+pub fn terminate(child: &mut Child) {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let t = Instant::now();

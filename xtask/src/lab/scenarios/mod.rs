@@ -2,6 +2,7 @@
 
 mod arm64;
 mod nested;
+mod nested_live;
 pub mod single;
 mod x86;
 
@@ -21,6 +22,7 @@ pub struct Scenario {
     pub run: fn(&Ctx) -> Result<()>,
 }
 
+pub use nested_live::AGENT_ARGS as LIVE_AGENT_ARGS;
 pub use x86::MODULES as X86_MODULES;
 
 pub const ALL: &[Scenario] = &[x86::SCENARIO, arm64::SCENARIO, nested::SCENARIO];

@@ -14,7 +14,7 @@ use std::fs;
 use anyhow::Result;
 use serde_json::json;
 
-use super::{oracle_for, prepare, share_args, Scenario};
+use super::{oracle_for, prepare, share_args, Boot, Scenario};
 use crate::{
     lab::{
         init::{Results, RESULTS_PORT},
@@ -35,10 +35,10 @@ pub const SCENARIO: Scenario = Scenario {
 /// vCPU running L2 starves); with `-smp 1` single-threaded TCG runs the
 /// whole chain in ~35 s, like multi-threaded TCG with `-smp 2`, and avoids
 /// MTTCG's cross-vCPU code-patching race (shared/lab.md).
-const ACCEL: &str = "tcg";
-const L1_SMP: &str = "1";
+pub(super) const ACCEL: &str = "tcg";
+pub(super) const L1_SMP: &str = "1";
 
-const L1_MODULES: &[(&str, &str)] = &[
+pub(super) const L1_MODULES: &[(&str, &str)] = &[
     ("virtio-iommu", ""),
     ("vfio", ""),
     ("vfio_iommu_type1", "allow_unsafe_interrupts=1"),
@@ -52,7 +52,7 @@ const L1_MODULES: &[(&str, &str)] = &[
 /// No 9p in L2: every 9p request would cross both virtualization levels
 /// (measured: ~50 s to exec the exerciser). Binaries ride in L2's
 /// initramfs; results leave as a tar stream on a virtio-serial port.
-const L2_MODULES: &[(&str, &str)] = &[
+pub(super) const L2_MODULES: &[(&str, &str)] = &[
     ("virtio-iommu", ""),
     ("vfio", ""),
     ("vfio_iommu_type1", "allow_unsafe_interrupts=1"),
@@ -67,7 +67,7 @@ finish PASS
 
 /// L1: bind edu, enter the machine's root fs, run the inner QEMU with L2.
 /// Its console is relayed with an `L2| ` prefix and kept in l2/console.log.
-const L1_BODY: &str = r#"[ -e /dev/kvm ] || fail "no /dev/kvm in L1 (kvm_amd did not load: no SVM?)"
+pub(super) const L1_BODY: &str = r#"[ -e /dev/kvm ] || fail "no /dev/kvm in L1 (kvm_amd did not load: no SVM?)"
 EDU=$(find_pci 0x1234 0x11e8) || fail "no edu device (1234:11e8) in L1"
 bind_vfio $EDU
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostroot /host || fail "mounting the host root"
@@ -82,7 +82,7 @@ chroot /host @QEMU@ -accel kvm -cpu max -M q35 -m 256M -smp 1 \
   -kernel @KERNEL@ -initrd @INITRD@ -append "console=ttyS0 panic=-1 loglevel=5" \
   -device virtio-iommu-pci -device vfio-pci,host=$EDU \
   -device virtio-serial-pci -chardev file,id=results,path=/mnt/l2/results.tar \
-  -device virtserialport,chardev=results,name=@PORT@ \
+  -device virtserialport,chardev=results,name=@PORT@ @INNER_EXTRA@ \
   -msg timestamp=on -trace 'virtio_iommu_*' -trace 'vfio_*' -D /mnt/inner-qemu-trace.log \
   < /dev/null 2>/lab/inner-qemu.stderr | tee /lab/l2/console.log | sed 's/^/L2| /'
 say "L2 QEMU exited at $(up)s"
@@ -91,7 +91,16 @@ grep -q '^LAB-RESULT: PASS' /lab/l2/console.log || fail "L2: $(grep LAB-RESULT /
 finish PASS
 "#;
 
-fn run(ctx: &Ctx) -> Result<()> {
+/// The nested lab's L1 (and inside it L2): binaries staged, both
+/// initramfs images built.
+/// `l2_body` is what L2 runs; `inner_extra` is added to the inner QEMU's
+/// command line.
+pub(super) struct Levels {
+    pub l1: Boot,
+    pub qemu_bin: &'static str,
+}
+
+pub(super) fn levels(ctx: &Ctx, l2_body: &str, inner_extra: &str) -> Result<Levels> {
     let arch = Arch::X86_64;
     let l2_dir = ctx.out.join("l2");
     fs::create_dir_all(&l2_dir)?;
@@ -101,6 +110,13 @@ fn run(ctx: &Ctx) -> Result<()> {
     if l2_dir.join("bin/vfio-trace").exists() {
         l2_bins.push(("bin/vfio-trace".to_string(), l2_dir.join("bin/vfio-trace")));
     }
+    let label = |l: &str| {
+        if ctx.args.live {
+            format!("{l}-live")
+        } else {
+            l.to_string()
+        }
+    };
     let l2 = prepare(
         ctx,
         arch,
@@ -109,15 +125,16 @@ fn run(ctx: &Ctx) -> Result<()> {
         "L2 guest",
         "l2",
         L2_MODULES,
-        L2_BODY,
-        "nested-l2",
+        l2_body,
+        &label("nested-l2"),
     )?;
     let qemu_bin = "/usr/bin/qemu-system-x86_64";
     let l1_body = L1_BODY
         .replace("@QEMU@", qemu_bin)
         .replace("@KERNEL@", &l2.kernel.image.display().to_string())
         .replace("@INITRD@", &l2.initrd.display().to_string())
-        .replace("@PORT@", RESULTS_PORT);
+        .replace("@PORT@", RESULTS_PORT)
+        .replace("@INNER_EXTRA@", inner_extra);
     let l1 = prepare(
         ctx,
         arch,
@@ -127,8 +144,18 @@ fn run(ctx: &Ctx) -> Result<()> {
         "l1",
         L1_MODULES,
         &l1_body,
-        "nested-l1",
+        &label("nested-l1"),
     )?;
+    Ok(Levels { l1, qemu_bin })
+}
+
+fn run(ctx: &Ctx) -> Result<()> {
+    if ctx.args.live {
+        return super::nested_live::run(ctx);
+    }
+    let arch = Arch::X86_64;
+    let l2_dir = ctx.out.join("l2");
+    let Levels { l1, qemu_bin } = levels(ctx, L2_BODY, "")?;
     let mut q = qemu::x86_host_vm(
         ctx.accel(ACCEL)?,
         "2G",

@@ -31,6 +31,10 @@ enum Task {
     Test(test::TestArgs),
     /// Boot a lab scenario in QEMU and check vfio-trace against ground truth.
     Lab(lab::LabArgs),
+    /// `lab nested --live` in tmux: both agents join, a guest mapping's
+    /// chain is complete across L2 and L1, the fault steps' findings show,
+    /// and q stops everything.
+    LiveTest(lab::live_test::LiveTestArgs),
     /// Run a benchmark and print its figures (never fails on numbers).
     Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets for a fixed time each.
@@ -47,6 +51,7 @@ fn main() {
         Task::Build(a) => build::run(&a),
         Task::Test(a) => test::run(&a),
         Task::Lab(a) => lab::run(&a),
+        Task::LiveTest(a) => lab::live_test::run(&a),
         Task::Bench(a) => bench::run(&a),
         Task::ProbeCheck(a) => probecheck::run(&a),
         Task::Fuzz(a) => fuzz::run(&a),

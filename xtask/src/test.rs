@@ -71,6 +71,14 @@ pub fn run(a: &TestArgs) -> Result<()> {
                 },
             )?;
         }
+        step(
+            "lab nested --live in tmux (joined chain, findings, q)",
+            || {
+                crate::lab::live_test::run(&crate::lab::live_test::LiveTestArgs {
+                    tracer: Some(x86.clone()),
+                })
+            },
+        )?;
     }
     eprintln!(
         "xtask test: all steps passed in {:.0}s",

@@ -1,6 +1,7 @@
 //! The live source: drains the probes' ring buffer, decodes each record and
 //! sends batches downstream. Health (probe status with hit counts, drop
-//! counters) is sent as ordinary events once a second and at the end.
+//! counters) is sent as ordinary events: what changed, once a second; all
+//! of it at the start and at the end (`health.rs`).
 //!
 //! The probes submit without waking us (a wakeup per event costs more than
 //! the probe), so the ring is drained on a short timer. A slow consumer makes
@@ -13,10 +14,11 @@ use anyhow::Result;
 use tokio::sync::{mpsc, watch};
 use tracer_core::{
     decode::decode_into,
-    event::{Comm, Event, EventKind, NodeId},
+    event::{Event, NodeId},
 };
 
-use crate::{node::monotonic_ns, probes::Probes};
+use super::health::HealthTracker;
+use crate::probes::Probes;
 
 /// How often the ring is drained.
 const DRAIN_EVERY: Duration = Duration::from_millis(10);
@@ -36,13 +38,17 @@ pub async fn run(
     let mut drain = tokio::time::interval(DRAIN_EVERY);
     let mut health = tokio::time::interval(HEALTH_EVERY);
     let mut undecodable = 0u64;
+    let mut tracker = HealthTracker::default();
     loop {
         let last = tokio::select! {
             _ = drain.tick() => false,
             _ = health.tick() => {
                 // Modules loaded since (vfio, virtio_iommu...) get their probes now.
                 probes.poll_modules();
-                let _ = tx.send(health_events(&probes, node, undecodable)).await;
+                let h = health_events(&probes, node, undecodable, &mut tracker, false);
+                if !h.is_empty() {
+                    let _ = tx.send(h).await;
+                }
                 false
             }
             _ = stop.changed() => true,
@@ -64,29 +70,23 @@ pub async fn run(
             return Ok(probes);
         }
         if last || *stop.borrow() {
-            let _ = tx.send(health_events(&probes, node, undecodable)).await;
+            let h = health_events(&probes, node, undecodable, &mut tracker, true);
+            let _ = tx.send(h).await;
             return Ok(probes);
         }
     }
 }
 
-/// Probe status and drop counters as events of this node.
-pub fn health_events(probes: &Probes, node: NodeId, undecodable: u64) -> Vec<Event> {
-    let ts_ns = monotonic_ns();
-    let mk = |kind| Event {
-        ts_ns,
-        node,
-        pid: 0,
-        tid: 0,
-        comm: Comm::new("vfio-trace"),
-        kind,
-    };
+/// Probe status and drop counters as events of this node (see
+/// `HealthTracker`: changes only unless `full`).
+fn health_events(
+    probes: &Probes,
+    node: NodeId,
+    undecodable: u64,
+    tracker: &mut HealthTracker,
+    full: bool,
+) -> Vec<Event> {
     let mut drops = probes.drops();
     drops.undecodable = undecodable;
-    probes
-        .statuses()
-        .into_iter()
-        .map(|s| mk(EventKind::ProbeStatus(s)))
-        .chain(std::iter::once(mk(EventKind::Drops(drops))))
-        .collect()
+    tracker.events(probes.statuses(), drops, node, full)
 }

@@ -1,3 +1,4 @@
 //! Event sources. Every source yields batches of the same typed `Event`s.
 
+pub mod health;
 pub mod live;

@@ -14,6 +14,7 @@ mod debs;
 mod init;
 mod initramfs;
 mod judge;
+pub mod live_test;
 mod oracle;
 mod qemu;
 mod rules;

@@ -412,3 +412,88 @@ fn agent_buffers_while_disconnected_reconnects_and_counts_drops() {
     assert_eq!(counts[1], n, "what was buffered arrived after the connect");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `check --no-local --listen`: agents' events are checked, their nodes are
+/// in the report, and an agent killed mid-stream makes it incomplete.
+#[test]
+fn check_takes_agents_and_a_lost_agent_makes_it_incomplete() {
+    let dir = tmpdir("check");
+    let sock = dir.join("check.sock");
+    let unix = format!("unix:{}", sock.display());
+    let check = Command::new(BIN)
+        .args([
+            "check",
+            "--no-local",
+            "--listen",
+            &unix,
+            "--duration",
+            "6s",
+            "--format",
+            "json",
+        ])
+        .env_remove("VFIO_TRACE_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while !sock.exists() {
+        assert!(t.elapsed() < Duration::from_secs(20), "no socket");
+        thread::sleep(Duration::from_millis(50));
+    }
+    let good = Proc::spawn(
+        &[
+            "agent",
+            "--connect",
+            &unix,
+            "--node",
+            "ci-guest",
+            "--synthetic",
+            "2000",
+            "--duration",
+            "1s",
+        ],
+        &[],
+    );
+    let doomed = Proc::spawn(
+        &[
+            "agent",
+            "--connect",
+            &unix,
+            "--node",
+            "doomed",
+            "--synthetic",
+            "2000",
+        ],
+        &[],
+    );
+    doomed.wait_line("connected to", Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(500));
+    doomed.signal(libc::SIGKILL);
+    let (code, text) = good.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{text}");
+    let out = check.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    let s = &report["summary"];
+    let names: Vec<&str> = s["node_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert!(
+        names.contains(&"ci-guest") && names.contains(&"doomed"),
+        "{names:?}"
+    );
+    assert!(s["events"].as_u64().unwrap() > 0, "{s}");
+    assert_eq!(s["complete"], false, "{s}");
+    let reasons = s["incomplete_reasons"].to_string();
+    assert!(
+        reasons.contains("doomed") && reasons.contains("lost"),
+        "{reasons}\n{stderr}"
+    );
+    assert_ne!(out.status.code(), Some(0), "never clean: {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -186,6 +186,16 @@ impl Report {
         Report { findings, summary }
     }
 
+    /// Something outside the events kept them from being complete (an
+    /// agent lost mid-stream, events an agent dropped): never "clean".
+    pub fn incomplete(&mut self, reason: String) {
+        self.summary.incomplete_reasons.push(reason);
+        self.summary.complete = false;
+        if self.summary.verdict == Verdict::Clean {
+            self.summary.verdict = Verdict::Incomplete;
+        }
+    }
+
     /// 0 clean, 1 findings, 2 could not check / incomplete.
     pub fn exit_code(&self) -> i32 {
         match self.summary.verdict {

@@ -14,7 +14,10 @@ use super::{
     files::{read_all_events, report_damage},
     session::{runtime, Session, StopWhen},
 };
-use crate::cli::{CheckArgs, ReportFormat};
+use crate::{
+    cli::{CheckArgs, ReportFormat},
+    net::aggregator::Notice,
+};
 
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let opts = CheckOptions {
@@ -23,8 +26,11 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         forced_pairs: CheckOptions::parse_pairs(&args.pairs)?,
         ..Default::default()
     };
+    let mut lost = Vec::new();
     let (events, nodes) = if args.files.is_empty() {
-        runtime()?.block_on(collect_live(&args))?
+        let (events, nodes, agents_lost) = runtime()?.block_on(collect_live(&args))?;
+        lost = agents_lost;
+        (events, nodes)
     } else {
         let (events, nodes, end) = read_all_events(&args.files, args.salvage)?;
         if report_damage(&end, args.salvage) {
@@ -37,7 +43,10 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         }
         (events, nodes)
     };
-    let report = check::run(&events, &nodes, &opts);
+    let mut report = check::run(&events, &nodes, &opts);
+    for why in lost {
+        report.incomplete(why);
+    }
     print_report(&report, args.format);
     Ok(ExitCode::from(
         u8::try_from(report.exit_code()).unwrap_or(super::EXIT_CANNOT),
@@ -52,28 +61,61 @@ fn print_report(report: &Report, format: ReportFormat) {
     }
 }
 
-/// Traces live until the duration passes, the command exits, or a signal.
-async fn collect_live(args: &CheckArgs) -> Result<(Vec<Event>, Vec<NodeInfo>)> {
+/// What was collected live: the events, the nodes (this machine and every
+/// agent that joined), and why agents' streams are incomplete.
+type Live = (Vec<Event>, Vec<NodeInfo>, Vec<String>);
+
+/// Traces live (local probes and/or agents with `--listen`) until the
+/// duration passes, the command exits, or a signal.
+async fn collect_live(args: &CheckArgs) -> Result<Live> {
     let mut session = Session::start(&args.probe)?;
+    let mut notices = session.take_notices();
     let mut stop = StopWhen::new(args.duration, &args.command)?;
     eprintln!("vfio-trace: checking live (Ctrl-C to stop)");
     let stopping = stop.wait();
     tokio::pin!(stopping);
     let mut stopped = false;
     let mut events = Vec::new();
+    let mut lost = Vec::new();
     loop {
         tokio::select! {
             batch = session.events.recv() => match batch {
                 Some(b) => events.extend(b),
                 None => break,
             },
+            Some(n) = async { notices.as_mut()?.recv().await }, if notices.is_some() => {
+                eprintln!("vfio-trace: {n}");
+                if let Some(why) = agent_loss(&n) {
+                    lost.push(why);
+                }
+            }
             _ = &mut stopping, if !stopped => {
                 stopped = true;
                 session.request_stop();
             }
         }
     }
-    let nodes = vec![session.node.clone()];
+    if let Some(rx) = notices.as_mut() {
+        while let Ok(n) = rx.try_recv() {
+            eprintln!("vfio-trace: {n}");
+            lost.extend(agent_loss(&n));
+        }
+    }
+    let nodes = session.nodes();
     session.finish().await.context("stopping the probes")?;
-    Ok((events, nodes))
+    Ok((events, nodes, lost))
+}
+
+/// An agent's notice that means events are missing from the check.
+fn agent_loss(n: &Notice) -> Option<String> {
+    match n {
+        Notice::Left { clean: false, .. } => Some(n.to_string()),
+        Notice::AgentDrops {
+            dropped,
+            lost,
+            missing_batches,
+            ..
+        } if dropped + lost + missing_batches > 0 => Some(n.to_string()),
+        _ => None,
+    }
 }

@@ -19,6 +19,7 @@ mod oracle;
 mod qemu;
 mod rules;
 mod scenarios;
+mod vsock;
 
 use std::{
     fs,

@@ -18,7 +18,7 @@ use super::{oracle_for, prepare, share_args, Boot, Scenario};
 use crate::{
     lab::{
         init::{Results, RESULTS_PORT},
-        judge, oracle, qemu, rules, stage_binaries, Arch, Ctx,
+        judge, oracle, qemu, rules, stage_binaries, vsock, Arch, Ctx,
     },
     probecheck,
     step::{self, cmd, step},
@@ -47,6 +47,8 @@ pub(super) const L1_MODULES: &[(&str, &str)] = &[
     ("9p", ""),
     ("kvm", ""),
     ("kvm-amd", ""),
+    // vsock:1:PORT inside L1 (the vsock transport check).
+    ("vsock_loopback", ""),
 ];
 
 /// No 9p in L2: every 9p request would cross both virtualization levels
@@ -87,6 +89,7 @@ chroot /host @QEMU@ -accel kvm -cpu max -M q35 -m 256M -smp 1 \
   < /dev/null 2>/lab/inner-qemu.stderr | tee /lab/l2/console.log | sed 's/^/L2| /'
 say "L2 QEMU exited at $(up)s"
 tracer_stop
+vsock_check
 grep -q '^LAB-RESULT: PASS' /lab/l2/console.log || fail "L2: $(grep LAB-RESULT /lab/l2/console.log || echo no result marker)"
 finish PASS
 "#;
@@ -129,12 +132,13 @@ pub(super) fn levels(ctx: &Ctx, l2_body: &str, inner_extra: &str) -> Result<Leve
         &label("nested-l2"),
     )?;
     let qemu_bin = "/usr/bin/qemu-system-x86_64";
-    let l1_body = L1_BODY
-        .replace("@QEMU@", qemu_bin)
-        .replace("@KERNEL@", &l2.kernel.image.display().to_string())
-        .replace("@INITRD@", &l2.initrd.display().to_string())
-        .replace("@PORT@", RESULTS_PORT)
-        .replace("@INNER_EXTRA@", inner_extra);
+    let l1_body = vsock::L1_SCRIPT.to_string()
+        + &L1_BODY
+            .replace("@QEMU@", qemu_bin)
+            .replace("@KERNEL@", &l2.kernel.image.display().to_string())
+            .replace("@INITRD@", &l2.initrd.display().to_string())
+            .replace("@PORT@", RESULTS_PORT)
+            .replace("@INNER_EXTRA@", inner_extra);
     let l1 = prepare(
         ctx,
         arch,
@@ -224,6 +228,7 @@ fn run(ctx: &Ctx) -> Result<()> {
         checks.extend(super::single::probe_check(probecheck::check_nested(
             &ctx.out,
         )));
+        checks.push(vsock::check(&ctx.out));
         // Host and guest together: the cross-layer rules pair them.
         match rules::checker(ctx.tracer().as_deref()) {
             Ok(c) => checks.push(rules::clean(

@@ -112,5 +112,16 @@ fn check_on_the_clean_nested_sample_is_clean() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
     assert_eq!(report["summary"]["verdict"], "clean");
+    // The guest's domain is paired with the inner QEMU's container on L1,
+    // found from the map sequences (the L2 clock, 1.1 s behind L1's in this
+    // recording, is aligned from the same evidence).
+    let p = &report["summary"]["pairings"];
+    assert_eq!(p.as_array().map(Vec::len), Some(1), "{p:#}");
+    assert_eq!(p[0]["guest_node"], "l2", "{p:#}");
+    assert_eq!(p[0]["host_node"], "l1", "{p:#}");
+    assert_eq!(p[0]["forced"], false, "{p:#}");
+    assert_eq!(p[0]["host_devices"][0], "0000:00:02.0", "{p:#}");
+    assert!(p[0]["matches"].as_u64().unwrap() >= 16, "{p:#}");
+    assert_eq!(p[0]["hva_disagree"], 0, "{p:#}");
     assert_eq!(out.status.code(), Some(0));
 }

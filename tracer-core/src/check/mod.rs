@@ -32,9 +32,11 @@
 //! at all → `incomplete` (exit 2); otherwise `clean` (exit 0). A report with
 //! findings still says whether it was complete (`summary.complete`).
 
+mod pairings;
 mod render;
 mod report;
 
+pub use pairings::ReportPairing;
 pub use report::{
     DropsSummary, MissingProbe, ProbeSummary, Report, ReportFinding, Summary, Verdict,
 };

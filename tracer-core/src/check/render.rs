@@ -85,6 +85,9 @@ impl Report {
                 p.reason
             );
         }
+        for p in &m.pairings {
+            let _ = writeln!(s, "  paired: {p}");
+        }
         for r in &m.incomplete_reasons {
             let _ = writeln!(s, "  incomplete: {r}");
         }

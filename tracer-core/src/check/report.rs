@@ -75,6 +75,8 @@ pub struct Summary {
     pub rules: Vec<String>,
     /// Findings not kept beyond the per-rule cap.
     pub suppressed: u64,
+    /// Guest domains paired with the host containers serving them.
+    pub pairings: Vec<super::ReportPairing>,
     /// False when drops, a missing required probe or no events make the
     /// check incomplete; `incomplete_reasons` says why.
     pub complete: bool,
@@ -179,6 +181,7 @@ impl Report {
             drops,
             rules: rules.iter().map(|r| r.id().to_string()).collect(),
             suppressed: engine.suppressed(),
+            pairings: super::pairings::report_pairings(&engine.pairings(), nodes),
             complete: reasons.is_empty(),
             incomplete_reasons: reasons,
             verdict,

@@ -7,6 +7,7 @@
 //!   strict or salvaging ([`ReadMode`]).
 //! - [`merge`]: several files (host + guests) as one timeline.
 
+pub mod align;
 pub(crate) mod codec;
 mod error;
 mod frame;

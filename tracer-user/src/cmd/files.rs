@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use tracer_core::{
     event::{Event, NodeInfo},
-    tracefile::{ReadMode, Timeline, TraceError},
+    tracefile::{node_name, ReadMode, Timeline, TraceError},
 };
 
 /// How reading ended.
@@ -72,7 +72,25 @@ pub fn read_all_events(
         }
         Ok(())
     })?;
+    align(&mut events, &mut nodes);
     Ok((events, nodes, end))
+}
+
+/// Separately recorded nodes whose wall clocks disagree (a VM's RTC) are
+/// aligned from the events (a guest MAP followed by the host's MAP_DMA,
+/// `tracefile::align`), said on stderr, and the timeline re-sorted.
+pub fn align(events: &mut [Event], nodes: &mut [NodeInfo]) {
+    let shifts = tracer_core::tracefile::align::align_nodes(events, nodes);
+    for a in &shifts {
+        eprintln!(
+            "vfio-trace: node {} aligned to {}: {a}",
+            node_name(nodes, a.guest),
+            node_name(nodes, a.host)
+        );
+    }
+    if !shifts.is_empty() {
+        events.sort_by_key(|e| tracer_core::tracefile::aligned_ns(e, nodes));
+    }
 }
 
 /// Reports damage; returns whether it is fatal for the exit code. A file

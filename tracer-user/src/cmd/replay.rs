@@ -41,6 +41,7 @@ fn run_tui(args: ReplayArgs) -> Result<ExitCode> {
         }
         Ok(())
     })?;
+    super::files::align(&mut events, &mut nodes);
     let fatal = report_damage(&end, args.salvage);
     let note = match &end {
         super::files::ReadEnd::Complete => None,

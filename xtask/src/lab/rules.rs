@@ -297,3 +297,40 @@ pub fn faults(checker: &Path, dir: &Path) -> Vec<Line> {
     ));
     lines
 }
+
+/// Nested: the clean check's report (saved by `clean`) pairs the L2 guest
+/// domain with an L1 container serving `bdf`, found automatically, every
+/// followed MAP's HVA equal to the memslot's.
+pub fn paired(report: &Path, bdf: Option<&str>) -> Line {
+    let name = "guest/host pairing found automatically (L2 domain ↔ L1 container)".to_string();
+    let r: Value = match fs::read(report).map(|b| serde_json::from_slice(&b)) {
+        Ok(Ok(v)) => v,
+        _ => return (name, Err(format!("no report in {}", report.display()))),
+    };
+    let ps = r["summary"]["pairings"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let ok = ps.iter().find(|p| {
+        p["guest_node"] == "l2"
+            && p["host_node"] == "l1"
+            && p["forced"] == false
+            && p["hva_disagree"] == 0
+            && p["matches"].as_u64().unwrap_or(0) > 0
+            && bdf.is_none_or(|b| {
+                p["host_devices"]
+                    .as_array()
+                    .is_some_and(|d| d.iter().any(|x| x == b))
+            })
+    });
+    match ok {
+        Some(p) => (
+            name,
+            Ok(format!(
+                "l2 domain {} ↔ l1 container of {}: {} guest MAPs followed, HVA = memslot for {}",
+                p["guest_domain"], p["host_devices"], p["matches"], p["hva_agree"]
+            )),
+        ),
+        None => (name, Err(format!("pairings: {}", Value::Array(ps)))),
+    }
+}

@@ -17,6 +17,7 @@ use serde_json::json;
 use super::{oracle_for, prepare, share_args, Boot, Scenario};
 use crate::{
     lab::{
+        console,
         init::{Results, RESULTS_PORT},
         judge, oracle, qemu, rules, stage_binaries, vsock, Arch, Ctx,
     },
@@ -231,11 +232,20 @@ fn run(ctx: &Ctx) -> Result<()> {
         checks.push(vsock::check(&ctx.out));
         // Host and guest together: the cross-layer rules pair them.
         match rules::checker(ctx.tracer().as_deref()) {
-            Ok(c) => checks.push(rules::clean(
-                &c,
-                &[ctx.out.join("trace.vft"), l2_dir.join("trace.vft")],
-                &ctx.out.join("check.json"),
-            )),
+            Ok(c) => {
+                checks.push(rules::clean(
+                    &c,
+                    &[ctx.out.join("trace.vft"), l2_dir.join("trace.vft")],
+                    &ctx.out.join("check.json"),
+                ));
+                let l1_edu = fs::read_to_string(ctx.out.join("console.log"))
+                    .ok()
+                    .and_then(|c| bound_bdf(&c));
+                checks.push(rules::paired(
+                    &ctx.out.join("check.json"),
+                    l1_edu.as_deref(),
+                ));
+            }
             Err(e) => checks.push(("vfio-trace check".into(), Err(format!("{e:#}")))),
         }
     }
@@ -260,4 +270,14 @@ fn run(ctx: &Ctx) -> Result<()> {
             }),
         },
     )
+}
+
+/// The device L1 bound to vfio-pci (`LAB: 0000:00:02.0 bound to vfio-pci`
+/// on L1's own console lines, not the relayed `L2| ` ones).
+fn bound_bdf(console: &str) -> Option<String> {
+    console
+        .lines()
+        .map(console::strip)
+        .find_map(|l| l.strip_prefix("LAB: ")?.split_once(" bound to vfio-pci"))
+        .map(|(bdf, _)| bdf.to_string())
 }

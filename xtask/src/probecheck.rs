@@ -147,6 +147,7 @@ fn guest_checks(
     exerciser_calls(&events, &ex_text, ex_pid, &mut sub);
     pages_pinned_and_mapped(&events, ex_pid, &mut sub);
     msi_model(&events, msi, &mut sub);
+    resv_at_start(&events, &ex_text, ex_pid, &mut sub);
     r.absorb(label, sub);
     Ok(events)
 }
@@ -366,6 +367,43 @@ fn exerciser_pid(text: &str) -> Option<u32> {
         .find(|v| v["type"] == "header")
         .and_then(|v| v["pid"].as_u64())
         .map(|p| p as u32)
+}
+
+/// The reserved regions of edu's group are reported at start (vfio-trace
+/// reads sysfs, the kernel computes them, the probe reports them: before
+/// the exerciser's first call), attributed to edu from its group in sysfs.
+fn resv_at_start(events: &[Event], journal: &str, pid: Option<u32>, r: &mut ProbeReport) {
+    let name = "reserved regions at start, attributed to edu";
+    let edu = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["type"] == "header")
+        .and_then(|v| v["edu"].as_str().map(str::to_string));
+    let Some(edu) = edu else {
+        return r.fail(name, "no edu in the exerciser's journal header".into());
+    };
+    let first_call = events
+        .iter()
+        .position(|e| Some(e.pid) == pid)
+        .unwrap_or(events.len());
+    let early: Vec<String> = events[..first_call]
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ResvRegion(g) if g.device.to_string() == edu => Some(format!(
+                "{:?} {:#x}-{:#x} (group {})",
+                g.rtype, g.start, g.end, g.group
+            )),
+            _ => None,
+        })
+        .collect();
+    if early.is_empty() {
+        r.fail(
+            name,
+            format!("no resv_region of {edu} before the exerciser's first call"),
+        );
+    } else {
+        r.pass(name, format!("{edu}: {}", early.join(", ")));
+    }
 }
 
 /// Every MAP_DMA / UNMAP_DMA / SET_IRQS the exerciser made appears, in

@@ -17,7 +17,7 @@ use tracer_core::{
     event::{Event, NodeId},
 };
 
-use super::health::HealthTracker;
+use super::{groups::GroupDevices, health::HealthTracker};
 use crate::probes::Probes;
 
 /// How often the ring is drained.
@@ -39,6 +39,11 @@ pub async fn run(
     let mut health = tokio::time::interval(HEALTH_EVERY);
     let mut undecodable = 0u64;
     let mut tracker = HealthTracker::default();
+    // Reserved regions as they are now: reading sysfs makes the kernel
+    // compute them, and the probe reports them (groups.rs).
+    let mut groups = GroupDevices::default();
+    let n = groups.read_all_regions();
+    log::debug!("read the reserved regions of {n} IOMMU groups");
     loop {
         let last = tokio::select! {
             _ = drain.tick() => false,
@@ -62,10 +67,14 @@ pub async fn run(
                     log::warn!("undecodable probe record ({} bytes): {e}", item.len());
                 }
             }
-            if batch.len() >= 4096 && tx.send(std::mem::take(&mut batch)).await.is_err() {
-                return Ok(probes);
+            if batch.len() >= 4096 {
+                groups.attribute(&mut batch);
+                if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    return Ok(probes);
+                }
             }
         }
+        groups.attribute(&mut batch);
         if !batch.is_empty() && tx.send(batch).await.is_err() {
             return Ok(probes);
         }

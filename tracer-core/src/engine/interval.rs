@@ -217,6 +217,8 @@ impl PageTable {
         self.find(p).is_some()
     }
 
+    #[cold]
+    #[inline(never)]
     fn grow(&mut self) {
         let cap = (self.slots.len() * 2).max(16);
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); cap]);

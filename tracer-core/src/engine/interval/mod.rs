@@ -12,9 +12,9 @@
 //! the B-tree; range operations merge both. Inserting a page whose event is
 //! newer than everything in the map (what the engine always does: event
 //! ids grow) cannot merge with a neighbour, so it skips the neighbour
-//! lookups. Replay is bound by cache misses into these tables (one per
-//! layer per event on a random IOVA pattern); measured throughput and bytes
-//! per live mapping (≈ 51 B at 1 M sequential pages) are in
+//! lookups. On a random IOVA pattern replay spends about half its time in
+//! cache misses into these tables (one per layer per event); throughput
+//! and bytes per live mapping (≈ 51 B at 1 M sequential pages) are in
 //! `benches/engine.rs`. Ends are inclusive so a range may reach `u64::MAX`.
 
 mod table;

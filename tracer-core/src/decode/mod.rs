@@ -5,6 +5,8 @@
 //! never a panic.
 
 mod bytes;
+#[cfg(any(test, feature = "encode"))]
+pub mod encode;
 mod ioctl;
 mod kprobe;
 

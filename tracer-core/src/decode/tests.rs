@@ -1,5 +1,6 @@
 use tracer_common::ioctl::{self as cmds, IoctlRecord, IOCTL_DATA_MAX};
 
+use super::encode::{bytes_of, ioctl_record, Le};
 use super::*;
 use crate::event::*;
 
@@ -18,48 +19,8 @@ fn header(kind: u16) -> EventHeader {
 }
 
 fn record(cmd: u32, fd: u32, arg: u64, ret: i64, data_in: &[u8], data_out: &[u8]) -> Vec<u8> {
-    let mut rec = IoctlRecord {
-        hdr: header(kind::IOCTL),
-        enter_ns: 100_000,
-        arg,
-        ret,
-        fd,
-        cmd,
-        in_len: data_in.len() as u32,
-        out_len: data_out.len() as u32,
-        dev: [0; tracer_common::kprobe::DEV_NAME_LEN],
-        in_data: [0; IOCTL_DATA_MAX],
-        out_data: [0; IOCTL_DATA_MAX],
-    };
-    rec.in_data[..data_in.len()].copy_from_slice(data_in);
-    rec.out_data[..data_out.len()].copy_from_slice(data_out);
-    // SAFETY: IoctlRecord is a #[repr(C)] struct of integers with no padding.
-    unsafe {
-        std::slice::from_raw_parts((&rec as *const IoctlRecord).cast::<u8>(), IoctlRecord::SIZE)
-    }
-    .to_vec()
-}
-
-/// Little-endian struct builder.
-#[derive(Default)]
-struct Le(Vec<u8>);
-impl Le {
-    fn u16(mut self, v: u16) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn u32(mut self, v: u32) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn i32(mut self, v: i32) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
-    fn u64(mut self, v: u64) -> Self {
-        self.0.extend_from_slice(&v.to_le_bytes());
-        self
-    }
+    let rec = ioctl_record(header(kind::IOCTL), fd, cmd, arg, ret, data_in, data_out).unwrap();
+    bytes_of(&rec).to_vec()
 }
 
 fn kind_of(bytes: &[u8]) -> EventKind {
@@ -453,10 +414,8 @@ fn arbitrary_bytes_never_panic() {
 
 use tracer_common::kprobe::*;
 
-fn as_bytes<T: Copy>(r: &T) -> Vec<u8> {
-    // SAFETY: wire records are #[repr(C)] integer structs without padding.
-    unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-        .to_vec()
+fn as_bytes<T: WireStruct>(r: &T) -> Vec<u8> {
+    bytes_of(r).to_vec()
 }
 
 fn name(s: &str) -> [u8; DEV_NAME_LEN] {

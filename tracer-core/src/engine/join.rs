@@ -118,13 +118,26 @@ impl Waiting {
     /// expiry queue, so that queue holds only what still waits.
     fn settle(&mut self, k: (u64, EvId)) -> Option<PendingGuest> {
         let p = self.by_iova.remove(&k)?;
-        if self.order.back() == Some(&(p.wall, p.start, p.ev)) {
-            self.order.pop_back();
-        }
+        self.unqueue_newest(&p);
         Some(p)
     }
 
+    fn unqueue_newest(&mut self, p: &PendingGuest) {
+        if self.order.back() == Some(&(p.wall, p.start, p.ev)) {
+            self.order.pop_back();
+        }
+    }
+
+    /// Called for every event: the check that nothing expired stays inline.
+    #[inline]
     fn expire(&mut self, before: u64) {
+        if self.order.front().is_some_and(|f| f.0 < before) {
+            self.expire_some(before);
+        }
+    }
+
+    #[inline(never)]
+    fn expire_some(&mut self, before: u64) {
         while let Some(&(w, s, ev)) = self.order.front() {
             if w >= before {
                 break;
@@ -198,7 +211,15 @@ impl Early {
         Some(op)
     }
 
+    #[inline]
     fn expire(&mut self, before: u64) {
+        if self.order.front().is_some_and(|f| f.0 < before) {
+            self.expire_some(before);
+        }
+    }
+
+    #[inline(never)]
+    fn expire_some(&mut self, before: u64) {
         while let Some(&(w, s, ev)) = self.order.front() {
             if w >= before {
                 break;
@@ -388,8 +409,8 @@ impl Join {
 
     /// A host MAP_DMA (successful or not) from a VMM: matched with the
     /// oldest waiting guest MAP it fits in, else kept for a guest MAP that
-    /// comes later. Returns the guest MAP it matched.
-    pub fn host_map(&mut self, op: HostOp, host: &impl HostView) -> Option<PendingGuest> {
+    /// comes later. Returns whether it matched one.
+    pub fn host_map(&mut self, op: HostOp, host: &impl HostView) -> bool {
         let Some(k) = self.maps.find(
             op.key,
             op.start,
@@ -399,15 +420,19 @@ impl Join {
             self.skew_ns,
         ) else {
             self.early_maps.push(op);
-            return None;
+            return false;
         };
-        let p = self.maps.by_iova.get_mut(&k)?;
-        let agrees = record(&mut self.evidence, p, &op, host);
-        let matched = p.clone();
-        if settle(p, &op, agrees, host.judge_hva(op.key)) {
-            self.maps.settle(k);
+        // Taken out, and put back unless settled (usually it is).
+        let Some(mut p) = self.maps.by_iova.remove(&k) else {
+            return false;
+        };
+        let agrees = record(&mut self.evidence, &p, &op, host);
+        if settle(&mut p, &op, agrees, host.judge_hva(op.key)) {
+            self.maps.unqueue_newest(&p);
+        } else {
+            self.maps.by_iova.insert(k, p);
         }
-        Some(matched)
+        true
     }
 
     /// A host UNMAP_DMA attempt: settles a waiting guest UNMAP it overlaps,

@@ -6,21 +6,24 @@
 //! Most mappings are single 4 KiB pages (the DMA API maps page by page), so
 //! a piece that is exactly one aligned page lives in an open-addressing
 //! table keyed by page number with the piece in the slot (one cache miss to
-//! find, insert or remove it), plus a bitmap per 64-page block (a 64×
-//! smaller hash table) for walks in address order. Every other piece lives
+//! find, insert or remove it; `table.rs`), plus a bitmap per 64-page block
+//! (a 64× smaller table of the same kind) for walks in address order. Every other piece lives
 //! in a `BTreeMap` keyed by start. A lookup tries the page table first, then
 //! the B-tree; range operations merge both. Inserting a page whose event is
 //! newer than everything in the map (what the engine always does: event
 //! ids grow) cannot merge with a neighbour, so it skips the neighbour
-//! lookups. Replay is bound by cache misses into these tables (one per
-//! layer per event on a random IOVA pattern); measured throughput and bytes
-//! per live mapping (≈ 51 B at 1 M sequential pages) are in
+//! lookups. On a random IOVA pattern replay spends about half its time in
+//! cache misses into these tables (one per layer per event); throughput
+//! and bytes per live mapping (≈ 51 B at 1 M sequential pages) are in
 //! `benches/engine.rs`. Ends are inclusive so a range may reach `u64::MAX`.
 
-use std::collections::hash_map::Entry as HEntry;
-use std::collections::{BTreeMap, HashMap};
+mod table;
+
+use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::iter::Peekable;
+
+use table::PageTable;
 
 /// What a piece carries besides its addresses: the id of the event that
 /// created it (48 bits) and 16 bits of layer-specific flags.
@@ -153,160 +156,6 @@ impl BuildHasher for IntHash {
     }
 }
 
-/// The single-page pieces: an open-addressing table keyed by page number
-/// with the piece stored in the slot, so a lookup costs one cache miss
-/// (a general-purpose map keeps control bytes apart from entries: two).
-/// Linear probing, Fibonacci hashing, backward-shift deletion (no
-/// tombstones), load ≤ 5/8.
-#[derive(Clone, Debug, Default)]
-struct PageTable {
-    /// Power-of-two length, or empty.
-    slots: Vec<Slot>,
-    len: usize,
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Slot {
-    /// Page number + 1; 0 marks an empty slot.
-    key: u64,
-    val: Small,
-}
-
-impl PageTable {
-    #[inline]
-    fn home(&self, p: u64) -> usize {
-        // Fibonacci hashing: the top bits of the product.
-        let bits = self.slots.len().trailing_zeros();
-        (p.wrapping_add(1).wrapping_mul(K) >> (64 - bits)) as usize
-    }
-
-    fn len(&self) -> usize {
-        self.len
-    }
-
-    fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Index of the slot holding page `p`.
-    #[inline]
-    fn find(&self, p: u64) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = self.home(p);
-        loop {
-            let k = self.slots[i].key;
-            if k == p.wrapping_add(1) {
-                return Some(i);
-            }
-            if k == 0 {
-                return None;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    #[inline]
-    fn get(&self, p: u64) -> Option<&Small> {
-        self.find(p).map(|i| &self.slots[i].val)
-    }
-
-    fn contains(&self, p: u64) -> bool {
-        self.find(p).is_some()
-    }
-
-    fn grow(&mut self) {
-        let cap = (self.slots.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); cap]);
-        self.len = 0;
-        for s in old.into_iter().filter(|s| s.key != 0) {
-            self.insert(s.key - 1, s.val);
-        }
-    }
-
-    /// Inserts or replaces; returns whether the page was new.
-    #[inline]
-    fn insert(&mut self, p: u64, val: Small) -> bool {
-        if (self.len + 1) * 8 > self.slots.len() * 5 {
-            self.grow();
-        }
-        let mask = self.slots.len() - 1;
-        let key = p.wrapping_add(1);
-        let mut i = self.home(p);
-        loop {
-            let s = &mut self.slots[i];
-            if s.key == key {
-                s.val = val;
-                return false;
-            }
-            if s.key == 0 {
-                *s = Slot { key, val };
-                self.len += 1;
-                return true;
-            }
-            i = (i + 1) & mask;
-        }
-    }
-
-    #[inline]
-    fn remove(&mut self, p: u64) -> Option<Small> {
-        let mut i = self.find(p)?;
-        let val = self.slots[i].val;
-        let mask = self.slots.len() - 1;
-        // Backward shift: pull later entries of the probe run into the hole
-        // when their home does not lie after it (cyclically).
-        let mut j = i;
-        loop {
-            j = (j + 1) & mask;
-            let k = self.slots[j].key;
-            if k == 0 {
-                break;
-            }
-            let h = self.home(k - 1);
-            let movable = if i <= j {
-                h <= i || h > j
-            } else {
-                h <= i && h > j
-            };
-            if movable {
-                self.slots[i] = self.slots[j];
-                i = j;
-            }
-        }
-        self.slots[i] = Slot::default();
-        self.len -= 1;
-        Some(val)
-    }
-
-    fn clear(&mut self) {
-        self.slots.clear();
-        self.len = 0;
-    }
-
-    /// Asks the CPU to fetch the home slot of page `p`.
-    #[inline]
-    fn prefetch(&self, p: u64) {
-        if !self.slots.is_empty() {
-            prefetch_ptr(&self.slots[self.home(p)]);
-        }
-    }
-}
-
-/// A cache prefetch hint (a no-op off x86_64).
-#[inline(always)]
-fn prefetch_ptr<T>(r: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is a hint: it never faults and changes no memory.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((r as *const T).cast::<i8>());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = r;
-}
-
 const PAGE_SHIFT: u32 = 12;
 const PAGE: u64 = 1 << PAGE_SHIFT;
 /// Pages per bitmap block.
@@ -339,16 +188,16 @@ pub struct IntervalMap {
     /// Pieces by start (any piece may live here).
     big: BTreeMap<u64, Seg>,
     /// Pieces that are exactly one aligned page, by page number.
-    pages: PageTable,
-    /// Which pages of each 64-page block are in `pages`.
-    blocks: HashMap<u64, u64, IntHash>,
+    pages: PageTable<Small>,
+    /// Which pages of each 64-page block are in `pages`, by block number.
+    blocks: PageTable<u64>,
     /// Highest event id ever inserted (`None`: nothing yet).
     max_ev: Option<u64>,
 }
 
 /// Pieces of `pages` overlapping a page-number range, in order.
 struct PageWalk<'a> {
-    pages: &'a PageTable,
+    pages: &'a PageTable<Small>,
     /// The blocks in range with their bitmaps, in order.
     blocks: std::vec::IntoIter<(u64, u64)>,
     /// Current block base page and its remaining bits.
@@ -479,13 +328,13 @@ impl IntervalMap {
             let (b0, b1) = (first >> BLOCK_SHIFT, lastp >> BLOCK_SHIFT);
             if b1 - b0 < self.blocks.len() as u64 {
                 // Fewer blocks in range than in the map: look each up.
-                blocks.extend((b0..=b1).filter_map(|b| self.blocks.get(&b).map(|&bits| (b, bits))));
+                blocks.extend((b0..=b1).filter_map(|b| self.blocks.get(b).map(|&bits| (b, bits))));
             } else {
                 blocks.extend(
                     self.blocks
                         .iter()
-                        .filter(|(b, _)| (b0..=b1).contains(*b))
-                        .map(|(&b, &bits)| (b, bits)),
+                        .filter(|(b, _)| (b0..=b1).contains(b))
+                        .map(|(b, &bits)| (b, bits)),
                 );
                 blocks.sort_unstable();
             }
@@ -528,14 +377,15 @@ impl IntervalMap {
     }
 
     fn set_bit(&mut self, p: u64) {
-        *self.blocks.entry(p >> BLOCK_SHIFT).or_insert(0) |= 1 << (p & 63);
+        *self.blocks.entry(p >> BLOCK_SHIFT).0 |= 1 << (p & 63);
     }
 
     fn clear_bit(&mut self, p: u64) {
-        if let HEntry::Occupied(mut o) = self.blocks.entry(p >> BLOCK_SHIFT) {
-            *o.get_mut() &= !(1 << (p & 63));
-            if *o.get() == 0 {
-                o.remove();
+        let b = p >> BLOCK_SHIFT;
+        if let Some(bits) = self.blocks.get_mut(b) {
+            *bits &= !(1 << (p & 63));
+            if *bits == 0 {
+                self.blocks.remove(b);
             }
         }
     }
@@ -807,43 +657,6 @@ mod tests {
         assert_eq!(im.len(), 1);
         im.insert(0x2000, 0x2fff, 0x99000, m(1));
         assert_eq!(im.len(), 2);
-    }
-
-    /// The page table against a std map: random inserts, replacements and
-    /// removals (backward shifts across the table's wrap-around, growth).
-    #[test]
-    fn page_table_matches_a_map() {
-        let mut t = PageTable::default();
-        let mut m: HashMap<u64, u64> = HashMap::new();
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for i in 0..200_000u64 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            // Few distinct keys so that runs collide and wrap; some huge.
-            let k = match x % 4 {
-                0 => (x >> 8) % 64,
-                1 => (x >> 8) % 4096,
-                2 => (1 << 52) - 1 - (x >> 8) % 64,
-                _ => ((x >> 8) % 512) << 9,
-            };
-            let v = Small {
-                to: i,
-                meta: Meta::new(i, 0),
-            };
-            if (x >> 3).is_multiple_of(3) {
-                assert_eq!(t.remove(k).map(|s| s.to), m.remove(&k), "remove {k}");
-            } else {
-                assert_eq!(t.insert(k, v), m.insert(k, i).is_none(), "insert {k}");
-            }
-            assert_eq!(t.len(), m.len());
-            if i.is_multiple_of(1000) {
-                for (&k, &v) in &m {
-                    assert_eq!(t.get(k).map(|s| s.to), Some(v));
-                }
-                assert_eq!(t.slots.iter().filter(|s| s.key != 0).count(), m.len());
-            }
-        }
     }
 
     #[test]

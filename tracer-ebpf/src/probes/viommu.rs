@@ -7,9 +7,9 @@
 
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
-    macros::{kprobe, kretprobe, map},
+    macros::{fexit, kprobe, kretprobe, map},
     maps::{HashMap, PerCpuArray},
-    programs::{ProbeContext, RetProbeContext},
+    programs::{FExitContext, ProbeContext, RetProbeContext},
 };
 use tracer_common::{
     kind,
@@ -122,6 +122,20 @@ pub fn virtqueue_get_buf_ctx_return(ctx: RetProbeContext) -> u32 {
 #[kretprobe]
 pub fn virtqueue_get_buf_return(ctx: RetProbeContext) -> u32 {
     completed(ctx.ret(), VIRTQUEUE_GET_BUF_RETURN)
+}
+
+/// `virtqueue_get_buf_ctx()` as an fexit program: the same, through a BPF
+/// trampoline instead of a return probe on every virtio completion of every
+/// device. Preferred when the kernel has trampolines.
+#[fexit(function = "virtqueue_get_buf_ctx")]
+pub fn virtqueue_get_buf_ctx_exit(ctx: FExitContext) -> u32 {
+    completed(ctx.ret::<u64>().unwrap_or(0), VIRTQUEUE_GET_BUF_CTX_RETURN)
+}
+
+/// `virtqueue_get_buf()` as an fexit program.
+#[fexit(function = "virtqueue_get_buf")]
+pub fn virtqueue_get_buf_exit(ctx: FExitContext) -> u32 {
+    completed(ctx.ret::<u64>().unwrap_or(0), VIRTQUEUE_GET_BUF_RETURN)
 }
 
 #[inline(always)]

@@ -88,6 +88,46 @@ impl IoctlRecord {
     pub const SIZE: usize = core::mem::size_of::<Self>();
 }
 
+/// The fixed part of a [`crate::kind::IOCTL_VAR`] record: the same fields as
+/// [`IoctlRecord`] without its two 512-byte arrays. The record is exactly
+/// `IoctlHead::SIZE + in_len + out_len` bytes: the head, then the `in_len`
+/// bytes read at enter, then the `out_len` bytes read at exit. The probes
+/// send this form (a MAP_DMA is 144 bytes instead of 1136).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IoctlHead {
+    /// `ts_ns` is the exit time.
+    pub hdr: EventHeader,
+    /// Monotonic time of sys_enter_ioctl.
+    pub enter_ns: u64,
+    /// The user pointer passed as the third argument.
+    pub arg: u64,
+    /// The syscall's return value (negative errno on failure).
+    pub ret: i64,
+    pub fd: u32,
+    pub cmd: u32,
+    /// Bytes read at enter (at most [`IOCTL_DATA_MAX`]; 0: nothing read or the read faulted).
+    pub in_len: u32,
+    /// Bytes read at exit (at most [`IOCTL_DATA_MAX`]).
+    pub out_len: u32,
+    /// The device's name when a kernel probe inside the ioctl saw it
+    /// (`vfio_pci_set_irqs_ioctl`), NUL padded; empty otherwise.
+    pub dev: [u8; crate::kprobe::DEV_NAME_LEN],
+}
+
+impl IoctlHead {
+    pub const SIZE: usize = core::mem::size_of::<Self>();
+}
+
+/// Room to build the longest [`crate::kind::IOCTL_VAR`] record (the probe's
+/// per-CPU scratch); only the used prefix is sent.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct IoctlVarBuf {
+    pub head: IoctlHead,
+    pub data: [u8; 2 * IOCTL_DATA_MAX],
+}
+
 /// What the enter probe keeps per thread until the exit probe pairs it.
 #[repr(C)]
 #[derive(Clone, Copy)]

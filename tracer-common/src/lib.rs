@@ -37,6 +37,10 @@ pub mod kind {
     pub const RESV_REGIONS: u16 = 9;
     /// [`crate::kprobe::ViommuReqRecord`].
     pub const VIOMMU_REQ: u16 = 10;
+    /// [`crate::ioctl::IoctlHead`] then the bytes read at enter and at exit:
+    /// the same content as [`IOCTL`] without the unused parts of its arrays
+    /// (what the probes send; [`IOCTL`] is still decoded).
+    pub const IOCTL_VAR: u16 = 11;
 }
 
 /// Common prefix of every ring-buffer record.
@@ -80,6 +84,7 @@ mod pod {
     // holes (checked by the size assertions in the user crate's tests).
     unsafe impl aya::Pod for crate::EventHeader {}
     unsafe impl aya::Pod for crate::ioctl::IoctlRecord {}
+    unsafe impl aya::Pod for crate::ioctl::IoctlHead {}
     unsafe impl aya::Pod for crate::kprobe::IommuMapRecord {}
     unsafe impl aya::Pod for crate::kprobe::IommuUnmapRecord {}
     unsafe impl aya::Pod for crate::kprobe::PinRecord {}

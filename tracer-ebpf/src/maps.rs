@@ -77,7 +77,6 @@ pub fn fill_header(h: &mut EventHeader, kind: u16, probe: u16) {
 #[derive(Clone, Copy)]
 pub struct SavedArgs {
     pub args: [u64; 6],
-    pub ts_ns: u64,
 }
 
 #[repr(C)]
@@ -96,11 +95,7 @@ static ARGS: aya_ebpf::maps::HashMap<ArgsKey, SavedArgs> =
 #[inline(always)]
 pub fn save_args(ctx: &aya_ebpf::programs::ProbeContext, probe: u16, n: usize) {
     let pid_tgid = bpf_get_current_pid_tgid();
-    let mut saved = SavedArgs {
-        args: [0; 6],
-        // SAFETY: helper without preconditions.
-        ts_ns: unsafe { bpf_ktime_get_ns() },
-    };
+    let mut saved = SavedArgs { args: [0; 6] };
     let mut i = 0;
     while i < 6 && i < n {
         saved.args[i] = ctx.arg::<u64>(i).unwrap_or(0);

@@ -1,7 +1,12 @@
-//! Decoding of [`IoctlRecord`]s: the UAPI structs of include/uapi/linux/
-//! vfio.h, kvm.h and iommufd.h, as copied by the probe on enter and on exit.
+//! Decoding of ioctl records ([`IoctlRecord`], and the variable-length
+//! [`IoctlHead`] form the probes send): the UAPI structs of
+//! include/uapi/linux/vfio.h, kvm.h and iommufd.h, as copied by the probe on
+//! enter and on exit.
 
-use tracer_common::ioctl::{self as cmds, IoctlRecord, IOCTL_DATA_MAX};
+use tracer_common::{
+    ioctl::{self as cmds, IoctlHead, IoctlRecord, IOCTL_DATA_MAX},
+    kprobe::DEV_NAME_LEN,
+};
 
 use super::{device_from_name, errno_of, Bytes, DecodeError};
 use crate::event::{
@@ -18,11 +23,74 @@ const CAP_IOVA_RANGE: u16 = 1;
 /// Bound on capability-chain hops (the kernel emits a handful).
 const MAX_CAPS: usize = 16;
 
+/// The fields of one ioctl record, whichever form it came in.
+struct Ioctl<'a> {
+    pid: u32,
+    fd: u32,
+    cmd: u32,
+    arg: u64,
+    ret: i64,
+    dev: &'a [u8; DEV_NAME_LEN],
+    data_in: Bytes<'a>,
+    data_out: Bytes<'a>,
+}
+
+/// A fixed-size [`IoctlRecord`] (`kind::IOCTL`).
 pub(super) fn decode(rec: &IoctlRecord) -> Result<EventKind, DecodeError> {
-    let data_in = captured(rec, "in_len", rec.in_len, &rec.in_data)?;
-    let data_out = captured(rec, "out_len", rec.out_len, &rec.out_data)?;
+    decode_fields(&Ioctl {
+        pid: rec.hdr.pid,
+        fd: rec.fd,
+        cmd: rec.cmd,
+        arg: rec.arg,
+        ret: rec.ret,
+        dev: &rec.dev,
+        data_in: captured(rec.cmd, "in_len", rec.in_len, &rec.in_data)?,
+        data_out: captured(rec.cmd, "out_len", rec.out_len, &rec.out_data)?,
+    })
+}
+
+/// A variable-length record (`kind::IOCTL_VAR`): an [`IoctlHead`] then
+/// exactly `in_len` + `out_len` bytes. `bytes` is the whole record.
+pub(super) fn decode_var(head: &IoctlHead, bytes: &[u8]) -> Result<EventKind, DecodeError> {
+    let max = IOCTL_DATA_MAX as u64;
+    for (field, value) in [("in_len", head.in_len), ("out_len", head.out_len)] {
+        if u64::from(value) > max {
+            return Err(DecodeError::BadLength {
+                cmd: head.cmd,
+                field,
+                value: u64::from(value),
+                max,
+            });
+        }
+    }
+    let (n_in, n_out) = (head.in_len as usize, head.out_len as usize);
+    let expected = IoctlHead::SIZE + n_in + n_out;
+    if bytes.len() != expected {
+        return Err(DecodeError::VarLength {
+            cmd: head.cmd,
+            head: IoctlHead::SIZE,
+            in_len: head.in_len,
+            out_len: head.out_len,
+            got: bytes.len(),
+        });
+    }
+    let data = &bytes[IoctlHead::SIZE..];
+    decode_fields(&Ioctl {
+        pid: head.hdr.pid,
+        fd: head.fd,
+        cmd: head.cmd,
+        arg: head.arg,
+        ret: head.ret,
+        dev: &head.dev,
+        data_in: Bytes(&data[..n_in]),
+        data_out: Bytes(&data[n_in..]),
+    })
+}
+
+fn decode_fields(rec: &Ioctl<'_>) -> Result<EventKind, DecodeError> {
+    let (data_in, data_out) = (rec.data_in, rec.data_out);
     let errno = errno_of(rec.ret);
-    let handle = fd_handle(rec.hdr.pid, rec.fd);
+    let handle = fd_handle(rec.pid, rec.fd);
     Ok(match rec.cmd {
         cmds::VFIO_IOMMU_MAP_DMA => EventKind::VfioMapDma(VfioMapDma {
             container: handle,
@@ -43,7 +111,7 @@ pub(super) fn decode(rec: &IoctlRecord) -> Result<EventKind, DecodeError> {
         }),
         cmds::VFIO_DEVICE_SET_IRQS => {
             // The PCI address when the vfio-pci probe saw it, else the fd.
-            let device = match device_from_name(&rec.dev) {
+            let device = match device_from_name(rec.dev) {
                 Device::Unknown => Device::Fd(rec.fd),
                 d => d,
             };
@@ -96,14 +164,14 @@ pub(super) fn decode(rec: &IoctlRecord) -> Result<EventKind, DecodeError> {
 
 /// The captured prefix of one direction, after checking the probe's length.
 fn captured<'a>(
-    rec: &IoctlRecord,
+    cmd: u32,
     field: &'static str,
     len: u32,
     data: &'a [u8; IOCTL_DATA_MAX],
 ) -> Result<Bytes<'a>, DecodeError> {
     let n = usize::try_from(len).unwrap_or(usize::MAX);
     data.get(..n).map(Bytes).ok_or(DecodeError::BadLength {
-        cmd: rec.cmd,
+        cmd,
         field,
         value: u64::from(len),
         max: IOCTL_DATA_MAX as u64,

@@ -12,7 +12,7 @@ mod kprobe;
 
 use thiserror::Error;
 use tracer_common::{
-    ioctl::IoctlRecord,
+    ioctl::{IoctlHead, IoctlRecord},
     kind,
     kprobe::{
         DoorbellMapRecord, IommuMapRecord, IommuUnmapRecord, MsiCookieRecord, MsiVectorRecord,
@@ -44,6 +44,17 @@ pub enum DecodeError {
         value: u64,
         max: u64,
     },
+    #[error(
+        "ioctl {cmd:#x}: variable-length record of {got} bytes, but its head \
+         ({head} bytes) says in_len {in_len} + out_len {out_len}"
+    )]
+    VarLength {
+        cmd: u32,
+        head: usize,
+        in_len: u32,
+        out_len: u32,
+        got: usize,
+    },
     #[error("ioctl command {0:#x} is not one vfio-trace decodes")]
     UnknownIoctl(u32),
     #[error("{what}: count {value} exceeds the maximum {max}")]
@@ -71,6 +82,7 @@ pub fn decode_into(bytes: &[u8], node: NodeId, out: &mut Vec<Event>) -> Result<u
     };
     let one = match hdr.kind {
         kind::IOCTL => ioctl::decode(&exact::<IoctlRecord>(bytes, hdr.kind)?)?,
+        kind::IOCTL_VAR => ioctl::decode_var(&read_struct::<IoctlHead>(bytes)?, bytes)?,
         kind::IOMMU_MAP => kprobe::iommu_map(&exact::<IommuMapRecord>(bytes, hdr.kind)?),
         kind::IOMMU_UNMAP => kprobe::iommu_unmap(&exact::<IommuUnmapRecord>(bytes, hdr.kind)?),
         kind::VFIO_PIN => kprobe::pin(&exact::<PinRecord>(bytes, hdr.kind)?),
@@ -134,6 +146,7 @@ fn read_struct<T: Copy + WireStruct>(bytes: &[u8]) -> Result<T, DecodeError> {
 trait WireStruct {}
 impl WireStruct for EventHeader {}
 impl WireStruct for IoctlRecord {}
+impl WireStruct for IoctlHead {}
 impl WireStruct for IommuMapRecord {}
 impl WireStruct for IommuUnmapRecord {}
 impl WireStruct for PinRecord {}

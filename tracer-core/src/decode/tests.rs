@@ -1,4 +1,4 @@
-use tracer_common::ioctl::{self as cmds, IoctlRecord, IOCTL_DATA_MAX};
+use tracer_common::ioctl::{self as cmds, IoctlHead, IoctlRecord, IOCTL_DATA_MAX};
 
 use super::encode::{bytes_of, ioctl_record, Le};
 use super::*;
@@ -23,8 +23,98 @@ fn record(cmd: u32, fd: u32, arg: u64, ret: i64, data_in: &[u8], data_out: &[u8]
     bytes_of(&rec).to_vec()
 }
 
+/// The same ioctl as the variable-length record the probes send
+/// (`kind::IOCTL_VAR`): the head, then the captured bytes only.
+fn to_var(fixed: &[u8]) -> Vec<u8> {
+    let rec: IoctlRecord = read_struct(fixed).unwrap();
+    let (n_in, n_out) = (rec.in_len as usize, rec.out_len as usize);
+    let mut b = fixed[..IoctlHead::SIZE].to_vec();
+    b[0..2].copy_from_slice(&kind::IOCTL_VAR.to_le_bytes());
+    b.extend_from_slice(&rec.in_data[..n_in]);
+    b.extend_from_slice(&rec.out_data[..n_out]);
+    b
+}
+
+/// Decodes a record; an ioctl record is also decoded in its
+/// variable-length form, which must give the same event.
 fn kind_of(bytes: &[u8]) -> EventKind {
-    decode_record(bytes, 3).expect("decodes").kind
+    let ev = decode_record(bytes, 3).expect("decodes");
+    if ev_is_ioctl(bytes) {
+        let var = decode_record(&to_var(bytes), 3).expect("variable-length form decodes");
+        assert_eq!(var, ev, "both record forms decode the same");
+    }
+    ev.kind
+}
+
+fn ev_is_ioctl(bytes: &[u8]) -> bool {
+    bytes.len() == IoctlRecord::SIZE && bytes[0..2] == kind::IOCTL.to_le_bytes()
+}
+
+#[test]
+fn variable_length_ioctl_records_carry_only_the_captured_bytes() {
+    let map = Le::default()
+        .u32(32)
+        .u32(3)
+        .u64(0x7f00_0000_0000)
+        .u64(0x10_0000)
+        .u64(0x1000);
+    let fixed = record(cmds::VFIO_IOMMU_MAP_DMA, 7, 0x5000, 0, &map.0, &[]);
+    let var = to_var(&fixed);
+    assert_eq!(IoctlHead::SIZE, 112);
+    assert_eq!(var.len(), 112 + 32);
+    assert_eq!(decode_record(&var, 3), decode_record(&fixed, 3));
+    // UNMAP: 24 bytes in, 24 written back.
+    let unmap = Le::default().u32(24).u32(0).u64(0x10_0000).u64(0x1000);
+    let fixed = record(cmds::VFIO_IOMMU_UNMAP_DMA, 7, 0, 0, &unmap.0, &unmap.0);
+    assert_eq!(to_var(&fixed).len(), 112 + 48);
+    kind_of(&fixed);
+}
+
+#[test]
+fn variable_length_ioctl_records_with_wrong_lengths_are_typed_errors() {
+    let unmap = Le::default().u32(24).u32(0).u64(0x10_0000).u64(0x1000);
+    let var = to_var(&record(
+        cmds::VFIO_IOMMU_UNMAP_DMA,
+        7,
+        0,
+        0,
+        &unmap.0,
+        &unmap.0,
+    ));
+    // Shorter or longer than head + in_len + out_len.
+    for len in [IoctlHead::SIZE, var.len() - 1, var.len() + 1, var.len() + 8] {
+        let mut b = var.clone();
+        b.resize(len, 0);
+        let e = decode_record(&b, 0).unwrap_err();
+        assert_eq!(
+            e,
+            DecodeError::VarLength {
+                cmd: cmds::VFIO_IOMMU_UNMAP_DMA,
+                head: IoctlHead::SIZE,
+                in_len: 24,
+                out_len: 24,
+                got: len
+            }
+        );
+        assert!(e.to_string().contains("in_len 24 + out_len 24"), "{e}");
+    }
+    // Shorter than the head itself.
+    assert!(matches!(
+        decode_record(&var[..IoctlHead::SIZE - 1], 0),
+        Err(DecodeError::NotEnoughBytes { need: 112, .. })
+    ));
+    // A length above what a probe can capture, even if the bytes are there.
+    let out_len_at = EventHeader::SIZE + 8 + 8 + 8 + 4 + 4 + 4;
+    let mut b = var.clone();
+    b[out_len_at..out_len_at + 4].copy_from_slice(&(IOCTL_DATA_MAX as u32 + 1).to_le_bytes());
+    b.resize(IoctlHead::SIZE + 24 + IOCTL_DATA_MAX + 1, 0);
+    assert!(matches!(
+        decode_record(&b, 0),
+        Err(DecodeError::BadLength {
+            field: "out_len",
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -407,6 +497,11 @@ fn arbitrary_bytes_never_panic() {
             })
             .collect();
         let _ = decode_record(&bytes, 0);
+        if len >= 2 {
+            let mut v = bytes.clone();
+            v[0..2].copy_from_slice(&kind::IOCTL_VAR.to_le_bytes());
+            let _ = decode_record(&v, 0);
+        }
     }
 }
 

@@ -18,8 +18,12 @@ use aya_ebpf::{
 };
 use tracer_common::{
     drop_reason,
-    ioctl::{copy_plan, IoctlRecord, PendingIoctl, ReadLen, IOCTL_DATA_MAX},
+    ioctl::{
+        copy_plan, IoctlHead, IoctlVarBuf, PendingIoctl, ReadLen, IOCTL_DATA_MAX,
+        VFIO_DEVICE_SET_IRQS,
+    },
     kind,
+    kprobe::DEV_NAME_LEN,
     probe::{SYS_ENTER_IOCTL, SYS_EXIT_IOCTL},
 };
 
@@ -48,6 +52,10 @@ static PENDING: HashMap<u64, PendingIoctl> = HashMap::with_max_entries(16384, 0)
 /// Per-CPU scratch to build a `PendingIoctl` (too big for the 512-byte stack).
 #[map]
 static SCRATCH: PerCpuArray<PendingIoctl> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU scratch where the exit probe builds the record it sends.
+#[map]
+static OUT: PerCpuArray<IoctlVarBuf> = PerCpuArray::with_max_entries(1, 0);
 
 #[tracepoint(category = "syscalls", name = "sys_enter_ioctl")]
 pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
@@ -86,7 +94,7 @@ fn try_enter(ctx: &TracePointContext) -> Result<(), ()> {
     p.arg = arg;
     p.fd = fd as u32;
     p.cmd = cmd;
-    p.in_len = read_user(&mut p.in_data, arg, on_enter);
+    p.in_len = read_user(p.in_data.as_mut_ptr(), arg, on_enter);
     if PENDING.insert(&pid_tgid, &*p, 0).is_err() {
         dropped(drop_reason::PENDING_FULL);
     }
@@ -104,51 +112,75 @@ fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
     result
 }
 
+/// Builds the record in a per-CPU buffer and sends only its used prefix:
+/// the head, the bytes read at enter, the bytes read at exit
+/// (`kind::IOCTL_VAR`). A MAP_DMA is 144 bytes, not a 1136-byte record
+/// mostly made of two unused 512-byte arrays.
 fn emit(ctx: &TracePointContext, p: *const PendingIoctl) -> Result<(), ()> {
     // SAFETY: offset of `ret` in the sys_exit_ioctl record.
     let ret = unsafe { ctx.read_at::<i64>(EXIT_RET) }.map_err(|_| ())?;
-    let Some(mut entry) = EVENTS.reserve::<IoctlRecord>(0) else {
-        dropped(drop_reason::RING_FULL);
-        return Err(());
-    };
-    let r = entry.as_mut_ptr();
-    // SAFETY: `r` points at a reserved, exclusively owned ring slot of the
-    // right size; `p` at a live map value. Every field is written below.
+    let o = OUT.get_ptr_mut(0).ok_or(())?;
+    // SAFETY: `o` is this CPU's scratch slot, nothing else uses it while
+    // this program runs; `p` points at a live map value. Every byte sent
+    // (head, then `in_len` + `out_len` data bytes) is written below.
     unsafe {
-        fill_header(&mut (*r).hdr, kind::IOCTL, SYS_EXIT_IOCTL);
-        (*r).enter_ns = (*p).enter_ns;
-        (*r).arg = (*p).arg;
-        (*r).ret = ret;
-        (*r).fd = (*p).fd;
-        (*r).cmd = (*p).cmd;
-        (*r).in_len = (*p).in_len;
-        // The device a kernel probe saw inside this ioctl (SET_IRQS).
-        let tid = pid_tgid_now() as u32;
-        (*r).dev = match IRQS_DEVICE.get(&tid) {
-            Some(name) => *name,
-            None => [0; tracer_common::kprobe::DEV_NAME_LEN],
-        };
-        let _ = IRQS_DEVICE.remove(&tid);
-        // A helper copy: an open-coded 512-byte copy would blow up the program.
-        bpf_probe_read_kernel(
-            (*r).in_data.as_mut_ptr().cast::<c_void>(),
-            IOCTL_DATA_MAX as u32,
-            (*p).in_data.as_ptr().cast::<c_void>(),
-        );
-        let on_exit = match copy_plan((*p).cmd) {
+        let h = &mut (*o).head;
+        fill_header(&mut h.hdr, kind::IOCTL_VAR, SYS_EXIT_IOCTL);
+        let cmd = (*p).cmd;
+        h.enter_ns = (*p).enter_ns;
+        h.arg = (*p).arg;
+        h.ret = ret;
+        h.fd = (*p).fd;
+        h.cmd = cmd;
+        // The device a kernel probe saw inside this ioctl (SET_IRQS only:
+        // no hash lookups on the MAP/UNMAP path).
+        h.dev = [0; DEV_NAME_LEN];
+        if cmd == VFIO_DEVICE_SET_IRQS {
+            let tid = pid_tgid_now() as u32;
+            if let Some(name) = IRQS_DEVICE.get(&tid) {
+                h.dev = *name;
+            }
+            let _ = IRQS_DEVICE.remove(&tid);
+        }
+        let mut in_len = (*p).in_len;
+        if in_len > IOCTL_DATA_MAX as u32 {
+            in_len = IOCTL_DATA_MAX as u32;
+        }
+        let data = (*o).data.as_mut_ptr();
+        if in_len > 0
+            && bpf_probe_read_kernel(
+                data.cast::<c_void>(),
+                in_len,
+                (*p).in_data.as_ptr().cast::<c_void>(),
+            ) != 0
+        {
+            in_len = 0;
+        }
+        let on_exit = match copy_plan(cmd) {
             Some((_, on_exit)) => on_exit,
             None => ReadLen::None,
         };
-        (*r).out_len = read_user(&mut (*r).out_data, (*p).arg, on_exit);
+        let out_len = read_user(data.add(in_len as usize), (*p).arg, on_exit);
+        h.in_len = in_len;
+        h.out_len = out_len;
+        let len = IoctlHead::SIZE + in_len as usize + out_len as usize;
+        if len > core::mem::size_of::<IoctlVarBuf>() {
+            return Err(());
+        }
+        let bytes = core::slice::from_raw_parts(o.cast::<u8>(), len);
+        if EVENTS.output::<[u8]>(bytes, SUBMIT_FLAGS).is_err() {
+            dropped(drop_reason::RING_FULL);
+            return Err(());
+        }
     }
-    entry.submit(SUBMIT_FLAGS);
     Ok(())
 }
 
-/// Copies the user struct at `src` into `dst` as `plan` says; returns the
-/// number of bytes copied (0 when the read faulted, counted in `DROPS`).
+/// Copies the user struct at `src` into `dst` (room for [`IOCTL_DATA_MAX`]
+/// bytes) as `plan` says; returns the number of bytes copied (0 when the
+/// read faulted, counted in `DROPS`).
 #[inline(always)]
-fn read_user(dst: &mut [u8; IOCTL_DATA_MAX], src: u64, plan: ReadLen) -> u32 {
+fn read_user(dst: *mut u8, src: u64, plan: ReadLen) -> u32 {
     let (want, min) = match plan {
         ReadLen::None => return 0,
         ReadLen::Fixed(n) => (n, n),
@@ -178,10 +210,11 @@ fn read_user(dst: &mut [u8; IOCTL_DATA_MAX], src: u64, plan: ReadLen) -> u32 {
 }
 
 #[inline(always)]
-fn copy_user(dst: &mut [u8; IOCTL_DATA_MAX], src: u64, n: u32) -> bool {
+fn copy_user(dst: *mut u8, src: u64, n: u32) -> bool {
     if n == 0 || n > IOCTL_DATA_MAX as u32 {
         return false;
     }
-    // SAFETY: `n` is within `dst`; the helper checks the user address.
-    unsafe { bpf_probe_read_user(dst.as_mut_ptr().cast::<c_void>(), n, src as *const c_void) == 0 }
+    // SAFETY: `dst` has room for IOCTL_DATA_MAX bytes; the helper checks the
+    // user address.
+    unsafe { bpf_probe_read_user(dst.cast::<c_void>(), n, src as *const c_void) == 0 }
 }

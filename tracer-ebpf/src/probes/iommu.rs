@@ -3,9 +3,9 @@
 
 use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid,
-    macros::{kprobe, kretprobe, map},
+    macros::{fexit, kprobe, kretprobe, map},
     maps::HashMap,
-    programs::{ProbeContext, RetProbeContext},
+    programs::{FExitContext, ProbeContext, RetProbeContext},
 };
 use tracer_common::{
     kind,
@@ -17,7 +17,7 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{fill_header, hit, reserve, save_args, take_args, wanted, SUBMIT_FLAGS},
+    maps::{fill_header, hit, reserve, save_args, take_args, wanted, SavedArgs, SUBMIT_FLAGS},
     offsets::{dev_name, iommu_group_id, msi_desc, read, resv_code, resv_layout},
 };
 
@@ -49,7 +49,36 @@ pub fn iommu_map_return(ctx: RetProbeContext) -> u32 {
         return 0;
     };
     hit(IOMMU_MAP_RETURN);
-    let ret: i64 = ctx.ret();
+    map_done(&a.args, ctx.ret());
+    0
+}
+
+/// `iommu_map()` as one fexit program: arguments and return value together,
+/// no entry program, no hash map pairing, no return trampoline. Preferred
+/// over the kprobe pair when the kernel has BPF trampolines; counts the hits
+/// of both. (Its name shares the kernel's 15-byte program-name prefix with
+/// `iommu_map_return`, which `probes --leftovers` looks for.)
+#[fexit(function = "iommu_map")]
+pub fn iommu_map_return_fexit(ctx: FExitContext) -> u32 {
+    if !wanted(bpf_get_current_pid_tgid()) {
+        return 0;
+    }
+    hit(IOMMU_MAP_ENTRY);
+    hit(IOMMU_MAP_RETURN);
+    let mut args = [0u64; 6];
+    let mut i = 0;
+    while i < 5 {
+        args[i] = ctx.arg::<u64>(i);
+        i += 1;
+    }
+    let ret = ctx.ret::<i64>().unwrap_or(0) as i32;
+    map_done(&args, i64::from(ret));
+    0
+}
+
+#[inline(always)]
+fn map_done(args: &[u64; 6], ret: i64) {
+    let a = SavedArgs { args: *args };
     if let Some(mut e) = reserve::<IommuMapRecord>() {
         let r = e.as_mut_ptr();
         // SAFETY: exclusively owned ring slot; every field written.
@@ -84,7 +113,6 @@ pub fn iommu_map_return(ctx: RetProbeContext) -> u32 {
             }
         }
     }
-    0
 }
 
 /// `size_t __iommu_unmap(struct iommu_domain *domain, unsigned long iova,
@@ -104,7 +132,31 @@ pub fn iommu_unmap_return(ctx: RetProbeContext) -> u32 {
         return 0;
     };
     hit(IOMMU_UNMAP_RETURN);
-    let unmapped: u64 = ctx.ret();
+    unmap_done(&a.args, ctx.ret());
+    0
+}
+
+/// `__iommu_unmap()` as one fexit program (see `iommu_map_return_fexit`).
+#[fexit(function = "__iommu_unmap")]
+pub fn iommu_unmap_return_fexit(ctx: FExitContext) -> u32 {
+    if !wanted(bpf_get_current_pid_tgid()) {
+        return 0;
+    }
+    hit(IOMMU_UNMAP_ENTRY);
+    hit(IOMMU_UNMAP_RETURN);
+    let mut args = [0u64; 6];
+    let mut i = 0;
+    while i < 3 {
+        args[i] = ctx.arg::<u64>(i);
+        i += 1;
+    }
+    unmap_done(&args, ctx.ret::<u64>().unwrap_or(0));
+    0
+}
+
+#[inline(always)]
+fn unmap_done(args: &[u64; 6], unmapped: u64) {
+    let a = SavedArgs { args: *args };
     if let Some(mut e) = reserve::<IommuUnmapRecord>() {
         let r = e.as_mut_ptr();
         // SAFETY: exclusively owned ring slot; every field written.
@@ -117,7 +169,6 @@ pub fn iommu_unmap_return(ctx: RetProbeContext) -> u32 {
         }
         e.submit(SUBMIT_FLAGS);
     }
-    0
 }
 
 /// `int iommu_get_msi_cookie(struct iommu_domain *domain, dma_addr_t base)`

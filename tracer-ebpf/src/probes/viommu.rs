@@ -6,10 +6,10 @@
 //! `virtqueue_get_buf_ctx()` returning that `viommu_request *`.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns},
-    macros::{kprobe, kretprobe, map},
+    helpers::bpf_ktime_get_ns,
+    macros::{fexit, kprobe, kretprobe, map},
     maps::{HashMap, PerCpuArray},
-    programs::{ProbeContext, RetProbeContext},
+    programs::{FExitContext, ProbeContext, RetProbeContext},
 };
 use tracer_common::{
     kind,
@@ -40,24 +40,26 @@ pub struct PendingReq {
     req: [u8; VIOMMU_REQ_MAX],
 }
 
-/// Keyed by thread while `__viommu_add_req` runs.
+/// The request `__viommu_add_req` is adding on this CPU. Its callers hold
+/// `viommu->request_lock` with interrupts off (`spin_lock_irqsave`), so entry
+/// and return run on one CPU with nothing in between: a per-CPU slot pairs
+/// them without a hash map. `viommu == 0` marks the slot empty.
 #[map]
-static ADDING: HashMap<u32, PendingReq> = HashMap::with_max_entries(1024, 0);
+static ADDING: PerCpuArray<PendingReq> = PerCpuArray::with_max_entries(1, 0);
 /// Keyed by `struct viommu_request *` while the device holds it.
 #[map]
 static IN_FLIGHT: HashMap<u64, PendingReq> = HashMap::with_max_entries(8192, 0);
-#[map]
-static SCRATCH_REQ: PerCpuArray<PendingReq> = PerCpuArray::with_max_entries(1, 0);
 
 /// `static int __viommu_add_req(struct viommu_dev *viommu, void *buf,
 /// size_t len, bool writeback)`
 #[kprobe]
 pub fn viommu_add_req_entry(ctx: ProbeContext) -> u32 {
     hit(VIOMMU_ADD_REQ_ENTRY);
-    let Some(p) = SCRATCH_REQ.get_ptr_mut(0) else {
+    let Some(p) = ADDING.get_ptr_mut(0) else {
         return 0;
     };
-    // SAFETY: per-CPU scratch, not shared while this program runs.
+    // SAFETY: this CPU's slot; its only other user is the return probe,
+    // which cannot run until this function returns on this CPU.
     let p = unsafe { &mut *p };
     p.viommu = ctx.arg::<u64>(0).unwrap_or(0);
     let buf = ctx.arg::<u64>(1).unwrap_or(0);
@@ -72,23 +74,21 @@ pub fn viommu_add_req_entry(ctx: ProbeContext) -> u32 {
     if !copy_kernel(&mut p.req, buf, n) {
         crate::maps::dropped(tracer_common::drop_reason::READ_FAILED);
     }
-    let tid = bpf_get_current_pid_tgid() as u32;
-    if ADDING.insert(&tid, &*p, 0).is_err() {
-        crate::maps::dropped(tracer_common::drop_reason::PENDING_FULL);
-    }
     0
 }
 
 #[kretprobe]
 pub fn viommu_add_req_return(ctx: RetProbeContext) -> u32 {
     hit(VIOMMU_ADD_REQ_RETURN);
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(p) = ADDING.get_ptr(&tid) else {
+    let Some(p) = ADDING.get_ptr_mut(0) else {
         return 0;
     };
+    // SAFETY: this CPU's slot, filled by the entry probe of this call.
+    let p = unsafe { &mut *p };
+    if p.viommu == 0 {
+        return 0;
+    }
     let ret: i64 = ctx.ret();
-    // SAFETY: live map value, read before removal below.
-    let p = unsafe { &*p };
     if ret != 0 {
         emit(p, ret as i32, NOT_QUEUED, 0);
     } else if let (Some(requests), Some(list)) = (
@@ -98,12 +98,12 @@ pub fn viommu_add_req_return(ctx: RetProbeContext) -> u32 {
         // list_add_tail() made the new request `viommu->requests.prev`.
         if let Some(prev) = read::<u64>(p.viommu + requests + 8) {
             let req = prev - list;
-            if IN_FLIGHT.insert(&req, p, 0).is_err() {
+            if IN_FLIGHT.insert(&req, &*p, 0).is_err() {
                 crate::maps::dropped(tracer_common::drop_reason::PENDING_FULL);
             }
         }
     }
-    let _ = ADDING.remove(&tid);
+    p.viommu = 0;
     0
 }
 
@@ -122,6 +122,20 @@ pub fn virtqueue_get_buf_ctx_return(ctx: RetProbeContext) -> u32 {
 #[kretprobe]
 pub fn virtqueue_get_buf_return(ctx: RetProbeContext) -> u32 {
     completed(ctx.ret(), VIRTQUEUE_GET_BUF_RETURN)
+}
+
+/// `virtqueue_get_buf_ctx()` as an fexit program: the same, through a BPF
+/// trampoline instead of a return probe on every virtio completion of every
+/// device. Preferred when the kernel has trampolines.
+#[fexit(function = "virtqueue_get_buf_ctx")]
+pub fn virtqueue_get_buf_ctx_exit(ctx: FExitContext) -> u32 {
+    completed(ctx.ret::<u64>().unwrap_or(0), VIRTQUEUE_GET_BUF_CTX_RETURN)
+}
+
+/// `virtqueue_get_buf()` as an fexit program.
+#[fexit(function = "virtqueue_get_buf")]
+pub fn virtqueue_get_buf_exit(ctx: FExitContext) -> u32 {
+    completed(ctx.ret::<u64>().unwrap_or(0), VIRTQUEUE_GET_BUF_RETURN)
 }
 
 #[inline(always)]

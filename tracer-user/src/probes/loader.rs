@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
-    programs::{KProbe, TracePoint},
+    programs::{FExit, KProbe, TracePoint},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{drop_reason, probe::MAX_PROBES};
@@ -35,6 +35,8 @@ struct Slot {
     reason: String,
     /// Waiting for `spec.module` to load.
     waiting: bool,
+    /// Attached through the spec's fexit program rather than its kprobe.
+    via_fexit: bool,
 }
 
 /// The loaded object and the state of every probe. Dropping it detaches
@@ -46,6 +48,10 @@ pub struct Probes {
     /// vmlinux BTF, kept to resolve module BTF when modules appear.
     vmlinux_btf: Option<btf_rs::Btf>,
     modules_ready: Vec<&'static str>,
+    /// vmlinux BTF as aya reads it (for fexit targets), parsed on first use.
+    fexit_btf: Option<Result<aya::Btf, String>>,
+    /// Outcome of each fexit program tried (an entry/return pair shares one).
+    fexits: Vec<(&'static str, Result<(), String>)>,
 }
 
 impl Probes {
@@ -101,11 +107,14 @@ impl Probes {
                     state: ProbeState::Detached,
                     reason: String::new(),
                     waiting: false,
+                    via_fexit: false,
                 })
                 .collect(),
             named: opts.named.clone(),
             vmlinux_btf,
             modules_ready: Vec::new(),
+            fexit_btf: None,
+            fexits: Vec::new(),
         };
         probes.clear_module_offsets()?;
         for i in 0..probes.slots.len() {
@@ -171,10 +180,35 @@ impl Probes {
                 return;
             }
         }
-        let (state, reason) = match attach(&mut self.ebpf, spec) {
+        // The fexit form first: one trampoline program instead of a kprobe
+        // (and for a pair, no kretprobe and no hash map pairing).
+        let mut fexit_failed = None;
+        if let (Some(program), Some(function)) = (spec.fexit, spec.function()) {
+            match self.attach_fexit(program, function) {
+                Ok(()) => {
+                    let s = &mut self.slots[i];
+                    s.state = ProbeState::Attached;
+                    s.reason = String::new();
+                    s.waiting = false;
+                    s.via_fexit = true;
+                    return;
+                }
+                Err(e) => {
+                    log::info!(
+                        "probe {}: fexit:{function} not used ({e}); kprobes instead",
+                        spec.name
+                    );
+                    fexit_failed = Some(e);
+                }
+            }
+        }
+        let (state, mut reason) = match attach(&mut self.ebpf, spec) {
             Ok(()) => (ProbeState::Attached, String::new()),
             Err(e) => classify(spec, &e),
         };
+        if let (Some(e), false) = (fexit_failed, reason.is_empty()) {
+            reason = format!("{reason}; fexit: {e}");
+        }
         if state != ProbeState::Attached {
             log::info!(
                 "probe {} ({}) skipped: {reason}",
@@ -186,6 +220,33 @@ impl Probes {
         s.state = state;
         s.reason = reason;
         s.waiting = false;
+    }
+
+    /// Loads and attaches fexit `program` on kernel `function` (once: a pair
+    /// of probes shares the program and its outcome).
+    fn attach_fexit(&mut self, program: &'static str, function: &str) -> Result<(), String> {
+        if let Some((_, r)) = self.fexits.iter().find(|(p, _)| *p == program) {
+            return r.clone();
+        }
+        let btf = self
+            .fexit_btf
+            .get_or_insert_with(|| aya::Btf::from_sys_fs().map_err(|e| format!("kernel BTF: {e}")));
+        let r = match btf {
+            Err(e) => Err(e.clone()),
+            Ok(btf) => (|| -> Result<()> {
+                let prog: &mut FExit = self
+                    .ebpf
+                    .program_mut(program)
+                    .with_context(|| format!("program {program} not in the eBPF object"))?
+                    .try_into()?;
+                prog.load(function, btf).context("load")?;
+                prog.attach().context("attach")?;
+                Ok(())
+            })()
+            .map_err(|e| format!("{e:#}")),
+        };
+        self.fexits.push((program, r.clone()));
+        r
     }
 
     /// Marks every module offset unresolved.
@@ -235,7 +296,10 @@ impl Probes {
             .iter()
             .map(|s| ProbeStatus {
                 probe: s.spec.name.to_string(),
-                attach: s.spec.attach.describe(),
+                attach: match (s.via_fexit, s.spec.function()) {
+                    (true, Some(f)) => format!("fexit:{f}"),
+                    _ => s.spec.attach.describe(),
+                },
                 status: s.state,
                 required: s.spec.required,
                 reason: s.reason.clone(),

@@ -47,6 +47,27 @@ pub struct ProbeSpec {
     /// Attach only once this module is loaded (its functions, or the
     /// functions it makes meaningful, exist from then on).
     pub module: Option<&'static str>,
+    /// An fexit program on the same kernel function that does this probe's
+    /// work (for an entry/return pair: both halves, sharing one program).
+    /// Tried first; when the kernel cannot load or attach it (no BPF
+    /// trampolines, no BTF for the function) the kprobe is used. Its name
+    /// shares its first 15 bytes (what the kernel keeps) with `program`.
+    pub fexit: Option<&'static str>,
+}
+
+impl ProbeSpec {
+    const fn with_fexit(mut self, program: &'static str) -> Self {
+        self.fexit = Some(program);
+        self
+    }
+
+    /// The kernel function a kprobe or fexit attaches to.
+    pub fn function(&self) -> Option<&'static str> {
+        match self.attach {
+            Attach::Kprobe { function } | Attach::Kretprobe { function } => Some(function),
+            Attach::Tracepoint { .. } => None,
+        }
+    }
 }
 
 /// Offsets inside a module's structs, resolved from its BTF when it loads
@@ -125,6 +146,7 @@ pub const PROBES: &[ProbeSpec] = &[
         yields: IOCTL_KINDS,
         required: true,
         module: None,
+        fexit: None,
     },
     ProbeSpec {
         name: "ioctl_exit",
@@ -137,6 +159,7 @@ pub const PROBES: &[ProbeSpec] = &[
         yields: IOCTL_KINDS,
         required: true,
         module: None,
+        fexit: None,
     },
 ];
 
@@ -157,6 +180,7 @@ const fn kfn(
         yields,
         required: false,
         module,
+        fexit: None,
     }
 }
 
@@ -172,7 +196,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["iommu_map"],
         None,
-    ),
+    )
+    .with_fexit("iommu_map_return_fexit"),
     kfn(
         "iommu_map_ret",
         "iommu_map_return",
@@ -182,7 +207,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["iommu_map", "msi_doorbell_map"],
         None,
-    ),
+    )
+    .with_fexit("iommu_map_return_fexit"),
     kfn(
         "iommu_unmap",
         "iommu_unmap_entry",
@@ -192,7 +218,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["iommu_unmap"],
         None,
-    ),
+    )
+    .with_fexit("iommu_unmap_return_fexit"),
     kfn(
         "iommu_unmap_ret",
         "iommu_unmap_return",
@@ -202,7 +229,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["iommu_unmap"],
         None,
-    ),
+    )
+    .with_fexit("iommu_unmap_return_fexit"),
     kfn(
         "resv_regions",
         "resv_regions_entry",
@@ -344,7 +372,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["viommu_req"],
         Some("virtio_iommu"),
-    ),
+    )
+    .with_fexit("virtqueue_get_buf_exit"),
     kfn(
         "viommu_done_ctx",
         "virtqueue_get_buf_ctx_return",
@@ -354,7 +383,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["viommu_req"],
         Some("virtio_iommu"),
-    ),
+    )
+    .with_fexit("virtqueue_get_buf_ctx_exit"),
 ];
 
 /// Every probe: the syscall tracepoints, then the kernel-function probes.
@@ -380,6 +410,17 @@ mod tests {
                 assert_ne!(a.id, b.id);
             }
             assert!(u32::from(a.id) < probe::MAX_PROBES);
+            if let Some(fx) = a.fexit {
+                assert!(a.function().is_some(), "{}: fexit needs a function", a.name);
+                // `probes --leftovers` recognises programs by the 15 bytes
+                // of name the kernel keeps.
+                assert!(
+                    all.iter()
+                        .any(|b| b.program.len() >= 15 && fx[..15] == b.program[..15]),
+                    "{fx}: no table program shares its first 15 bytes"
+                );
+                assert!(all.iter().all(|b| b.program != fx));
+            }
         }
     }
 }

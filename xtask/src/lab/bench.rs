@@ -97,18 +97,48 @@ mount -t tracefs nodev /host/sys/kernel/tracing
 mount -t debugfs nodev /host/sys/kernel/debug
 [ -x /host/usr/bin/bpftrace ] || fail "no bpftrace in the host root (cargo xtask setup installs it)"
 cp $LAB_BIN/bench.bt /host/tmp/bench.bt
+# Per BPF program of process $1: fd, prog_id, run_cnt, run_time_ns (bpf_stats_enabled).
+progstats() {
+  for f in /proc/$1/fdinfo/*; do
+    grep -q '^prog_id' $f 2>/dev/null || continue
+    echo "$(basename $f) $(grep -E '^(prog_id|run_cnt|run_time_ns|verified_insns)' $f | tr '\n' ' ')"
+  done
+}
+# utime stime (clock ticks) of process $1 and its threads.
+cpu() { cut -d' ' -f14,15 /proc/$1/stat; }
 loops() {
   for i in $(seq 1 @REPS@); do
     say "bench $1 rep $i at $(up)s"
-    $LAB_BIN/exerciser --edu $EDU --loop @PAIRS@ --out $LAB_OUT/loop-$1-$i.jsonl > /tmp/loop.out 2>&1 || { cat /tmp/loop.out; fail "loop $1 $i"; }
+    $LAB_BIN/exerciser --edu $EDU --loop ${2:-@PAIRS@} --out $LAB_OUT/loop-$1-$i.jsonl > /tmp/loop.out 2>&1 || { cat /tmp/loop.out; fail "loop $1 $i"; }
   done
 }
 loops none
+if [ @PROFILE@ = 1 ]; then
+  echo 1 > /proc/sys/kernel/bpf_stats_enabled
+  # The probes alone: the recorder is stopped while the loop runs (the
+  # ring holds 3000 pairs' records), then drains between runs.
+  $LAB_BIN/vfio-trace record -o /tmp/stopped.vft --node guest > $LAB_OUT/stopped.log 2>&1 &
+  VS=$!
+  sleep @SETTLE@
+  for i in $(seq 1 @REPS@); do
+    kill -STOP $VS
+    say "bench stopped rep $i at $(up)s"
+    $LAB_BIN/exerciser --edu $EDU --loop 3000 --out $LAB_OUT/loop-stopped-$i.jsonl > /tmp/loop.out 2>&1 || { cat /tmp/loop.out; fail "loop stopped $i"; }
+    kill -CONT $VS
+    sleep 4
+  done
+  kill -INT $VS; wait $VS
+  tail -c 300 $LAB_OUT/stopped.log
+fi
 say "starting vfio-trace at $(up)s"
 $LAB_BIN/vfio-trace record -o /tmp/bench.vft --node guest > $LAB_OUT/vfio-trace.log 2>&1 &
 VT=$!
 sleep @SETTLE@
+progstats $VT > $LAB_OUT/vfio-trace.progs.before
+cpu $VT > $LAB_OUT/vfio-trace.cpu.before
 loops vfio-trace
+progstats $VT > $LAB_OUT/vfio-trace.progs.after
+cpu $VT > $LAB_OUT/vfio-trace.cpu.after
 kill -INT $VT; wait $VT; echo $? > $LAB_OUT/vfio-trace.rc
 cp /tmp/bench.vft $LAB_OUT/bench.vft
 say "starting bpftrace at $(up)s"
@@ -122,7 +152,12 @@ until grep -q Attaching /host/tmp/bt.out 2>/dev/null; do
 done
 say "bpftrace attached at $(up)s: $(head -1 /host/tmp/bt.out)"
 sleep 1
+BTP=$BT
+progstats $BTP > $LAB_OUT/bpftrace.progs.before
+cpu $BTP > $LAB_OUT/bpftrace.cpu.before
 loops bpftrace
+progstats $BTP > $LAB_OUT/bpftrace.progs.after
+cpu $BTP > $LAB_OUT/bpftrace.cpu.after
 kill -INT $BT; wait $BT; echo $? > $LAB_OUT/bpftrace.rc
 wc -l < /host/tmp/bt.out > $LAB_OUT/bpftrace.lines
 grep -c '^ioctl ' /host/tmp/bt.out > $LAB_OUT/bpftrace.ioctls
@@ -142,6 +177,12 @@ pub struct ProbesArgs {
     /// Runs per configuration.
     #[arg(long, default_value_t = 3)]
     pub reps: u32,
+    /// Also show where the cost goes: per-program BPF run time
+    /// (bpf_stats_enabled, which itself adds to both tracers' cost), each
+    /// tracer's CPU time, and a run with the probes attached but the
+    /// recorder stopped (the kernel side alone).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -189,7 +230,8 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
     let body = BODY
         .replace("@PAIRS@", &a.pairs.to_string())
         .replace("@REPS@", &a.reps.to_string())
-        .replace("@SETTLE@", "8");
+        .replace("@SETTLE@", "8")
+        .replace("@PROFILE@", if a.profile { "1" } else { "0" });
     let boot = scenarios::prepare(
         &ctx,
         Arch::X86_64,
@@ -242,7 +284,7 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
                     bail!("{}: {} failed ioctls", f.display(), l["errors"]);
                 }
                 let t = l["t_end_ns"].as_u64().unwrap_or(0) - l["t_start_ns"].as_u64().unwrap_or(0);
-                Ok(t as f64 / a.pairs as f64)
+                Ok(t as f64 / l["pairs"].as_u64().unwrap_or(a.pairs).max(1) as f64)
             })
             .collect()
     };
@@ -326,6 +368,84 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
         rd("bpftrace.ioctls"),
         rd("bpftrace.rc")
     );
+    if a.profile {
+        let mut st = runs("stopped")?;
+        let ms = median(&mut st);
+        println!(
+            "  probes only (recorder stopped, 3000 pairs) {ms:>8.0} ns/pair   ({}); added {:.0} ns/pair",
+            show(&st),
+            ms - mn
+        );
+        for who in ["vfio-trace", "bpftrace"] {
+            profile(&out, who, a.pairs * u64::from(a.reps));
+        }
+    }
     println!("  VM wall {:.0}s; artifacts in {}", o.wall_s, out.display());
     Ok(())
+}
+
+/// Where a tracer's cost went during its loops: each BPF program's run count
+/// and in-program time (bpf_stats_enabled), and the tracer process's own CPU
+/// time, per MAP+UNMAP pair. The rest of the added cost is the attach
+/// mechanism (kprobe traps, return trampolines) and the wake-ups.
+fn profile(out: &std::path::Path, who: &str, pairs: u64) {
+    let read = |f: &str| fs::read_to_string(out.join(format!("{who}.{f}"))).unwrap_or_default();
+    let parse = |t: &str| -> Vec<(String, u64, u64, u64)> {
+        t.lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let get = |k: &str| {
+                    w.iter()
+                        .position(|x| x.trim_end_matches(':') == k)
+                        .and_then(|i| w.get(i + 1)?.parse::<u64>().ok())
+                };
+                Some((
+                    format!(
+                        "prog {} ({} insns)",
+                        get("prog_id")?,
+                        get("verified_insns").unwrap_or(0)
+                    ),
+                    get("prog_id")?,
+                    get("run_cnt")?,
+                    get("run_time_ns")?,
+                ))
+            })
+            .collect()
+    };
+    let (before, after) = (parse(&read("progs.before")), parse(&read("progs.after")));
+    if after.is_empty() {
+        return;
+    }
+    let pairs = pairs.max(1) as f64;
+    let mut total = 0.0;
+    println!("  {who}: BPF programs during its loops (per pair: runs, ns in program):");
+    for (name, id, cnt, ns) in &after {
+        let (c0, n0) = before
+            .iter()
+            .find(|b| b.1 == *id)
+            .map(|b| (b.2, b.3))
+            .unwrap_or((0, 0));
+        let (dc, dn) = (cnt - c0, ns - n0);
+        if dc == 0 {
+            continue;
+        }
+        total += dn as f64 / pairs;
+        println!(
+            "    {name:<28} {:>6.2} runs {:>8.0} ns  ({:.0} ns/run)",
+            dc as f64 / pairs,
+            dn as f64 / pairs,
+            dn as f64 / dc as f64
+        );
+    }
+    let cpu = |t: &str| -> u64 {
+        t.split_whitespace()
+            .filter_map(|x| x.parse::<u64>().ok())
+            .sum()
+    };
+    let ticks = cpu(&read("cpu.after")).saturating_sub(cpu(&read("cpu.before")));
+    // USER_HZ is 100 on every kernel the lab boots.
+    println!(
+        "    in BPF programs {total:.0} ns/pair; {who} process CPU {:.0} ns/pair ({ticks} ticks)",
+        ticks as f64 * 1e7 / pairs
+    );
 }

@@ -8,7 +8,7 @@
 //! event back whenever the event is one a probe could have produced.
 
 use tracer_common::{
-    ioctl::{self as cmds, IoctlRecord, IOCTL_DATA_MAX},
+    ioctl::{self as cmds, IoctlHead, IoctlRecord, IOCTL_DATA_MAX},
     kind,
     kprobe::{
         IommuMapRecord, IommuUnmapRecord, PinRecord, ViommuReqRecord, DEV_NAME_LEN,
@@ -43,7 +43,7 @@ pub fn encode_into(ev: &Event, out: &mut Vec<u8>) -> Option<usize> {
                 &d.0,
                 &[],
             )?;
-            push(&r, out);
+            push_ioctl(&r, out);
         }
         EventKind::VfioUnmapDma(u) => {
             let d = Le::default().u32(24).u32(u.flags).u64(u.iova);
@@ -51,7 +51,7 @@ pub fn encode_into(ev: &Event, out: &mut Vec<u8>) -> Option<usize> {
             let back = d.clone().u64(u.unmapped);
             let d = d.u64(u.size);
             let cmd = cmds::VFIO_IOMMU_UNMAP_DMA;
-            push(
+            push_ioctl(
                 &ioctl(ev, u.container, cmd, 0, u.errno, &d.0, &back.0)?,
                 out,
             );
@@ -59,7 +59,7 @@ pub fn encode_into(ev: &Event, out: &mut Vec<u8>) -> Option<usize> {
         EventKind::VfioSetIommu(s) => {
             // The argument is the IOMMU type itself.
             let cmd = cmds::VFIO_SET_IOMMU;
-            push(
+            push_ioctl(
                 &ioctl(ev, s.container, cmd, s.iommu_type, s.errno, &[], &[])?,
                 out,
             );
@@ -72,7 +72,7 @@ pub fn encode_into(ev: &Event, out: &mut Vec<u8>) -> Option<usize> {
                 .u64(m.size)
                 .u64(m.hva);
             let cmd = cmds::KVM_SET_USER_MEMORY_REGION;
-            push(&ioctl(ev, m.vm, cmd, 0, m.errno, &d.0, &[])?, out);
+            push_ioctl(&ioctl(ev, m.vm, cmd, 0, m.errno, &d.0, &[])?, out);
         }
         EventKind::VfioPin(p) => push(
             &PinRecord {
@@ -121,6 +121,27 @@ pub(super) fn bytes_of<T: WireStruct>(r: &T) -> &[u8] {
 
 fn push<T: WireStruct>(r: &T, out: &mut Vec<u8>) {
     out.extend_from_slice(bytes_of(r));
+}
+
+/// An ioctl as the probes send it (`kind::IOCTL_VAR`): the head, then only
+/// the captured bytes.
+fn push_ioctl(r: &IoctlRecord, out: &mut Vec<u8>) {
+    let mut hdr = r.hdr;
+    hdr.kind = kind::IOCTL_VAR;
+    let head = IoctlHead {
+        hdr,
+        enter_ns: r.enter_ns,
+        arg: r.arg,
+        ret: r.ret,
+        fd: r.fd,
+        cmd: r.cmd,
+        in_len: r.in_len,
+        out_len: r.out_len,
+        dev: r.dev,
+    };
+    push(&head, out);
+    out.extend_from_slice(&r.in_data[..r.in_len as usize]);
+    out.extend_from_slice(&r.out_data[..r.out_len as usize]);
 }
 
 fn header(ev: &Event, kind: u16) -> EventHeader {

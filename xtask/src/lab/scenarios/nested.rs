@@ -36,10 +36,10 @@ pub const SCENARIO: Scenario = Scenario {
 /// vCPU running L2 starves); with `-smp 1` single-threaded TCG runs the
 /// whole chain in ~35 s, like multi-threaded TCG with `-smp 2`, and avoids
 /// MTTCG's cross-vCPU code-patching race (shared/lab.md).
-pub(super) const ACCEL: &str = "tcg";
-pub(super) const L1_SMP: &str = "1";
+const ACCEL: &str = "tcg";
+const L1_SMP: &str = "1";
 
-pub(super) const L1_MODULES: &[(&str, &str)] = &[
+const L1_MODULES: &[(&str, &str)] = &[
     ("virtio-iommu", ""),
     ("vfio", ""),
     ("vfio_iommu_type1", "allow_unsafe_interrupts=1"),
@@ -55,7 +55,7 @@ pub(super) const L1_MODULES: &[(&str, &str)] = &[
 /// No 9p in L2: every 9p request would cross both virtualization levels
 /// (measured: ~50 s to exec the exerciser). Binaries ride in L2's
 /// initramfs; results leave as a tar stream on a virtio-serial port.
-pub(super) const L2_MODULES: &[(&str, &str)] = &[
+const L2_MODULES: &[(&str, &str)] = &[
     ("virtio-iommu", ""),
     ("vfio", ""),
     ("vfio_iommu_type1", "allow_unsafe_interrupts=1"),
@@ -70,7 +70,7 @@ finish PASS
 
 /// L1: bind edu, enter the machine's root fs, run the inner QEMU with L2.
 /// Its console is relayed with an `L2| ` prefix and kept in l2/console.log.
-pub(super) const L1_BODY: &str = r#"[ -e /dev/kvm ] || fail "no /dev/kvm in L1 (kvm_amd did not load: no SVM?)"
+const L1_BODY: &str = r#"[ -e /dev/kvm ] || fail "no /dev/kvm in L1 (kvm_amd did not load: no SVM?)"
 EDU=$(find_pci 0x1234 0x11e8) || fail "no edu device (1234:11e8) in L1"
 bind_vfio $EDU
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostroot /host || fail "mounting the host root"
@@ -154,13 +154,9 @@ pub(super) fn levels(ctx: &Ctx, l2_body: &str, inner_extra: &str) -> Result<Leve
     Ok(Levels { l1, qemu_bin })
 }
 
-fn run(ctx: &Ctx) -> Result<()> {
-    if ctx.args.live {
-        return super::nested_live::run(ctx);
-    }
-    let arch = Arch::X86_64;
-    let l2_dir = ctx.out.join("l2");
-    let Levels { l1, qemu_bin } = levels(ctx, L2_BODY, "")?;
+/// The outer QEMU running L1: its results share and its virtio-iommu trace
+/// log (the oracle for L1's requests).
+pub(super) fn outer_qemu(ctx: &Ctx, l1: &Boot) -> Result<std::process::Command> {
     let mut q = qemu::x86_host_vm(
         ctx.accel(ACCEL)?,
         "2G",
@@ -171,6 +167,17 @@ fn run(ctx: &Ctx) -> Result<()> {
     q.args(share_args(&ctx.out));
     q.args(["-msg", "timestamp=on", "-trace", "virtio_iommu_*", "-D"])
         .arg(ctx.out.join("qemu-trace.log"));
+    Ok(q)
+}
+
+fn run(ctx: &Ctx) -> Result<()> {
+    if ctx.args.live {
+        return super::nested_live::run(ctx);
+    }
+    let arch = Arch::X86_64;
+    let l2_dir = ctx.out.join("l2");
+    let Levels { l1, qemu_bin } = levels(ctx, L2_BODY, "")?;
+    let q = outer_qemu(ctx, &l1)?;
     let outcome = step("boot L1, run L2, power off", || {
         qemu::run(q, &ctx.out.join("console.log"), ctx.timeout(180), "")
     })?;

@@ -24,10 +24,7 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-use super::{
-    nested::{levels, Levels, ACCEL, L1_SMP},
-    share_args,
-};
+use super::nested::{levels, outer_qemu, Levels};
 use crate::{
     lab::{qemu, Ctx},
     step::{display, step},
@@ -88,16 +85,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         || start_ui(&tracer, &ctx.out, &socks),
     )?;
 
-    let mut q = qemu::x86_host_vm(
-        ctx.accel(ACCEL)?,
-        "2G",
-        L1_SMP,
-        &l1.kernel.image,
-        &l1.initrd,
-    );
-    q.args(share_args(&ctx.out));
-    q.args(["-msg", "timestamp=on", "-trace", "virtio_iommu_*", "-D"])
-        .arg(ctx.out.join("qemu-trace.log"));
+    let mut q = outer_qemu(ctx, &l1)?;
     q.args(["-device", "virtio-serial-pci"]);
     for (node, sock) in &socks {
         q.arg("-chardev").arg(format!(

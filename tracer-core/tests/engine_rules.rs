@@ -365,6 +365,25 @@ fn vt007_guest_unmap_not_propagated() {
     assert_eq!(count(&near, RuleId::StaleMapping), 0);
 }
 
+/// Lab (nested fault pass): the VMM drops one page's UNMAP_DMA and only
+/// its reset, 260 ms later, unmaps the whole space: the page stayed mapped
+/// meanwhile, so the teardown is not the guest UNMAP's propagation.
+#[test]
+fn vt007_guest_unmap_not_propagated_until_a_teardown() {
+    let mut s = paired();
+    s.step(MS).gunmap(GIOVA, 0x1000);
+    s.step(260 * MS).unmap_dma(0, 1 << 63, 0x1000);
+    settle(&mut s);
+    assert_eq!(count(&s, RuleId::StaleMapping), 1);
+    // Near miss: each page's own UNMAP_DMA, then the teardown.
+    let mut near = paired();
+    near.step(MS).gunmap(GIOVA, 0x1000);
+    near.step(MS).host_unpage(GIOVA);
+    near.step(260 * MS).unmap_dma(0, 1 << 63, 0);
+    settle(&mut near);
+    assert_eq!(count(&near, RuleId::StaleMapping), 0);
+}
+
 #[test]
 fn vt007_guest_unmap_leaving_partially_covered_mapping() {
     let mut s = base();

@@ -396,7 +396,7 @@ impl Join {
         };
         let hit = self
             .early_unmaps
-            .candidates(&p, self.window_ns, self.skew_ns, false)
+            .candidates(&p, self.window_ns, self.skew_ns, true)
             .first()
             .copied();
         match hit {
@@ -435,8 +435,10 @@ impl Join {
         true
     }
 
-    /// A host UNMAP_DMA attempt: settles a waiting guest UNMAP it overlaps,
-    /// else is kept for a guest UNMAP that comes later.
+    /// A host UNMAP_DMA attempt: settles a waiting guest UNMAP it lies
+    /// within, else is kept for a guest UNMAP that comes later. A larger
+    /// host unmap (the VMM tearing the whole space down at reset) is not
+    /// the propagation of a guest UNMAP: the page stayed mapped until then.
     pub fn host_unmap(&mut self, op: HostOp) {
         let hit = self
             .unmaps
@@ -446,8 +448,8 @@ impl Join {
             .take(SCAN)
             .filter(|(_, p)| {
                 p.key.node != op.key.node
-                    && p.start <= op.last
-                    && op.start <= p.last
+                    && p.start <= op.start
+                    && op.last <= p.last
                     && op.wall.saturating_add(self.skew_ns) >= p.wall
                     && op.wall <= p.wall.saturating_add(self.window_ns)
             })

@@ -19,6 +19,7 @@ mod oracle;
 mod qemu;
 mod rules;
 mod scenarios;
+mod vmm_fault;
 mod vsock;
 
 use std::{

@@ -83,7 +83,7 @@ fn findings(r: &Value) -> Vec<&Value> {
         .unwrap_or_default()
 }
 
-fn one_line(f: &Value) -> String {
+pub fn one_line(f: &Value) -> String {
     format!(
         "{} {} [{}]: {}",
         f["rule"].as_str().unwrap_or("?"),

@@ -19,7 +19,7 @@ use crate::{
     lab::{
         console,
         init::{Results, RESULTS_PORT},
-        judge, oracle, qemu, rules, stage_binaries, vsock, Arch, Ctx,
+        judge, oracle, qemu, rules, stage_binaries, vmm_fault, vsock, Arch, Ctx,
     },
     probecheck,
     step::{self, cmd, step},
@@ -80,7 +80,7 @@ mount -t tmpfs tmpfs /host/tmp
 mount --bind /lab /host/mnt || fail "bind /lab"
 tracer_start
 say "starting L2 at $(up)s"
-chroot /host @QEMU@ -accel kvm -cpu max -M q35 -m 256M -smp 1 \
+chroot /host @INNER_ENV@ @QEMU@ -accel kvm -cpu max -M q35 -m 256M -smp 1 \
   -display none -vga none -nic none -serial stdio -monitor none -no-reboot \
   -kernel @KERNEL@ -initrd @INITRD@ -append "console=ttyS0 panic=-1 loglevel=5" \
   -device virtio-iommu-pci -device vfio-pci,host=$EDU \
@@ -98,13 +98,18 @@ finish PASS
 /// The nested lab's L1 (and inside it L2): binaries staged, both
 /// initramfs images built.
 /// `l2_body` is what L2 runs; `inner_extra` is added to the inner QEMU's
-/// command line.
+/// command line, `inner_env` put before it (`env VAR=...`).
 pub(super) struct Levels {
     pub l1: Boot,
     pub qemu_bin: &'static str,
 }
 
-pub(super) fn levels(ctx: &Ctx, l2_body: &str, inner_extra: &str) -> Result<Levels> {
+pub(super) fn levels(
+    ctx: &Ctx,
+    l2_body: &str,
+    inner_extra: &str,
+    inner_env: &str,
+) -> Result<Levels> {
     let arch = Arch::X86_64;
     let l2_dir = ctx.out.join("l2");
     fs::create_dir_all(&l2_dir)?;
@@ -139,7 +144,8 @@ pub(super) fn levels(ctx: &Ctx, l2_body: &str, inner_extra: &str) -> Result<Leve
             .replace("@KERNEL@", &l2.kernel.image.display().to_string())
             .replace("@INITRD@", &l2.initrd.display().to_string())
             .replace("@PORT@", RESULTS_PORT)
-            .replace("@INNER_EXTRA@", inner_extra);
+            .replace("@INNER_EXTRA@", inner_extra)
+            .replace("@INNER_ENV@", inner_env);
     let l1 = prepare(
         ctx,
         arch,
@@ -170,17 +176,15 @@ pub(super) fn outer_qemu(ctx: &Ctx, l1: &Boot) -> Result<std::process::Command> 
     Ok(q)
 }
 
-fn run(ctx: &Ctx) -> Result<()> {
-    if ctx.args.live {
-        return super::nested_live::run(ctx);
-    }
-    let arch = Arch::X86_64;
-    let l2_dir = ctx.out.join("l2");
-    let Levels { l1, qemu_bin } = levels(ctx, L2_BODY, "")?;
+/// One nested boot with results in `ctx.out` (L2's unpacked into l2/):
+/// the outcome, L1's boot files and the inner QEMU's path.
+fn boot(ctx: &Ctx, inner_env: &str, what: &str) -> Result<(qemu::Outcome, Boot, &'static str)> {
+    let Levels { l1, qemu_bin } = levels(ctx, L2_BODY, "", inner_env)?;
     let q = outer_qemu(ctx, &l1)?;
-    let outcome = step("boot L1, run L2, power off", || {
+    let outcome = step(what, || {
         qemu::run(q, &ctx.out.join("console.log"), ctx.timeout(180), "")
     })?;
+    let l2_dir = ctx.out.join("l2");
     let tar = l2_dir.join("results.tar");
     if tar.exists() {
         step("unpack L2's results", || {
@@ -195,6 +199,34 @@ fn run(ctx: &Ctx) -> Result<()> {
             ))
         })?;
     }
+    Ok((outcome, l1, qemu_bin))
+}
+
+fn run(ctx: &Ctx) -> Result<()> {
+    if ctx.args.live {
+        return super::nested_live::run(ctx);
+    }
+    let arch = Arch::X86_64;
+    let l2_dir = ctx.out.join("l2");
+    let (outcome, l1, qemu_bin) = boot(ctx, "", "boot L1, run L2, power off")?;
+    // The fault pass: the same run under a buggy inner QEMU (vmm_fault.c).
+    let faults = if ctx.fault_pass() {
+        let fctx = Ctx {
+            args: ctx.args,
+            name: ctx.name,
+            out: ctx.out.join("faults"),
+            started: ctx.started,
+        };
+        step("the VMM fault shim (gcc)", || vmm_fault::build(&fctx.out))?;
+        let (o, ..) = boot(
+            &fctx,
+            vmm_fault::INNER_ENV,
+            "fault pass: L2's clean steps under a buggy inner QEMU",
+        )?;
+        Some((fctx.out, o))
+    } else {
+        None
+    };
     let inner = oracle_for(
         &ctx.out,
         "l2/exerciser.jsonl",
@@ -252,6 +284,13 @@ fn run(ctx: &Ctx) -> Result<()> {
                     &ctx.out.join("check.json"),
                     l1_edu.as_deref(),
                 ));
+                if let Some((dir, o)) = &faults {
+                    checks.push((
+                        "fault pass: the VMs".into(),
+                        super::single::boot_line(dir, o),
+                    ));
+                    checks.extend(vmm_fault::judge(&c, dir));
+                }
             }
             Err(e) => checks.push(("vfio-trace check".into(), Err(format!("{e:#}")))),
         }

@@ -1,0 +1,152 @@
+//! The nested fault pass: a buggy VMM. `vmm_fault.c`, preloaded into the
+//! inner QEMU in L1, drops one MAP_DMA, maps one page at the wrong HVA and
+//! drops one UNMAP_DMA of those QEMU makes to mirror L2's virtio-iommu
+//! mappings (the VMM bugs the cross-layer rules exist for; a correct QEMU
+//! cannot be made to commit them). L2 runs its clean steps; vfio-trace in
+//! both levels must report each fault with its rule at its IOVA, and
+//! nothing else.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use super::rules::{self, Line};
+use crate::step::{self, cmd};
+
+const SOURCE: &str = include_str!("vmm_fault.c");
+
+/// How L1 runs the inner QEMU with it (paths inside the chroot: /mnt is
+/// the fault pass's results share).
+pub const INNER_ENV: &str = "env LD_PRELOAD=/mnt/bin/vmm-fault.so VMM_FAULT_LOG=/mnt/vmm-fault.log";
+
+/// Each fault the shim injects (its log's first word) and the rule that
+/// must report it.
+const EXPECTED: &[(&str, &str)] = &[
+    ("drop_map", "VT006"),
+    ("bad_hva", "VT006"),
+    ("drop_unmap", "VT007"),
+];
+
+/// Builds `bin/vmm-fault.so` in `dir` with the machine's gcc.
+pub fn build(dir: &Path) -> Result<PathBuf> {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin)?;
+    let src = dir.join("vmm-fault.c");
+    fs::write(&src, SOURCE)?;
+    let so = bin.join("vmm-fault.so");
+    step::run(&mut cmd(
+        "gcc",
+        [
+            "-shared".as_ref(),
+            "-fPIC".as_ref(),
+            "-O2".as_ref(),
+            "-Wall".as_ref(),
+            "-Werror".as_ref(),
+            "-o".as_ref(),
+            so.as_os_str(),
+            src.as_os_str(),
+            "-ldl".as_ref(),
+        ],
+    ))
+    .context("building the VMM fault shim (gcc)")?;
+    Ok(so)
+}
+
+/// The injected faults as the shim logged them: (what, iova).
+fn injected(dir: &Path) -> Vec<(String, u64)> {
+    fs::read_to_string(dir.join("vmm-fault.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let what = w.next()?.to_string();
+            let iova = w.next()?.strip_prefix("iova=0x")?;
+            Some((what, u64::from_str_radix(iova, 16).ok()?))
+        })
+        .collect()
+}
+
+/// `vfio-trace check` on both levels' recordings of the fault pass.
+pub fn judge(checker: &Path, dir: &Path) -> Vec<Line> {
+    let mut out = Vec::new();
+    let faults = injected(dir);
+    let all_injected = EXPECTED
+        .iter()
+        .all(|(w, _)| faults.iter().any(|(f, _)| f == w));
+    out.push((
+        "VMM faults injected in the inner QEMU".to_string(),
+        if all_injected {
+            Ok(faults
+                .iter()
+                .map(|(w, i)| format!("{w} {i:#x}"))
+                .collect::<Vec<_>>()
+                .join(", "))
+        } else {
+            Err(format!("the shim logged {faults:?}, expected {EXPECTED:?}"))
+        },
+    ));
+    let files = [dir.join("trace.vft"), dir.join("l2/trace.vft")];
+    let report = match rules::check(checker, &files, &dir.join("check.json")) {
+        Ok((_, r)) => r,
+        Err(e) => {
+            out.push((
+                "vfio-trace check (VMM faults)".into(),
+                Err(format!("{e:#}")),
+            ));
+            return out;
+        }
+    };
+    let findings = report["findings"].as_array().cloned().unwrap_or_default();
+    // A finding is about a page when its address range holds it, or when
+    // one of its evidence events maps or unmaps it.
+    let covers = |f: &Value, iova: u64| {
+        let a = &f["address"];
+        let by_address =
+            matches!((a[0].as_u64(), a[1].as_u64()), (Some(s), Some(e)) if s <= iova && iova <= e);
+        let by_evidence = f["evidence"].as_array().is_some_and(|ev| {
+            ev.iter()
+                .any(|e| e["iova"].as_u64() == Some(iova) || e["virt_start"].as_u64() == Some(iova))
+        });
+        by_address || by_evidence
+    };
+    for (what, iova) in &faults {
+        let Some((_, rule)) = EXPECTED.iter().find(|(w, _)| w == what) else {
+            continue;
+        };
+        let hit = findings
+            .iter()
+            .find(|f| f["rule"] == *rule && covers(f, *iova));
+        out.push((
+            format!("VMM fault {what} at {iova:#x} → {rule}"),
+            match hit {
+                Some(f) => Ok(rules::one_line(f)),
+                None => Err(format!(
+                    "no {rule} finding at {iova:#x}; findings: {}",
+                    findings
+                        .iter()
+                        .map(rules::one_line)
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                )),
+            },
+        ));
+    }
+    let stray: Vec<String> = findings
+        .iter()
+        .filter(|f| !faults.iter().any(|(_, i)| covers(f, *i)))
+        .map(rules::one_line)
+        .collect();
+    out.push((
+        "VMM faults: no finding outside the faulted pages".into(),
+        if stray.is_empty() {
+            Ok(format!("{} findings, all at faulted pages", findings.len()))
+        } else {
+            Err(stray.join(" | "))
+        },
+    ));
+    out
+}

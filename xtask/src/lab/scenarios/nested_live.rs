@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use super::nested::{levels, outer_qemu, Levels};
 use crate::{
     lab::{qemu, Ctx},
-    step::{display, step},
+    step::display,
 };
 
 /// Seconds each clean round keeps its mappings (the chains on screen).
@@ -80,10 +80,10 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|n| (n.to_string(), ctx.out.join(format!("{n}.sock"))))
         .collect();
-    let mut ui = step(
-        "vfio-trace live (the aggregator and the terminal UI)",
-        || start_ui(&tracer, &ctx.out, &socks),
-    )?;
+    // Nothing may be printed on the terminal once the UI owns it (a stray
+    // line shifts the screen the UI draws incrementally).
+    eprintln!("==> vfio-trace live (the aggregator and the terminal UI)");
+    let mut ui = start_ui(&tracer, &ctx.out, &socks)?;
 
     let mut q = outer_qemu(ctx, &l1)?;
     q.args(["-device", "virtio-serial-pci"]);

@@ -26,12 +26,17 @@ pub enum Action {
     None,
     Quit,
     Replay(ReplayCmd),
+    /// Ctrl-L: repaint the whole screen (something else wrote on it).
+    Repaint,
 }
 
 pub fn handle_key(ui: &mut UiState, snap: &Snapshot, key: KeyEvent) -> Action {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && matches!(key.code, KeyCode::Char('c')) {
         return Action::Quit;
+    }
+    if ctrl && matches!(key.code, KeyCode::Char('l')) {
+        return Action::Repaint;
     }
     if ui.prompt.is_some() {
         return prompt_key(ui, key);

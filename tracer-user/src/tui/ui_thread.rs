@@ -84,6 +84,10 @@ pub fn run(mut ch: Channels, mut ui: UiState) -> Result<()> {
                     let _ = tx.send(cmd);
                 }
             }
+            Action::Repaint => {
+                term.terminal.clear()?;
+                redraw = true;
+            }
             Action::None => {}
         }
         if ui != before {

@@ -12,6 +12,7 @@ use crate::tui::ui_state::UiState;
 
 const GLOBAL: &[&str] = &[
     "q, Ctrl-C     quit (restores the terminal)",
+    "Ctrl-L        repaint the whole screen",
     "?, Esc        this help / close it",
     "1-5, Tab      switch view: Events Chains Doorbells Findings Health",
     "↑↓ j k        move;  PgUp PgDn  a page;  Home End  first / last",

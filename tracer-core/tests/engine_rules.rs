@@ -375,6 +375,13 @@ fn vt007_guest_unmap_not_propagated_until_a_teardown() {
     s.step(260 * MS).unmap_dma(0, 1 << 63, 0x1000);
     settle(&mut s);
     assert_eq!(count(&s, RuleId::StaleMapping), 1);
+    let f = run(&s);
+    let stale = f.iter().find(|f| f.rule == RuleId::StaleMapping).unwrap();
+    assert_eq!(
+        stale.address,
+        Some((GIOVA, GIOVA + 0xfff)),
+        "located at the page"
+    );
     // Near miss: each page's own UNMAP_DMA, then the teardown.
     let mut near = paired();
     near.step(MS).gunmap(GIOVA, 0x1000);

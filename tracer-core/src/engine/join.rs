@@ -61,8 +61,9 @@ pub struct PairEvidence {
     pub hva_disagree: u64,
     /// (guest MAP, host MAP_DMA) examples.
     pub examples: Vec<(EvId, EvId)>,
-    /// (guest MAP, host MAP_DMA, memslot, expected HVA) where HVA disagreed.
-    pub mismatches: Vec<(EvId, EvId, EvId, u64)>,
+    /// (guest MAP, host MAP_DMA, memslot, expected HVA, host IOVA range)
+    /// where HVA disagreed.
+    pub mismatches: Vec<(EvId, EvId, EvId, u64, (u64, u64))>,
 }
 
 /// Guest requests the host never followed.
@@ -70,14 +71,20 @@ pub struct PairEvidence {
 pub struct Lost {
     pub count: u64,
     pub examples: Vec<EvId>,
+    /// The IOVAs they cover: lowest start, highest last.
+    pub span: Option<(u64, u64)>,
 }
 
 impl Lost {
-    fn add(&mut self, ev: EvId) {
+    fn add(&mut self, ev: EvId, start: u64, last: u64) {
         self.count += 1;
         if self.examples.len() < EXAMPLES {
             self.examples.push(ev);
         }
+        self.span = Some(match self.span {
+            Some((s, l)) => (s.min(start), l.max(last)),
+            None => (start, last),
+        });
     }
 }
 
@@ -145,7 +152,10 @@ impl Waiting {
             self.order.pop_front();
             if let Some(p) = self.by_iova.remove(&(s, ev)) {
                 if p.matched.is_empty() {
-                    self.lost.entry(p.key).or_default().add(p.ev);
+                    self.lost
+                        .entry(p.key)
+                        .or_default()
+                        .add(p.ev, p.start, p.last);
                 }
             }
         }
@@ -300,7 +310,8 @@ fn record(
         (Some(false), Some((hva, slot_ev))) => {
             e.hva_disagree += 1;
             if e.mismatches.len() < EXAMPLES {
-                e.mismatches.push((p.ev, op.ev, slot_ev, hva));
+                e.mismatches
+                    .push((p.ev, op.ev, slot_ev, hva, (op.start, op.last)));
             }
         }
         _ => {}

@@ -314,11 +314,9 @@ impl Engine {
                 c.container,
                 window / 1_000_000
             );
-            out.push(Finding::new(
-                RuleId::ChainBreak,
-                g.node,
-                msg,
-                l.examples.clone(),
+            out.push(with_span(
+                Finding::new(RuleId::ChainBreak, g.node, msg, l.examples.clone()),
+                l.span,
             ));
         }
         if let Some(l) = self.join.lost_unmaps().get(&g) {
@@ -329,28 +327,29 @@ impl Engine {
                 c.container,
                 window / 1_000_000
             );
-            out.push(Finding::new(
-                RuleId::StaleMapping,
-                g.node,
-                msg,
-                l.examples.clone(),
+            out.push(with_span(
+                Finding::new(RuleId::StaleMapping, g.node, msg, l.examples.clone()),
+                l.span,
             ));
         }
     }
 
     /// VT006: host MAP_DMA HVA ≠ memslot(GPA) on matched maps.
     fn eval_hva(&self, p: &Pairing, out: &mut Vec<Finding>) {
-        for &(gev, hev, slot_ev, want) in &p.evidence.mismatches {
+        for &(gev, hev, slot_ev, want, (start, last)) in &p.evidence.mismatches {
             let msg = format!(
                 "host MAP_DMA (event {hev}) for guest MAP (event {gev}) uses an HVA other than the memslot's {}",
                 hex(want)
             );
-            out.push(Finding::new(
-                RuleId::ChainBreak,
-                p.host_node,
-                msg,
-                vec![gev, slot_ev, hev],
-            ));
+            out.push(
+                Finding::new(
+                    RuleId::ChainBreak,
+                    p.host_node,
+                    msg,
+                    vec![gev, slot_ev, hev],
+                )
+                .address(start, last),
+            );
         }
     }
 
@@ -454,5 +453,13 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+/// The finding located at `span` (the IOVAs of the requests it sums up).
+fn with_span(f: Finding, span: Option<(u64, u64)>) -> Finding {
+    match span {
+        Some((s, l)) => f.address(s, l),
+        None => f,
     }
 }

@@ -51,6 +51,17 @@ impl PendingGuest {
     }
 }
 
+/// A guest MAP followed by a host MAP_DMA whose HVA is not the memslot's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct HvaMismatch {
+    pub guest_map: EvId,
+    pub map_dma: EvId,
+    pub memslot: EvId,
+    pub expected_hva: u64,
+    /// The host MAP_DMA's IOVA range.
+    pub iova: (u64, u64),
+}
+
 /// Why a guest domain and a container were paired.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PairEvidence {
@@ -61,9 +72,8 @@ pub struct PairEvidence {
     pub hva_disagree: u64,
     /// (guest MAP, host MAP_DMA) examples.
     pub examples: Vec<(EvId, EvId)>,
-    /// (guest MAP, host MAP_DMA, memslot, expected HVA, host IOVA range)
-    /// where HVA disagreed.
-    pub mismatches: Vec<(EvId, EvId, EvId, u64, (u64, u64))>,
+    /// Matches whose HVA disagreed.
+    pub mismatches: Vec<HvaMismatch>,
 }
 
 /// Guest requests the host never followed.
@@ -310,8 +320,13 @@ fn record(
         (Some(false), Some((hva, slot_ev))) => {
             e.hva_disagree += 1;
             if e.mismatches.len() < EXAMPLES {
-                e.mismatches
-                    .push((p.ev, op.ev, slot_ev, hva, (op.start, op.last)));
+                e.mismatches.push(HvaMismatch {
+                    guest_map: p.ev,
+                    map_dma: op.ev,
+                    memslot: slot_ev,
+                    expected_hva: hva,
+                    iova: (op.start, op.last),
+                });
             }
         }
         _ => {}

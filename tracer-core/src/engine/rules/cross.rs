@@ -336,7 +336,9 @@ impl Engine {
 
     /// VT006: host MAP_DMA HVA ≠ memslot(GPA) on matched maps.
     fn eval_hva(&self, p: &Pairing, out: &mut Vec<Finding>) {
-        for &(gev, hev, slot_ev, want, (start, last)) in &p.evidence.mismatches {
+        for m in &p.evidence.mismatches {
+            let (gev, hev, slot_ev, want) = (m.guest_map, m.map_dma, m.memslot, m.expected_hva);
+            let (start, last) = m.iova;
             let msg = format!(
                 "host MAP_DMA (event {hev}) for guest MAP (event {gev}) uses an HVA other than the memslot's {}",
                 hex(want)

@@ -462,12 +462,11 @@ async fn connection(cfg: Arc<AgentConfig>, shared: Arc<Shared>, delay: Duration)
         // Stale pongs and health of an earlier connection mean nothing now.
         q.control.clear();
     }
-    log::info!(
-        "connected to {} ({}) as node {} ({})",
-        cfg.addr,
-        welcome.aggregator,
-        welcome.node_id,
-        cfg.node.name
+    // On stderr whatever the log level: scripts wait for this line (the lab
+    // starts its exerciser once the agent's events reach the aggregator).
+    eprintln!(
+        "vfio-trace agent: connected to {} ({}) as node {} ({})",
+        cfg.addr, welcome.aggregator, welcome.node_id, cfg.node.name
     );
     let reader = async {
         loop {

@@ -75,12 +75,13 @@ tracer_start() {
   say "starting vfio-trace @TRACER_ARGS@"
   $LAB_BIN/vfio-trace @TRACER_ARGS@ > $LAB_OUT/tracer.log 2>&1 &
   TRACER_PID=$!
-  # Ready once it says so (its probes are attached then); a fixed sleep
+  # Ready once it says so: probes attached (record, check) or, for an
+  # agent, connected to its aggregator (events flow at once). A fixed sleep
   # was too short on a loaded machine (the first maps were missed).
   n=0
-  until grep -qE 'recording to|streaming to|checking live' $LAB_OUT/tracer.log 2>/dev/null; do
+  until grep -qE 'recording to|agent: connected to|checking live' $LAB_OUT/tracer.log 2>/dev/null; do
     kill -0 $TRACER_PID 2>/dev/null || fail "vfio-trace exited at start: $(tail -3 $LAB_OUT/tracer.log)"
-    n=$((n+1)); [ $n -gt 600 ] && fail "vfio-trace not ready after 120 s: $(tail -3 $LAB_OUT/tracer.log)"
+    n=$((n+1)); [ $n -gt 900 ] && fail "vfio-trace not ready after 180 s: $(tail -3 $LAB_OUT/tracer.log)"
     sleep 0.2
   done
   say "vfio-trace ready at $(up)s"

@@ -49,8 +49,8 @@ pub struct LabArgs {
     /// `$LAB_NODE` the level's node name (guest; l1 and l2 when nested).
     #[arg(long, default_value = "record -o $LAB_OUT/trace.vft --node $LAB_NODE")]
     pub tracer_args: String,
-    /// Seconds /init waits, after vfio-trace said it is ready (probes
-    /// attached: `recording to`, `streaming to`), before the exerciser.
+    /// Seconds /init waits, after vfio-trace said it is ready (`recording
+    /// to`: probes attached; an agent's `connected to`), before the exerciser.
     #[arg(long, default_value_t = 1)]
     pub tracer_settle: u32,
     /// Exerciser steps to run (comma-separated; default: all default steps).

@@ -45,9 +45,21 @@ pub struct FilterCache {
     pub ids: std::collections::VecDeque<u64>,
 }
 
+/// Live, each node's events arrive with their own latency (a nested
+/// guest's agent is two virtio-serial hops away), so a host's MAP_DMA is
+/// often applied well before the guest MAP it follows: keep unmatched host
+/// calls this long (the engine's default, for wall-sorted files, is 0.1 s).
+const LIVE_SKEW_NS: u64 = 2_000_000_000;
+
 impl Model {
     pub fn new(nodes: Vec<NodeInfo>, history_capacity: usize) -> Self {
-        let engine = Engine::new(nodes, EngineConfig::default());
+        let engine = Engine::new(
+            nodes,
+            EngineConfig {
+                clock_skew_ns: LIVE_SKEW_NS,
+                ..EngineConfig::default()
+            },
+        );
         let analysis = Arc::new(engine.snapshot(Self::snapshot_options()));
         Model {
             engine,

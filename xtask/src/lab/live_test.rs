@@ -191,7 +191,7 @@ fn wait_for(tmux: &Tmux, rc: &Path, secs: u64, ok: impl Fn(&str) -> bool) -> Res
 }
 
 /// Chains view: moves the selection onto the first mapping of the L2 guest
-/// domain (found on screen, paging down as needed) and waits for its chain
+/// domain (found on screen, scrolling down as needed) and waits for its chain
 /// to be complete with the L1 hops. Mappings come and go with the
 /// exerciser's rounds, so it retries until a round holds them.
 fn joined_chain(tmux: &Tmux, rc: &Path) -> Result<String> {
@@ -237,7 +237,9 @@ fn joined_chain(tmux: &Tmux, rc: &Path) -> Result<String> {
                 }
                 // Before any row is selected the first move selects one.
                 (_, None) => tmux.keys(&["j"])?,
-                _ => tmux.keys(&["PageDown"])?,
+                // Ten rows at a time: the L2 header scrolls into view (a
+                // page at a time could jump past it).
+                _ => tmux.keys(&["j"; 10])?,
             }
         }
         sleep(Duration::from_secs(3));

@@ -689,41 +689,51 @@ fn nested_chain(l2: &[Event], l1: &[Event], r: &mut ProbeReport) {
     let mut cursor = 0;
     for g in &guest_maps {
         let size = g.virt_end - g.virt_start + 1;
-        // The VMM propagates guest maps in order.
-        let Some(k) = (cursor..map_dma_index.len())
-            .find(|&k| map_dma_index[k].1.iova == g.virt_start && map_dma_index[k].1.size == size)
-        else {
-            problems.push(format!(
-                "guest MAP {:#x}-{:#x} → GPA {:#x}: no host MAP_DMA of that IOVA",
-                g.virt_start, g.virt_end, g.phys_start
-            ));
-            continue;
-        };
-        cursor = k + 1;
-        let (at, hm, pid) = map_dma_index[k];
-        let slots = memslots_at(l1, at, pid);
-        let want_hva = slots
-            .iter()
-            .find(|(gpa, sz, _)| g.phys_start >= *gpa && g.phys_start < gpa + sz)
-            .map(|(gpa, _, hva)| hva + (g.phys_start - gpa));
-        if want_hva != Some(hm.vaddr) {
-            problems.push(format!(
-                "IOVA {:#x}: guest GPA {:#x} → memslot HVA {want_hva:x?}, host MAP_DMA vaddr {:#x}",
-                g.virt_start, g.phys_start, hm.vaddr
-            ));
-            continue;
-        }
-        let Some(pages_of) = host_maps
-            .iter()
-            .find(|p| p.iova == hm.iova && p.vaddr == hm.vaddr && p.size == hm.size)
-        else {
-            problems.push(format!("IOVA {:#x}: host MAP_DMA without pages", hm.iova));
-            continue;
-        };
+        // The VMM propagates guest maps in order, one MAP_DMA per guest map
+        // or per page of it (QEMU's notifier splits a multi-page MAP).
+        let mut last = None;
         for off in (0..size).step_by(4096) {
             pages += 1;
             let iova = g.virt_start + off;
-            let (pinned, mapped) = pages_of.page(off);
+            let gpa = g.phys_start + off;
+            // A MAP_DMA inside the guest map holding this page (not, say,
+            // QEMU's boot-time bypass map of all guest RAM at IOVA 0).
+            let Some(k) = (cursor..map_dma_index.len()).find(|&k| {
+                let m = map_dma_index[k].1;
+                m.size > 0
+                    && g.virt_start <= m.iova
+                    && m.iova.saturating_add(m.size - 1) <= g.virt_end
+                    && m.iova <= iova
+                    && iova - m.iova < m.size
+            }) else {
+                problems.push(format!(
+                    "guest MAP {:#x}-{:#x}: page {iova:#x} → GPA {gpa:#x}: no host MAP_DMA of that IOVA",
+                    g.virt_start, g.virt_end
+                ));
+                continue;
+            };
+            last = Some(k);
+            let (at, hm, pid) = map_dma_index[k];
+            let hva = hm.vaddr + (iova - hm.iova);
+            let slots = memslots_at(l1, at, pid);
+            let want_hva = slots
+                .iter()
+                .find(|(sgpa, sz, _)| gpa >= *sgpa && gpa < sgpa + sz)
+                .map(|(sgpa, _, shva)| shva + (gpa - sgpa));
+            if want_hva != Some(hva) {
+                problems.push(format!(
+                    "IOVA {iova:#x}: guest GPA {gpa:#x} → memslot HVA {want_hva:x?}, host MAP_DMA HVA {hva:#x}"
+                ));
+                continue;
+            }
+            let Some(pages_of) = host_maps
+                .iter()
+                .find(|p| p.iova == hm.iova && p.vaddr == hm.vaddr && p.size == hm.size)
+            else {
+                problems.push(format!("IOVA {:#x}: host MAP_DMA without pages", hm.iova));
+                continue;
+            };
+            let (pinned, mapped) = pages_of.page(iova - hm.iova);
             let Some(hpa) = pinned.filter(|h| Some(*h) == mapped) else {
                 problems.push(format!(
                     "IOVA {iova:#x}: L1 pinned {pinned:x?}, L1 iommu_map {mapped:x?}"
@@ -740,6 +750,9 @@ fn nested_chain(l2: &[Event], l1: &[Event], r: &mut ProbeReport) {
                     "IOVA {iova:#x} → L1 HPA {hpa:#x}: no L1 virtio-iommu MAP of it to the outer QEMU"
                 ));
             }
+        }
+        if let Some(k) = last {
+            cursor = k + 1;
         }
     }
     if guest_maps.is_empty() {

@@ -391,6 +391,31 @@ fn vt007_guest_unmap_not_propagated_until_a_teardown() {
     assert_eq!(count(&near, RuleId::StaleMapping), 0);
 }
 
+/// Lab (nested fault pass): a two-page guest MAP/UNMAP reaches the host
+/// page by page (QEMU's notifier splits it); the UNMAP of one page dropped
+/// leaves it mapped.
+#[test]
+fn vt007_two_page_guest_unmap_with_one_page_not_propagated() {
+    let two_pages = || {
+        let mut s = base();
+        s.step(MS).gmap(GIOVA, 0x2000, GPA);
+        s.step(MS).host_page(GIOVA, HVA, HPA);
+        s.step(MS)
+            .host_page(GIOVA + 0x1000, HVA + 0x1000, HPA + 0x1000);
+        s.step(MS).gunmap(GIOVA, 0x2000);
+        s.step(MS).host_unpage(GIOVA);
+        s
+    };
+    let mut s = two_pages();
+    settle(&mut s);
+    assert_eq!(count(&s, RuleId::StaleMapping), 1);
+    assert_eq!(count(&s, RuleId::ChainBreak), 0, "the MAP was propagated");
+    let mut near = two_pages();
+    near.step(MS).host_unpage(GIOVA + 0x1000);
+    settle(&mut near);
+    assert_eq!(count(&near, RuleId::StaleMapping), 0);
+}
+
 #[test]
 fn vt007_guest_unmap_leaving_partially_covered_mapping() {
     let mut s = base();

@@ -420,17 +420,21 @@ impl Join {
             covered: 0,
             matched: Vec::new(),
         };
-        let hit = self
+        let mut p = p;
+        // Host unmaps that came first, until they cover the whole request
+        // (a VMM unmaps a multi-page guest UNMAP page by page).
+        for k in self
             .early_unmaps
             .candidates(&p, self.window_ns, self.skew_ns, true)
-            .first()
-            .copied();
-        match hit {
-            Some(k) => {
-                self.early_unmaps.take(k);
+        {
+            if let Some(op) = self.early_unmaps.take(k) {
+                p.covered = p.covered.saturating_add(op.last - op.start + 1);
+                if p.covered >= p.size() {
+                    return;
+                }
             }
-            None => self.unmaps.push(p),
         }
+        self.unmaps.push(p);
     }
 
     /// A host MAP_DMA (successful or not) from a VMM: matched with the
@@ -461,8 +465,8 @@ impl Join {
         true
     }
 
-    /// A host UNMAP_DMA attempt: settles a waiting guest UNMAP it lies
-    /// within, else is kept for a guest UNMAP that comes later. A larger
+    /// A host UNMAP_DMA attempt: counts toward a waiting guest UNMAP it
+    /// lies within, else is kept for a guest UNMAP that comes later. A larger
     /// host unmap (the VMM tearing the whole space down at reset) is not
     /// the propagation of a guest UNMAP: the page stayed mapped until then.
     pub fn host_unmap(&mut self, op: HostOp) {
@@ -481,11 +485,18 @@ impl Join {
             })
             .map(|(k, _)| *k)
             .min_by_key(|k| k.1);
-        match hit {
-            Some(k) => {
-                self.unmaps.settle(k);
-            }
-            None => self.early_unmaps.push(op),
+        let Some(k) = hit else {
+            self.early_unmaps.push(op);
+            return;
+        };
+        // Settled once host unmaps cover the whole guest request; a part
+        // left mapped expires as not propagated.
+        let Some(p) = self.unmaps.by_iova.get_mut(&k) else {
+            return;
+        };
+        p.covered = p.covered.saturating_add(op.last - op.start + 1);
+        if p.covered >= p.size() {
+            self.unmaps.settle(k);
         }
     }
 

@@ -374,12 +374,7 @@ fn exerciser_pid(text: &str) -> Option<u32> {
 /// the exerciser's first call), attributed to edu from its group in sysfs.
 fn resv_at_start(events: &[Event], journal: &str, pid: Option<u32>, r: &mut ProbeReport) {
     let name = "reserved regions at start, attributed to edu";
-    let edu = journal
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["type"] == "header")
-        .and_then(|v| v["edu"].as_str().map(str::to_string));
-    let Some(edu) = edu else {
+    let Some(edu) = crate::lab::oracle::journal_edu(journal) else {
         return r.fail(name, "no edu in the exerciser's journal header".into());
     };
     let first_call = events

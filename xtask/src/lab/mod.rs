@@ -15,7 +15,7 @@ mod init;
 mod initramfs;
 mod judge;
 pub mod live_test;
-mod oracle;
+pub(crate) mod oracle;
 mod qemu;
 mod rules;
 mod scenarios;

@@ -76,6 +76,52 @@ fn vt001_host_map_dma_in_hw_msi_window() {
 }
 
 #[test]
+fn vt001_kernel_iommu_map_in_hw_msi_window() {
+    // A kernel caller (no MAP_DMA) maps a page at the x86 MSI window.
+    let mut s = base();
+    s.iommu_map(0xfee00000, HPA, 0x1000, 3);
+    let f = run(&s);
+    let hits: Vec<_> = f
+        .iter()
+        .filter(|f| f.rule == RuleId::MapInMsiWindow)
+        .collect();
+    assert_eq!(hits.len(), 1, "{f:#?}");
+    assert_eq!(hits[0].address, Some((0xfee00000, 0xfee00fff)));
+    assert!(hits[0].message.contains("iommu_map"), "{}", hits[0].message);
+    let mut near = base();
+    near.iommu_map(0xfef00000, HPA, 0x1000, 3);
+    assert_eq!(count(&near, RuleId::MapInMsiWindow), 0);
+}
+
+#[test]
+fn vt001_map_dma_in_window_is_one_finding_with_its_iommu_map() {
+    let mut s = base();
+    s.pin(HVA, 1, HPA)
+        .iommu_map(0xfee00000, HPA, 0x1000, 3)
+        .map_dma(0xfee00000, HVA, 0x1000, 0);
+    let f = run(&s);
+    let hits: Vec<_> = f
+        .iter()
+        .filter(|f| f.rule == RuleId::MapInMsiWindow)
+        .collect();
+    assert_eq!(hits.len(), 1, "{f:#?}");
+    assert!(hits[0].message.contains("MAP_DMA"), "{}", hits[0].message);
+    assert_eq!(hits[0].evidence.len(), 3, "window, iommu_map, MAP_DMA");
+}
+
+#[test]
+fn vt001_sw_msi_doorbell_iommu_map_is_fine() {
+    let mut near = Seq::new();
+    near.resv(0x8000000, 0x80fffff, ResvType::SwMsi)
+        .iommu_map(0x8000000, 0x8090000, 0x1000, 0x1a);
+    assert_eq!(count(&near, RuleId::MapInMsiWindow), 0);
+    let mut s = Seq::new();
+    s.resv(0x8000000, 0x80fffff, ResvType::SwMsi)
+        .iommu_map(0x8010000, HPA, 0x1000, 3);
+    assert_eq!(count(&s, RuleId::MapInMsiWindow), 1);
+}
+
+#[test]
 fn vt001_guest_map_in_reported_msi_region() {
     let mut s = base();
     s.gmap(0xfee00000, 0x1000, GPA);

@@ -284,6 +284,7 @@ impl Engine {
             node: e.node,
             domain: m.domain,
         };
+        self.check_iommu_map_in_msi(k, m, s, l, id);
         let prot = (m.prot & 0xffff) as u16;
         self.host
             .domains

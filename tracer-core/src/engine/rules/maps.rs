@@ -3,10 +3,11 @@
 
 use super::{hex, range, Finding, RuleId};
 use crate::engine::guest::MAP_MMIO;
+use crate::engine::host::PROT_MMIO;
 use crate::engine::interval::{overlaps, span, Mapping};
 use crate::engine::keys::{ContainerKey, EvId, GuestDomainKey, IommuDomainKey};
 use crate::engine::Engine;
-use crate::event::{ResvType, VfioMapDma, ViommuReq};
+use crate::event::{IommuMap, ResvType, VfioMapDma, ViommuReq};
 
 const EEXIST: i32 = 17;
 const EINVAL: i32 = 22;
@@ -34,7 +35,58 @@ impl Engine {
             range(r.start, r.end),
             r.group
         );
-        let f = Finding::new(RuleId::MapInMsiWindow, key.node, msg, vec![*rev, id])
+        let (device, rev) = (r.device, *rev);
+        // The MAP_DMA's own iommu_map was reported a moment ago at the IOMMU
+        // layer: one cause, one finding (the MAP_DMA's, with both events).
+        if let Some(f) = self.found.list.iter_mut().rev().take(8).find(|f| {
+            f.rule == RuleId::MapInMsiWindow
+                && f.node == Some(key.node)
+                && f.address.is_some_and(|(a, b)| s <= a && b <= l)
+        }) {
+            f.message = msg;
+            f.evidence.push(id);
+            f.at = f.at.max(id);
+            f.address = Some((s, l));
+            return;
+        }
+        let f = Finding::new(RuleId::MapInMsiWindow, key.node, msg, vec![rev, id])
+            .device(device)
+            .address(s, l);
+        self.found.push(f);
+    }
+
+    /// VT001, IOMMU layer: an `iommu_map` into an MSI window of the node,
+    /// whoever called it (VFIO refuses such MAP_DMAs, so this is a kernel
+    /// caller: a driver, a VFIO bug). DMA there is never translated (a
+    /// hardware window bypasses the IOMMU) or hits the doorbells (software
+    /// window); only the MMIO doorbell mappings `iommu_dma_prepare_msi`
+    /// makes inside a software window belong there.
+    pub(crate) fn check_iommu_map_in_msi(
+        &mut self,
+        k: IommuDomainKey,
+        m: &IommuMap,
+        s: u64,
+        l: u64,
+        id: EvId,
+    ) {
+        let mmio = m.prot & PROT_MMIO != 0;
+        let Some((r, rev)) = self.msi.node_regions(k.node).iter().find(|(r, _)| {
+            (r.rtype == ResvType::Msi || (r.rtype == ResvType::SwMsi && !mmio))
+                && overlaps(s, l, r.start, r.end)
+        }) else {
+            return;
+        };
+        let msg = format!(
+            "iommu_map {} → {} (prot {:#x}) in IOMMU domain {:#x} overlaps the {:?} window {} of group {}: no VFIO MAP_DMA asked for it (a kernel caller mapped it)",
+            range(s, l),
+            hex(m.paddr),
+            m.prot,
+            k.domain,
+            r.rtype,
+            range(r.start, r.end),
+            r.group
+        );
+        let f = Finding::new(RuleId::MapInMsiWindow, k.node, msg, vec![*rev, id])
             .device(r.device)
             .address(s, l);
         self.found.push(f);

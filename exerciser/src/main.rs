@@ -15,6 +15,7 @@
 
 mod devices;
 mod journal;
+mod kfault;
 mod session;
 mod setup;
 mod steps;

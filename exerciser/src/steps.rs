@@ -29,6 +29,8 @@ pub enum Only {
     X86_64,
     /// Needs the e1000e (MSI-X).
     E1000e,
+    /// Needs the lab's fault module (a kernel bug on demand, `kfault.rs`).
+    FaultModule,
 }
 
 pub struct Step {
@@ -46,6 +48,7 @@ impl Step {
             Only::Arm64 => ARM64,
             Only::X86_64 => !ARM64,
             Only::E1000e => have_e1000e,
+            Only::FaultModule => crate::kfault::loaded(),
         }
     }
     pub fn rule(&self) -> Option<&'static str> {
@@ -158,6 +161,20 @@ pub const STEPS: &[Step] = &[
         run: fault_irq_signal_unbound,
     },
     Step {
+        name: "fault_kernel_iommu_map_msi_window",
+        about: "a kernel caller (the lab's fault module) iommu_maps a page at the MSI window in edu's VFIO domain",
+        kind: Kind::Fault("VT001"),
+        only: Only::FaultModule,
+        run: crate::kfault::iommu_map_msi_window,
+    },
+    Step {
+        name: "fault_kernel_msi_unroutable",
+        about: "the kernel (the lab's fault module) programs edu's MSI vector with an address past the MSI window",
+        kind: Kind::Fault("VT003"),
+        only: Only::FaultModule,
+        run: crate::kfault::msi_unroutable,
+    },
+    Step {
         name: "unmap_nothing",
         about: "UNMAP_DMA of a range where nothing is mapped: returns 0, size 0 (not stale)",
         kind: Kind::Clean,
@@ -216,7 +233,7 @@ fn fault_map_before_set_iommu(s: &mut Session, step: &str) -> StepResult {
 }
 
 /// The first `msi` line of the edu group's reserved_regions.
-fn msi_window(s: &Session) -> Result<(u64, u64), String> {
+pub fn msi_window(s: &Session) -> Result<(u64, u64), String> {
     let (g, _) = s.groups.first().ok_or("no group open")?;
     let path = format!("/sys/kernel/iommu_groups/{g}/reserved_regions");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;

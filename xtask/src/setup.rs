@@ -39,6 +39,10 @@ const APT_PACKAGES: &[(&str, Option<&str>)] = &[
     ("musl-tools", None),
     ("gcc-aarch64-linux-gnu", None),
     ("libc6-dev-arm64-cross", None),
+    // The lab's fault module (xtask/src/lab/kfault.c) against Debian's
+    // kernel headers, which name gcc-12 and need make.
+    ("gcc-12", None),
+    ("make", None),
 ];
 pub const BACKPORTS_SOURCES: &str = "/etc/apt/sources.list.d/vfio-trace-bookworm-backports.sources";
 

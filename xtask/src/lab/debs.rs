@@ -112,6 +112,25 @@ pub fn ensure_unpacked(
             }
         }
     }
+    let (deb, tag, version, sha) = fetch_deb(&dir, pkg, arch)?;
+    let root = dir.join(&tag);
+    let tmp = dir.join(format!("{tag}.tmp"));
+    fs::remove_dir_all(&tmp).ok();
+    step::run(&mut cmd(
+        "dpkg",
+        ["-x".as_ref(), deb.as_os_str(), tmp.as_os_str()],
+    ))?;
+    post(&tmp)?;
+    write_stamp(&tmp, &version, &sha, check)?;
+    fs::rename(&tmp, &root)?;
+    // The .deb is no longer needed once verified and unpacked.
+    fs::remove_file(&deb).ok();
+    Ok(Unpacked { root, version })
+}
+
+/// Downloads `pkg:arch` (apt's candidate) into `dir` unless a verified
+/// copy is there: (the .deb, its cache tag, version, SHA256).
+fn fetch_deb(dir: &Path, pkg: &str, arch: &str) -> Result<(PathBuf, String, String, String)> {
     ensure_apt_arch(arch)?;
     let (version, sha) = apt_candidate(pkg, arch)?;
     let tag = format!("{pkg}_{arch}_{}", version.replace([':', '~', '+'], "_"));
@@ -143,18 +162,50 @@ pub fn ensure_unpacked(
             deb.display()
         );
     }
-    let root = dir.join(&tag);
-    let tmp = dir.join(format!("{tag}.tmp"));
+    Ok((deb, tag, version, sha))
+}
+
+/// Several packages unpacked into one tree `cache_root()/debs/<name>`
+/// (e.g. kernel headers, which refer to each other's paths), verified like
+/// [`ensure_unpacked`]; `post` runs once on a fresh tree.
+pub fn ensure_unpacked_set(
+    name: &str,
+    pkgs: &[(&str, &str)],
+    check: &[&str],
+    post: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Unpacked> {
+    let dir = cache_root().join("debs");
+    fs::create_dir_all(&dir)?;
+    let root = dir.join(name);
+    if root.exists() {
+        match verify_stamp(&root, check) {
+            Ok(version) => return Ok(Unpacked { root, version }),
+            Err(e) => {
+                eprintln!(
+                    "    cache: {} is damaged ({e:#}); unpacking again",
+                    root.display()
+                );
+                fs::remove_dir_all(&root).ok();
+            }
+        }
+    }
+    let tmp = dir.join(format!("{name}.tmp"));
     fs::remove_dir_all(&tmp).ok();
-    step::run(&mut cmd(
-        "dpkg",
-        ["-x".as_ref(), deb.as_os_str(), tmp.as_os_str()],
-    ))?;
+    let (mut versions, mut shas) = (Vec::new(), Vec::new());
+    for (pkg, arch) in pkgs {
+        let (deb, _, version, sha) = fetch_deb(&dir, pkg, arch)?;
+        step::run(&mut cmd(
+            "dpkg",
+            ["-x".as_ref(), deb.as_os_str(), tmp.as_os_str()],
+        ))?;
+        fs::remove_file(&deb).ok();
+        versions.push(format!("{pkg}={version}"));
+        shas.push(sha);
+    }
     post(&tmp)?;
-    write_stamp(&tmp, &version, &sha, check)?;
+    let version = versions.join(" ");
+    write_stamp(&tmp, &version, &shas.join(" "), check)?;
     fs::rename(&tmp, &root)?;
-    // The .deb is no longer needed once verified and unpacked.
-    fs::remove_file(&deb).ok();
     Ok(Unpacked { root, version })
 }
 

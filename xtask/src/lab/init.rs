@@ -112,6 +112,10 @@ run_exerciser() {
 # the lab attributes vfio-trace's findings to the steps by time.
 run_faults() {
   [ -x $LAB_BIN/vfio-trace ] || fail "the fault pass needs vfio-trace"
+  # The lab's fault module (kernel bugs on demand) enables fault_kernel_* steps.
+  if [ -e $LAB_BIN/vfio-trace-fault.ko ]; then
+    insmod $LAB_BIN/vfio-trace-fault.ko || fail "insmod vfio-trace-fault.ko"
+  fi
   $LAB_BIN/exerciser "$@" --list-faults > $LAB_OUT/faults.list || fail "exerciser --list-faults"
   tracer_start
   while read step rule; do

@@ -14,6 +14,7 @@ mod debs;
 mod init;
 mod initramfs;
 mod judge;
+mod kfault;
 pub mod live_test;
 pub(crate) mod oracle;
 mod qemu;
@@ -90,6 +91,14 @@ pub enum Arch {
 
 impl Arch {
     /// Debian's architecture name.
+    /// This machine's architecture.
+    pub fn host() -> Arch {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::X86_64
+        }
+    }
     pub fn deb(self) -> &'static str {
         match self {
             Arch::X86_64 => "amd64",

@@ -1,13 +1,15 @@
 //! Point-in-time map rules: VT001 (DMA map in an MSI window), VT007 (stale
 //! mapping after an UNMAP), VT008 (failed MAP explained).
 
+use std::collections::BTreeSet;
+
 use super::{hex, range, Finding, RuleId};
 use crate::engine::guest::MAP_MMIO;
 use crate::engine::host::PROT_MMIO;
 use crate::engine::interval::{overlaps, span, Mapping};
 use crate::engine::keys::{ContainerKey, EvId, GuestDomainKey, IommuDomainKey};
 use crate::engine::Engine;
-use crate::event::{IommuMap, ResvType, VfioMapDma, ViommuReq};
+use crate::event::{Device, IommuMap, ResvRegion, ResvType, VfioMapDma, ViommuReq};
 
 const EEXIST: i32 = 17;
 const EINVAL: i32 = 22;
@@ -70,25 +72,44 @@ impl Engine {
         id: EvId,
     ) {
         let mmio = m.prot & PROT_MMIO != 0;
-        let Some((r, rev)) = self.msi.node_regions(k.node).iter().find(|(r, _)| {
+        let hit = |r: &ResvRegion| {
             (r.rtype == ResvType::Msi || (r.rtype == ResvType::SwMsi && !mmio))
                 && overlaps(s, l, r.start, r.end)
-        }) else {
+        };
+        let mut regions: Vec<&(ResvRegion, EvId)> = self
+            .msi
+            .node_regions(k.node)
+            .iter()
+            .filter(|(r, _)| hit(r))
+            .collect();
+        // The domain's own devices when known (doorbell maps name them);
+        // else every group with that window (x86: all of them).
+        if let Some(devs) = self.host.domains.get(&k).map(|d| &d.devices) {
+            if regions.iter().any(|(r, _)| devs.contains(&r.device)) {
+                regions.retain(|(r, _)| devs.contains(&r.device));
+            }
+        }
+        let Some((r, rev)) = regions.first().map(|(r, e)| (r.clone(), *e)) else {
             return;
         };
+        let groups: BTreeSet<u32> = regions.iter().map(|(r, _)| r.group).collect();
+        let devices: BTreeSet<Device> = regions.iter().map(|(r, _)| r.device).collect();
+        let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
         let msg = format!(
-            "iommu_map {} → {} (prot {:#x}) in IOMMU domain {:#x} overlaps the {:?} window {} of group {}: no VFIO MAP_DMA asked for it (a kernel caller mapped it)",
+            "iommu_map {} → {} (prot {:#x}) in IOMMU domain {:#x} overlaps the {:?} window {} of group{} {}: no VFIO MAP_DMA asked for it (a kernel caller mapped it)",
             range(s, l),
             hex(m.paddr),
             m.prot,
             k.domain,
             r.rtype,
             range(r.start, r.end),
-            r.group
+            if groups.len() > 1 { "s" } else { "" },
+            groups.join(", ")
         );
-        let f = Finding::new(RuleId::MapInMsiWindow, k.node, msg, vec![*rev, id])
-            .device(r.device)
-            .address(s, l);
+        let mut f = Finding::new(RuleId::MapInMsiWindow, k.node, msg, vec![rev, id]).address(s, l);
+        if devices.len() == 1 {
+            f = f.device(r.device);
+        }
         self.found.push(f);
     }
 

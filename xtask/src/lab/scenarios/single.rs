@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{oracle_for, prepare, share_args, Boot};
 use crate::{
-    lab::{console, init, judge, oracle, qemu, rules, stage_binaries, Arch, Ctx},
+    lab::{console, init, judge, kfault, oracle, qemu, rules, stage_binaries, Arch, Ctx},
     probecheck::{self, MsiModel, ProbeReport},
     step::step,
 };
@@ -19,6 +19,8 @@ pub struct SingleLevel {
     pub body: &'static str,
     pub timeout_s: u64,
     pub sw_msi: Option<(u64, u64)>,
+    /// Build and load the fault module (`kfault.c`) in the fault pass.
+    pub fault_module: bool,
     /// Machine-specific QEMU arguments (machine, CPU, devices, kernel
     /// command line); the lab adds accel, memory, console, kernel,
     /// initrd, the 9p share and the trace log.
@@ -31,6 +33,12 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
     let fault_outcome = if ctx.fault_pass() {
         let body = s.body.replace("run_exerciser ", "run_faults ");
         let label = format!("{}-faults", ctx.name);
+        if s.fault_module {
+            std::fs::create_dir_all(&faults_dir)?;
+            step("the lab's fault module (kernel bugs on demand)", || {
+                kfault::build(s.arch, &faults_dir)
+            })?;
+        }
         eprintln!("==> fault pass: each fault step under vfio-trace, in a second boot");
         Some(boot_vm(ctx, s, &faults_dir, &body, &label)?.0)
     } else {
@@ -65,6 +73,9 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
                 if let Some(fo) = &fault_outcome {
                     checks.push(("fault pass: the VM".into(), boot_line(&faults_dir, fo)));
                     checks.extend(rules::faults(&c, &faults_dir));
+                    if s.fault_module {
+                        checks.push(kfault::listed(&faults_dir));
+                    }
                 }
             }
             Err(e) => checks.push(("vfio-trace check".into(), Err(format!("{e:#}")))),

@@ -65,6 +65,7 @@ fn run(ctx: &Ctx) -> Result<()> {
             body: BODY,
             timeout_s: 60,
             sw_msi: None,
+            fault_module: true,
             machine,
         },
     )

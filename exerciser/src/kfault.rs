@@ -1,0 +1,99 @@
+//! Fault steps that need a kernel bug: the lab's fault module
+//! (`xtask/src/lab/kfault.c`, `/proc/vfio-trace-fault`) makes the mistake
+//! through the kernel interfaces a buggy driver would use, in this
+//! process's context, and undoes it. These steps apply only where the
+//! module is loaded.
+
+use std::ffi::CString;
+
+use serde_json::json;
+
+use crate::{
+    journal::timed,
+    session::{errno_str, Session, StepResult},
+    vfio::VFIO_PCI_MSI_IRQ_INDEX,
+};
+
+pub const CONTROL: &str = "/proc/vfio-trace-fault";
+
+pub fn loaded() -> bool {
+    std::path::Path::new(CONTROL).exists()
+}
+
+/// Writes one command to the module, journaled as a `write` call.
+fn command(s: &mut Session, step: &str, text: &str) -> Result<(), String> {
+    let path = CString::new(CONTROL).expect("no NUL");
+    // SAFETY: plain syscalls on a path and buffer we own.
+    let t = timed(|| unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return -1;
+        }
+        let n = libc::write(fd, text.as_ptr().cast(), text.len());
+        let e = *libc::__errno_location();
+        libc::close(fd);
+        *libc::__errno_location() = e;
+        n as i64
+    });
+    s.j.call(
+        step,
+        "write",
+        None,
+        -1,
+        json!({ "path": CONTROL, "command": text }),
+        &t,
+        serde_json::Value::Null,
+    );
+    if t.ok() {
+        Ok(())
+    } else {
+        Err(format!("{CONTROL} `{text}`: {}", errno_str(&t)))
+    }
+}
+
+fn edu_bdf(s: &mut Session) -> Result<String, String> {
+    s.ensure_edu()?;
+    s.edu
+        .as_ref()
+        .map(|d| d.bdf.clone())
+        .ok_or_else(|| "no edu".into())
+}
+
+/// VT001: a kernel caller maps a page at the start of edu's reserved MSI
+/// window in the VFIO container's IOMMU domain (VFIO itself refuses that
+/// MAP_DMA: `fault_map_msi_window`).
+pub fn iommu_map_msi_window(s: &mut Session, step: &str) -> StepResult {
+    s.ensure_iommu()?;
+    let bdf = edu_bdf(s)?;
+    let (start, end) = crate::steps::msi_window(s)?;
+    command(s, step, &format!("iommu_map {bdf} {start:x}"))?;
+    Ok(format!(
+        "the kernel mapped (and unmapped) {start:#x} in edu's domain, inside the MSI window {start:#x}-{end:#x}"
+    ))
+}
+
+/// VT003: edu's MSI vector programmed with the first address past its
+/// reserved MSI window (neither bypassed nor mapped), then restored.
+pub fn msi_unroutable(s: &mut Session, step: &str) -> StepResult {
+    s.ensure_iommu()?;
+    let bdf = edu_bdf(s)?;
+    let (_, end) = crate::steps::msi_window(s)?;
+    let addr = end + 1;
+    let dev = s.edu.as_ref().map(|d| d.fd).ok_or("no edu")?;
+    let efd = s.eventfd(step)?;
+    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[efd]);
+    if !t.ok() {
+        return Err(format!("SET_IRQS MSI enable: {}", errno_str(&t)));
+    }
+    let res = command(s, step, &format!("msi_addr {bdf} 0 {addr:x}"));
+    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[]);
+    // SAFETY: closing our own eventfd.
+    unsafe { libc::close(efd) };
+    res?;
+    if !t.ok() {
+        return Err(format!("SET_IRQS MSI disable: {}", errno_str(&t)));
+    }
+    Ok(format!(
+        "the kernel programmed edu's MSI vector 0 with {addr:#x} (past the MSI window), then restored it"
+    ))
+}

@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio-trace-fault: kernel bugs on demand, for the lab's fault pass.
+ *
+ * Some rules exist for mistakes only kernel code can make (a correct VFIO
+ * refuses the map, the kernel alone programs MSI messages). This module
+ * makes them through the same kernel interfaces a buggy driver would, so
+ * the probes see real calls. Commands are written to /proc/vfio-trace-fault
+ * by the exerciser (the write runs in its process); each undoes itself:
+ *
+ *   iommu_map BDF IOVA
+ *       maps a scratch page at IOVA in the device's current IOMMU domain
+ *       (only a VFIO-owned, unmanaged one), then unmaps it;
+ *   msi_addr BDF VECTOR ADDRESS
+ *       programs MSI/MSI-X vector VECTOR of the device with ADDRESS (same
+ *       data), then restores the cached message.
+ *
+ * Every action is logged as "vfio-trace-fault: ..." (the lab's ground
+ * truth). A write returns its length, or the error of the failed step.
+ * Built by the xtask against Debian's kernel headers of the lab kernel.
+ */
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/pci.h>
+#include <linux/iommu.h>
+#include <linux/msi.h>
+#include <linux/uaccess.h>
+#include <linux/gfp.h>
+
+#define PFX "vfio-trace-fault: "
+
+static struct pci_dev *find_dev(const char *bdf)
+{
+	unsigned int dom, bus, slot, fn;
+
+	if (sscanf(bdf, "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4)
+		return NULL;
+	return pci_get_domain_bus_and_slot(dom, bus, PCI_DEVFN(slot, fn));
+}
+
+static int do_iommu_map(struct pci_dev *pdev, u64 iova)
+{
+	struct iommu_domain *d = iommu_get_domain_for_dev(&pdev->dev);
+	struct page *page;
+	size_t unmapped;
+	int ret;
+
+	if (!d || d->type != IOMMU_DOMAIN_UNMANAGED) {
+		pr_info(PFX "iommu_map dev=%s: no VFIO-owned domain (type %d)\n",
+			pci_name(pdev), d ? (int)d->type : -1);
+		return -ENODEV;
+	}
+	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
+	if (!page)
+		return -ENOMEM;
+	ret = iommu_map(d, iova, page_to_phys(page), PAGE_SIZE,
+			IOMMU_READ | IOMMU_WRITE, GFP_KERNEL);
+	pr_info(PFX "iommu_map dev=%s domain=%px iova=0x%llx paddr=0x%llx size=0x%lx ret=%d\n",
+		pci_name(pdev), d, iova, (u64)page_to_phys(page), PAGE_SIZE, ret);
+	if (!ret) {
+		unmapped = iommu_unmap(d, iova, PAGE_SIZE);
+		pr_info(PFX "iommu_unmap dev=%s iova=0x%llx unmapped=0x%zx\n",
+			pci_name(pdev), iova, unmapped);
+	}
+	__free_page(page);
+	return ret;
+}
+
+static int do_msi_addr(struct pci_dev *pdev, unsigned int vector, u64 addr)
+{
+	struct msi_msg old, msg;
+	int irq = pci_irq_vector(pdev, vector);
+
+	if (irq < 0) {
+		pr_info(PFX "msi_addr dev=%s vector=%u: no irq (%d), MSI not enabled?\n",
+			pci_name(pdev), vector, irq);
+		return irq;
+	}
+	get_cached_msi_msg(irq, &old);
+	msg = old;
+	msg.address_lo = lower_32_bits(addr);
+	msg.address_hi = upper_32_bits(addr);
+	pci_write_msi_msg(irq, &msg);
+	pr_info(PFX "msi_addr dev=%s vector=%u irq=%d address=0x%llx data=0x%x (was 0x%x%08x)\n",
+		pci_name(pdev), vector, irq, addr, msg.data, old.address_hi,
+		old.address_lo);
+	pci_write_msi_msg(irq, &old);
+	pr_info(PFX "msi_addr dev=%s vector=%u restored\n", pci_name(pdev), vector);
+	return 0;
+}
+
+static ssize_t fault_write(struct file *f, const char __user *ubuf, size_t len,
+			   loff_t *off)
+{
+	char buf[128], what[16], bdf[32];
+	struct pci_dev *pdev;
+	unsigned long long a, b;
+	int n, ret;
+
+	if (len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = 0;
+	n = sscanf(buf, "%15s %31s %llx %llx", what, bdf, &a, &b);
+	if (n < 3)
+		return -EINVAL;
+	pdev = find_dev(bdf);
+	if (!pdev) {
+		pr_info(PFX "no PCI device %s\n", bdf);
+		return -ENODEV;
+	}
+	if (!strcmp(what, "iommu_map"))
+		ret = do_iommu_map(pdev, a);
+	else if (!strcmp(what, "msi_addr") && n == 4)
+		ret = do_msi_addr(pdev, a, b);
+	else
+		ret = -EINVAL;
+	pci_dev_put(pdev);
+	return ret ? ret : len;
+}
+
+static const struct proc_ops fault_ops = {
+	.proc_write = fault_write,
+};
+
+static int __init fault_init(void)
+{
+	if (!proc_create("vfio-trace-fault", 0200, NULL, &fault_ops))
+		return -ENOMEM;
+	pr_info(PFX "ready\n");
+	return 0;
+}
+
+static void __exit fault_exit(void)
+{
+	remove_proc_entry("vfio-trace-fault", NULL);
+}
+
+module_init(fault_init);
+module_exit(fault_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("vfio-trace lab: kernel bugs on demand");

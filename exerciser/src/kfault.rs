@@ -72,13 +72,9 @@ pub fn iommu_map_msi_window(s: &mut Session, step: &str) -> StepResult {
     ))
 }
 
-/// VT003: edu's MSI vector programmed with the first address past its
-/// reserved MSI window (neither bypassed nor mapped), then restored.
-pub fn msi_unroutable(s: &mut Session, step: &str) -> StepResult {
-    s.ensure_iommu()?;
-    let bdf = edu_bdf(s)?;
-    let (_, end) = crate::steps::msi_window(s)?;
-    let addr = end + 1;
+/// Enables edu's MSI with an eventfd, has the module program vector 0 with
+/// `addr` (and restore it), disables MSI.
+fn program_msi(s: &mut Session, step: &str, bdf: &str, addr: u64) -> Result<(), String> {
     let dev = s.edu.as_ref().map(|d| d.fd).ok_or("no edu")?;
     let efd = s.eventfd(step)?;
     let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[efd]);
@@ -93,7 +89,32 @@ pub fn msi_unroutable(s: &mut Session, step: &str) -> StepResult {
     if !t.ok() {
         return Err(format!("SET_IRQS MSI disable: {}", errno_str(&t)));
     }
+    Ok(())
+}
+
+/// VT003: edu's MSI vector programmed with the first address past its
+/// reserved MSI window (neither bypassed nor mapped), then restored.
+pub fn msi_unroutable(s: &mut Session, step: &str) -> StepResult {
+    s.ensure_iommu()?;
+    let bdf = edu_bdf(s)?;
+    let (_, end) = crate::steps::msi_window(s)?;
+    let addr = end + 1;
+    program_msi(s, step, &bdf, addr)?;
     Ok(format!(
         "the kernel programmed edu's MSI vector 0 with {addr:#x} (past the MSI window), then restored it"
+    ))
+}
+
+/// VT004: on a software-MSI system, edu's vector programmed with a doorbell
+/// IOVA in the window's last page, where `iommu_dma_prepare_msi` mapped no
+/// doorbell (it maps from the window's base), then restored.
+pub fn msi_doorbell_unbacked(s: &mut Session, step: &str) -> StepResult {
+    s.ensure_iommu()?;
+    let bdf = edu_bdf(s)?;
+    let (_, end) = crate::steps::msi_window(s)?;
+    let addr = (end & !0xfff) | 0x40;
+    program_msi(s, step, &bdf, addr)?;
+    Ok(format!(
+        "the kernel programmed edu's MSI vector 0 with doorbell IOVA {addr:#x} (last page of the SW-MSI window, unmapped), then restored it"
     ))
 }

@@ -31,6 +31,8 @@ pub enum Only {
     E1000e,
     /// Needs the lab's fault module (a kernel bug on demand, `kfault.rs`).
     FaultModule,
+    /// The fault module on arm64 (a software-MSI doorbell window).
+    FaultModuleArm64,
 }
 
 pub struct Step {
@@ -49,6 +51,7 @@ impl Step {
             Only::X86_64 => !ARM64,
             Only::E1000e => have_e1000e,
             Only::FaultModule => crate::kfault::loaded(),
+            Only::FaultModuleArm64 => ARM64 && crate::kfault::loaded(),
         }
     }
     pub fn rule(&self) -> Option<&'static str> {
@@ -173,6 +176,13 @@ pub const STEPS: &[Step] = &[
         kind: Kind::Fault("VT003"),
         only: Only::FaultModule,
         run: crate::kfault::msi_unroutable,
+    },
+    Step {
+        name: "fault_kernel_msi_doorbell_unbacked",
+        about: "the kernel (the lab's fault module) programs edu's MSI vector with a doorbell IOVA in the SW-MSI window where no doorbell is mapped",
+        kind: Kind::Fault("VT004"),
+        only: Only::FaultModuleArm64,
+        run: crate::kfault::msi_doorbell_unbacked,
     },
     Step {
         name: "unmap_nothing",

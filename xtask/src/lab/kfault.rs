@@ -31,7 +31,8 @@ fn headers(arch: Arch) -> Result<PathBuf> {
     let makefile = format!("{arch_dir}/Makefile");
     let pkgs = [
         (format!("linux-headers-{release}"), arch.deb()),
-        (format!("linux-headers-{abi}-common"), arch.deb()),
+        // Architecture `all`: apt names it with this machine's architecture.
+        (format!("linux-headers-{abi}-common"), Arch::host().deb()),
         // Host tools (fixdep, modpost): this machine's architecture.
         (format!("linux-kbuild-{abi}"), Arch::host().deb()),
     ];

@@ -151,7 +151,7 @@ fn run(ctx: &Ctx) -> Result<()> {
             body: super::x86::BODY,
             timeout_s: 120,
             sw_msi: Some(SW_MSI),
-            fault_module: false,
+            fault_module: true,
             machine,
         },
     )

@@ -16,6 +16,7 @@
 mod devices;
 mod journal;
 mod kfault;
+mod kvm;
 mod session;
 mod setup;
 mod steps;

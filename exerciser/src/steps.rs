@@ -33,6 +33,8 @@ pub enum Only {
     FaultModule,
     /// The fault module on arm64 (a software-MSI doorbell window).
     FaultModuleArm64,
+    /// arm64 (a software-MSI window) with /dev/kvm.
+    Arm64Kvm,
 }
 
 pub struct Step {
@@ -52,6 +54,7 @@ impl Step {
             Only::E1000e => have_e1000e,
             Only::FaultModule => crate::kfault::loaded(),
             Only::FaultModuleArm64 => ARM64 && crate::kfault::loaded(),
+            Only::Arm64Kvm => ARM64 && crate::kvm::available(),
         }
     }
     pub fn rule(&self) -> Option<&'static str> {
@@ -183,6 +186,13 @@ pub const STEPS: &[Step] = &[
         kind: Kind::Fault("VT004"),
         only: Only::FaultModuleArm64,
         run: crate::kfault::msi_doorbell_unbacked,
+    },
+    Step {
+        name: "fault_vm_ram_in_sw_msi_window",
+        about: "a KVM VM whose RAM at GPA 0-256 MiB covers the SW-MSI window, in the process using VFIO",
+        kind: Kind::Fault("VT005"),
+        only: Only::Arm64Kvm,
+        run: crate::kvm::ram_in_sw_msi_window,
     },
     Step {
         name: "unmap_nothing",

@@ -37,6 +37,8 @@ pub fn ioctl_name(cmd: u32) -> &'static str {
         VFIO_IOMMU_GET_INFO => "VFIO_IOMMU_GET_INFO",
         VFIO_IOMMU_MAP_DMA => "VFIO_IOMMU_MAP_DMA",
         VFIO_IOMMU_UNMAP_DMA => "VFIO_IOMMU_UNMAP_DMA",
+        crate::kvm::KVM_CREATE_VM => "KVM_CREATE_VM",
+        crate::kvm::KVM_SET_USER_MEMORY_REGION => "KVM_SET_USER_MEMORY_REGION",
         _ => "UNKNOWN",
     }
 }

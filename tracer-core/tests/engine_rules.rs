@@ -321,6 +321,31 @@ fn vt005_sw_msi_window_overlaps_vm_ram() {
 }
 
 #[test]
+fn vt005_one_finding_per_window_however_many_groups_report_it() {
+    // arm64 lab: every group and the VFIO domain's cookie name the same
+    // window; the VM's RAM at GPA 0 collides with it once.
+    let mut s = Seq::new();
+    s.resv(0x8000000, 0x80fffff, ResvType::SwMsi);
+    s.host(EventKind::ResvRegion(ResvRegion {
+        group: 6,
+        device: Device::from_rid(0, 0x18),
+        start: 0x8000000,
+        end: 0x80fffff,
+        rtype: ResvType::SwMsi,
+    }));
+    cookie(&mut s);
+    s.memslot(0, 0, 0x10000000, SLOT_HVA).set_iommu();
+    let f = run(&s);
+    let hits: Vec<_> = f
+        .iter()
+        .filter(|f| f.rule == RuleId::SwMsiCollision)
+        .collect();
+    assert_eq!(hits.len(), 1, "{f:#?}");
+    assert_eq!(hits[0].address, Some((0x8000000, 0x80fffff)));
+    assert!(hits[0].message.contains("group 6"), "{}", hits[0].message);
+}
+
+#[test]
 fn vt005_cookie_over_existing_dma_mapping() {
     let mut s = Seq::new();
     s.iommu_map(0x8000000, HPA, 0x1000, 3);

@@ -91,38 +91,24 @@ pub fn build(arch: Arch, share: &Path) -> Result<PathBuf> {
     Ok(ko)
 }
 
-/// The fault pass ran the module's steps: it loaded (its "ready" line in
-/// dmesg) and the exerciser listed `fault_kernel_*` steps.
-pub fn listed(dir: &Path) -> super::rules::Line {
-    let name = "fault module loaded, its steps run".to_string();
+/// The module loaded in the fault pass (its "ready" line in dmesg) and
+/// acted (its log lines).
+pub fn loaded(dir: &Path) -> super::rules::Line {
+    let name = "fault module loaded".to_string();
     let dmesg = fs::read_to_string(dir.join("dmesg.txt")).unwrap_or_default();
-    let list = fs::read_to_string(dir.join("faults.list")).unwrap_or_default();
-    let steps: Vec<&str> = list
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
-        .filter(|s| s.starts_with("fault_kernel_"))
-        .collect();
     let acts = dmesg
         .lines()
-        .filter(|l| l.contains("vfio-trace-fault: "))
+        .filter(|l| l.contains("vfio-trace-fault: ") && !l.contains("ready"))
         .count();
-    if !dmesg.contains("vfio-trace-fault: ready") {
+    if dmesg.contains("vfio-trace-fault: ready") {
+        (name, Ok(format!("{acts} action lines in dmesg")))
+    } else {
         (
             name,
             Err(format!(
                 "no \"vfio-trace-fault: ready\" in {}/dmesg.txt",
                 dir.display()
             )),
-        )
-    } else if steps.is_empty() {
-        (
-            name,
-            Err("the exerciser listed no fault_kernel_* step".into()),
-        )
-    } else {
-        (
-            name,
-            Ok(format!("{} ({acts} module log lines)", steps.join(", "))),
         )
     }
 }

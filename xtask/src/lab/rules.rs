@@ -298,6 +298,32 @@ pub fn faults(checker: &Path, dir: &Path) -> Vec<Line> {
     lines
 }
 
+/// The fault steps this scenario exists to run were listed (a step whose
+/// precondition the VM lacks, like /dev/kvm or the fault module, would
+/// otherwise be skipped silently).
+pub fn required_steps(dir: &Path, want: &[&str]) -> Line {
+    let name = "fault pass: required fault steps listed".to_string();
+    let list = fs::read_to_string(dir.join("faults.list")).unwrap_or_default();
+    let listed: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let missing: Vec<&&str> = want.iter().filter(|w| !listed.contains(w)).collect();
+    if missing.is_empty() {
+        (
+            name,
+            Ok(format!("{} required of {}", want.len(), listed.len())),
+        )
+    } else {
+        (
+            name,
+            Err(format!(
+                "not listed by the exerciser in the VM: {missing:?}"
+            )),
+        )
+    }
+}
+
 /// Nested: the clean check's report (saved by `clean`) pairs the L2 guest
 /// domain with an L1 container serving `bdf`, found automatically, every
 /// followed MAP's HVA equal to the memslot's.

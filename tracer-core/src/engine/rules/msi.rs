@@ -307,18 +307,31 @@ impl Engine {
                         let Some(last) = s.gpa.checked_add(s.size - 1) else {
                             continue;
                         };
+                        // One finding per window range: the same window
+                        // reported by several groups and cookies is one
+                        // collision.
+                        let mut by_range: std::collections::BTreeMap<
+                            (u64, u64),
+                            (EvId, Vec<&str>),
+                        > = Default::default();
                         for (w0, w1, wev, what) in
                             windows.iter().filter(|w| overlaps(s.gpa, last, w.0, w.1))
                         {
+                            let e = by_range.entry((*w0, *w1)).or_insert((*wev, Vec::new()));
+                            e.0 = e.0.min(*wev);
+                            e.1.push(what);
+                        }
+                        for ((w0, w1), (wev, what)) in by_range {
                             let msg = format!(
-                                "guest RAM memslot {slot} {} of VM {:#x} overlaps the {what} {}",
+                                "guest RAM memslot {slot} {} of VM {:#x} overlaps the SW-MSI window {} ({}): guest buffers there cannot be DMA-mapped at IOVA = GPA",
                                 range(s.gpa, last),
                                 vm.vm,
-                                range(*w0, *w1)
+                                range(w0, w1),
+                                what.join("; ")
                             );
                             out.push(
-                                Finding::new(RuleId::SwMsiCollision, node, msg, vec![*wev, s.ev])
-                                    .address(s.gpa.max(*w0), last.min(*w1)),
+                                Finding::new(RuleId::SwMsiCollision, node, msg, vec![wev, s.ev])
+                                    .address(s.gpa.max(w0), last.min(w1)),
                             );
                         }
                     }

@@ -37,7 +37,9 @@ const MODULES: &[(&str, &str)] = &[
     ("9p", ""),
 ];
 
-const MACHINE: &str = "virt,gic-version=3,its=on";
+/// `virtualization=on`: EL2, so the guest kernel has KVM (the VT005 fault
+/// step runs a VM's memslot next to VFIO).
+const MACHINE: &str = "virt,gic-version=3,its=on,virtualization=on";
 /// The virtio-mmio transport QEMU plugs the first virtio device into.
 const IOMMU_NODE: &str = "virtio_mmio@a003e00 {";
 const PCIE_NODE: &str = "pcie@10000000 {";
@@ -152,6 +154,12 @@ fn run(ctx: &Ctx) -> Result<()> {
             timeout_s: 120,
             sw_msi: Some(SW_MSI),
             fault_module: true,
+            required_faults: &[
+                "fault_kernel_iommu_map_msi_window",
+                "fault_kernel_msi_unroutable",
+                "fault_kernel_msi_doorbell_unbacked",
+                "fault_vm_ram_in_sw_msi_window",
+            ],
             machine,
         },
     )

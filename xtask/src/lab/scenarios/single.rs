@@ -21,6 +21,8 @@ pub struct SingleLevel {
     pub sw_msi: Option<(u64, u64)>,
     /// Build and load the fault module (`kfault.c`) in the fault pass.
     pub fault_module: bool,
+    /// Fault steps the fault pass must run (see `rules::required_steps`).
+    pub required_faults: &'static [&'static str],
     /// Machine-specific QEMU arguments (machine, CPU, devices, kernel
     /// command line); the lab adds accel, memory, console, kernel,
     /// initrd, the 9p share and the trace log.
@@ -73,8 +75,9 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
                 if let Some(fo) = &fault_outcome {
                     checks.push(("fault pass: the VM".into(), boot_line(&faults_dir, fo)));
                     checks.extend(rules::faults(&c, &faults_dir));
+                    checks.push(rules::required_steps(&faults_dir, s.required_faults));
                     if s.fault_module {
-                        checks.push(kfault::listed(&faults_dir));
+                        checks.push(kfault::loaded(&faults_dir));
                     }
                 }
             }

@@ -66,6 +66,10 @@ fn run(ctx: &Ctx) -> Result<()> {
             timeout_s: 60,
             sw_msi: None,
             fault_module: true,
+            required_faults: &[
+                "fault_kernel_iommu_map_msi_window",
+                "fault_kernel_msi_unroutable",
+            ],
             machine,
         },
     )

@@ -221,6 +221,66 @@ fn vt003_guest_msi_address_lands_in_a_dma_buffer() {
     assert!(f[0].message.contains("buffer"), "{}", f[0].message);
 }
 
+#[test]
+fn vt003_names_the_writing_process_containers_not_earlier_owners() {
+    // Two exerciser processes in turn: each opens a container, maps, and
+    // enables edu's MSI; the second's vector is programmed off the window.
+    let mut s = base();
+    for pid in [200u32, 300] {
+        s.step(MS).at(
+            HOST,
+            pid,
+            pid,
+            EventKind::VfioMapDma(VfioMapDma {
+                container: (u64::from(pid) << 32) | 4,
+                iova: 0x100000,
+                vaddr: HVA,
+                size: 0x1000,
+                flags: 3,
+                errno: 0,
+            }),
+        );
+        s.at(
+            HOST,
+            pid,
+            pid,
+            EventKind::VfioSetIrqs(VfioSetIrqs {
+                device: edu(),
+                index: 1,
+                start: 0,
+                count: 1,
+                flags: 0x24,
+                eventfds: vec![7],
+                eventfds_truncated: false,
+                errno: 0,
+            }),
+        );
+    }
+    s.at(
+        HOST,
+        300,
+        300,
+        EventKind::MsiWrite(MsiWrite {
+            device: edu(),
+            vector: 0,
+            address: 0xfef00000,
+            data: 0x23,
+        }),
+    );
+    let f = run(&s);
+    let hits: Vec<_> = f
+        .iter()
+        .filter(|f| f.rule == RuleId::MsiUnroutable)
+        .collect();
+    assert_eq!(hits.len(), 1, "{f:#?}");
+    assert!(
+        hits[0].message.contains("container 300:4"),
+        "{}",
+        hits[0].message
+    );
+    assert!(!hits[0].message.contains("200:4"), "{}", hits[0].message);
+}
+
 fn doorbell(s: &mut Seq, iova: u64, paddr: u64) {
     s.at(
         HOST,

@@ -69,10 +69,11 @@ impl Engine {
                 .get(&k)
                 .map(|d| d.owners.iter().copied().collect())
                 .unwrap_or_default();
-            let owners = if known.is_empty() {
-                hint.into_iter().collect()
-            } else {
-                known
+            // The process the write ran in, when it owns the device (the
+            // others may have exited long ago: a device fd outlives no one).
+            let owners = match hint {
+                Some(p) if known.is_empty() || known.contains(&p) => vec![p],
+                _ => known,
             };
             for pid in owners {
                 let mine: Vec<(&ContainerKey, bool)> = self

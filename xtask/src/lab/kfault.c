@@ -15,6 +15,12 @@
  *       programs MSI/MSI-X vector VECTOR of the device with ADDRESS (same
  *       data), then restores the cached message.
  *
+ * With hw_msi_window=ADDR (module parameter), the virtio-iommu driver
+ * also reports a hardware MSI window [ADDR, ADDR + 1 MiB) for every device
+ * (a kretprobe appends it to viommu_get_resv_regions' list): a host whose
+ * IOMMU bypasses a second doorbell range, which a VMM must tell its guest
+ * about as an MSI region.
+ *
  * Every action is logged as "vfio-trace-fault: ..." (the lab's ground
  * truth). A write returns its length, or the error of the failed step.
  * Built by the xtask against Debian's kernel headers of the lab kernel.
@@ -26,6 +32,7 @@
 #include <linux/msi.h>
 #include <linux/uaccess.h>
 #include <linux/gfp.h>
+#include <linux/kprobes.h>
 
 #define PFX "vfio-trace-fault: "
 
@@ -124,17 +131,72 @@ static const struct proc_ops fault_ops = {
 	.proc_write = fault_write,
 };
 
+static unsigned long hw_msi_window;
+module_param(hw_msi_window, ulong, 0444);
+MODULE_PARM_DESC(hw_msi_window, "report a 1 MiB hardware MSI window here for every virtio-iommu endpoint");
+#define HW_MSI_SIZE 0x100000UL
+
+struct resv_call {
+	struct list_head *head;
+};
+
+static int resv_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	/* viommu_get_resv_regions(struct device *dev, struct list_head *head) */
+	((struct resv_call *)ri->data)->head =
+		(struct list_head *)regs_get_kernel_argument(regs, 1);
+	return 0;
+}
+
+static int resv_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct list_head *head = ((struct resv_call *)ri->data)->head;
+	struct iommu_resv_region *r;
+
+	r = iommu_alloc_resv_region(hw_msi_window, HW_MSI_SIZE,
+				    IOMMU_WRITE | IOMMU_NOEXEC | IOMMU_MMIO,
+				    IOMMU_RESV_MSI, GFP_ATOMIC);
+	if (r)
+		list_add_tail(&r->list, head);
+	pr_info_ratelimited(PFX "hw_msi_window 0x%lx-0x%lx reported (%s)\n",
+			    hw_msi_window, hw_msi_window + HW_MSI_SIZE - 1,
+			    r ? "added" : "no memory");
+	return 0;
+}
+
+static struct kretprobe resv_krp = {
+	.kp.symbol_name = "viommu_get_resv_regions",
+	.entry_handler = resv_entry,
+	.handler = resv_return,
+	.data_size = sizeof(struct resv_call),
+	.maxactive = 16,
+};
+
 static int __init fault_init(void)
 {
-	if (!proc_create("vfio-trace-fault", 0200, NULL, &fault_ops))
+	int ret;
+
+	if (hw_msi_window) {
+		ret = register_kretprobe(&resv_krp);
+		if (ret) {
+			pr_info(PFX "kretprobe on viommu_get_resv_regions: %d\n", ret);
+			return ret;
+		}
+	}
+	if (!proc_create("vfio-trace-fault", 0200, NULL, &fault_ops)) {
+		if (hw_msi_window)
+			unregister_kretprobe(&resv_krp);
 		return -ENOMEM;
-	pr_info(PFX "ready\n");
+	}
+	pr_info(PFX "ready (hw_msi_window 0x%lx)\n", hw_msi_window);
 	return 0;
 }
 
 static void __exit fault_exit(void)
 {
 	remove_proc_entry("vfio-trace-fault", NULL);
+	if (hw_msi_window)
+		unregister_kretprobe(&resv_krp);
 }
 
 module_init(fault_init);

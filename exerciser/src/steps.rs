@@ -35,6 +35,9 @@ pub enum Only {
     FaultModuleArm64,
     /// arm64 (a software-MSI window) with /dev/kvm.
     Arm64Kvm,
+    /// Never listed by `--list-faults`: run only when named with `--steps`
+    /// where the lab set up what it needs (a buggy VMM).
+    Named,
 }
 
 pub struct Step {
@@ -55,6 +58,7 @@ impl Step {
             Only::FaultModule => crate::kfault::loaded(),
             Only::FaultModuleArm64 => ARM64 && crate::kfault::loaded(),
             Only::Arm64Kvm => ARM64 && crate::kvm::available(),
+            Only::Named => false,
         }
     }
     pub fn rule(&self) -> Option<&'static str> {
@@ -207,6 +211,13 @@ pub const STEPS: &[Step] = &[
         kind: Kind::Clean,
         only: Only::Any,
         run: unmap_dma,
+    },
+    Step {
+        name: "fault_guest_iova_beyond_host",
+        about: "nested fault pass (buggy VMM: host IOVA limits hidden, wider aw-bits): map one page at 1 << 40, which this guest's IOMMU accepts and the host's cannot",
+        kind: Kind::Fault("VT009"),
+        only: Only::Named,
+        run: fault_guest_iova_beyond_host,
     },
 ];
 
@@ -459,4 +470,48 @@ fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
         return Err(format!("SET_IRQS MSI disable: {}", errno_str(&t)));
     }
     res
+}
+
+/// The IOVA `fault_guest_iova_beyond_host` maps: above a 39-bit host
+/// IOMMU's last IOVA, below the 48-bit input range the buggy VMM gives L2.
+pub const BEYOND_HOST_IOVA: u64 = 1 << 40;
+
+/// In the nested lab's fault pass the inner QEMU hides the host's IOVA
+/// ranges from its virtio-iommu, which reports a 48-bit input range: this
+/// guest's VFIO accepts a MAP at 1 << 40 (the guest MAP succeeds), the
+/// VMM's MAP_DMA of it on the host, whose IOMMU has 39 bits, fails. The
+/// step passes when the guest side accepts it (and unmaps it again).
+fn fault_guest_iova_beyond_host(s: &mut Session, step: &str) -> StepResult {
+    s.ensure_iommu()?;
+    if s.iova_ranges.is_empty() {
+        s.get_info(step)?;
+    }
+    let iova = BEYOND_HOST_IOVA;
+    let last = iova + 0xfff;
+    if !s
+        .iova_ranges
+        .iter()
+        .any(|r| r.0 <= iova && last <= r.1)
+    {
+        return Err(format!(
+            "this guest's valid IOVA ranges {:x?} do not hold {iova:#x}: the VMM told the guest its host's limits (no fault to provoke)",
+            s.iova_ranges
+        ));
+    }
+    let v = scratch(s)?;
+    let t = s.map_dma(step, v, iova, 0x1000);
+    if !t.ok() {
+        return Err(format!("MAP_DMA at {iova:#x}: {}", errno_str(&t)));
+    }
+    let (t, size) = s.unmap_dma(step, iova, 0x1000);
+    if !t.ok() || size != 0x1000 {
+        return Err(format!(
+            "UNMAP_DMA at {iova:#x}: {} size {size:#x}",
+            errno_str(&t)
+        ));
+    }
+    Ok(format!(
+        "MAP_DMA at {iova:#x} accepted by this guest's IOMMU (valid IOVAs up to {:#x}), unmapped again",
+        s.iova_ranges.iter().map(|r| r.1).max().unwrap_or(0)
+    ))
 }

@@ -68,6 +68,15 @@ run_exerciser --edu $EDU
 finish PASS
 "#;
 
+/// L2 in the fault pass: the clean steps, then (same process, same
+/// recording) a map beyond the host's IOVA width, which the buggy VMM let
+/// L2 believe it may make.
+const FAULT_L2_BODY: &str = r#"EDU=$(find_pci 0x1234 0x11e8) || fail "no edu device (1234:11e8) in L2"
+bind_vfio $EDU
+run_exerciser --edu $EDU --steps clean,@WIDE_STEP@
+finish PASS
+"#;
+
 /// L1: bind edu, enter the machine's root fs, run the inner QEMU with L2.
 /// Its console is relayed with an `L2| ` prefix and kept in l2/console.log.
 const L1_BODY: &str = r#"[ -e /dev/kvm ] || fail "no /dev/kvm in L1 (kvm_amd did not load: no SVM?)"
@@ -178,8 +187,14 @@ pub(super) fn outer_qemu(ctx: &Ctx, l1: &Boot) -> Result<std::process::Command> 
 
 /// One nested boot with results in `ctx.out` (L2's unpacked into l2/):
 /// the outcome, L1's boot files and the inner QEMU's path.
-fn boot(ctx: &Ctx, inner_env: &str, what: &str) -> Result<(qemu::Outcome, Boot, &'static str)> {
-    let Levels { l1, qemu_bin } = levels(ctx, L2_BODY, "", inner_env)?;
+fn boot(
+    ctx: &Ctx,
+    l2_body: &str,
+    inner_extra: &str,
+    inner_env: &str,
+    what: &str,
+) -> Result<(qemu::Outcome, Boot, &'static str)> {
+    let Levels { l1, qemu_bin } = levels(ctx, l2_body, inner_extra, inner_env)?;
     let q = outer_qemu(ctx, &l1)?;
     let outcome = step(what, || {
         qemu::run(q, &ctx.out.join("console.log"), ctx.timeout(180), "")
@@ -208,7 +223,7 @@ fn run(ctx: &Ctx) -> Result<()> {
     }
     let arch = Arch::X86_64;
     let l2_dir = ctx.out.join("l2");
-    let (outcome, l1, qemu_bin) = boot(ctx, "", "boot L1, run L2, power off")?;
+    let (outcome, l1, qemu_bin) = boot(ctx, L2_BODY, "", "", "boot L1, run L2, power off")?;
     // The fault pass: the same run under a buggy inner QEMU (vmm_fault.c).
     let faults = if ctx.fault_pass() {
         let fctx = Ctx {
@@ -220,8 +235,10 @@ fn run(ctx: &Ctx) -> Result<()> {
         step("the VMM fault shim (gcc)", || vmm_fault::build(&fctx.out))?;
         let (o, ..) = boot(
             &fctx,
+            &FAULT_L2_BODY.replace("@WIDE_STEP@", vmm_fault::L2_STEP),
+            vmm_fault::INNER_EXTRA,
             vmm_fault::INNER_ENV,
-            "fault pass: L2's clean steps under a buggy inner QEMU",
+            "fault pass: L2's clean steps and a map beyond the host's IOVA width under a buggy inner QEMU",
         )?;
         Some((fctx.out, o))
     } else {

@@ -488,11 +488,7 @@ fn fault_guest_iova_beyond_host(s: &mut Session, step: &str) -> StepResult {
     }
     let iova = BEYOND_HOST_IOVA;
     let last = iova + 0xfff;
-    if !s
-        .iova_ranges
-        .iter()
-        .any(|r| r.0 <= iova && last <= r.1)
-    {
+    if !s.iova_ranges.iter().any(|r| r.0 <= iova && last <= r.1) {
         return Err(format!(
             "this guest's valid IOVA ranges {:x?} do not hold {iova:#x}: the VMM told the guest its host's limits (no fault to provoke)",
             s.iova_ranges

@@ -632,6 +632,102 @@ fn vt009_granule_mismatch() {
     assert_eq!(count(&s, RuleId::WidthGranule), 1);
 }
 
+/// Above the host's 39-bit IOVA space (base(): last valid 0x7f_ffff_ffff),
+/// where a guest told a wider one maps (the nested lab's fault pass).
+const BEYOND: u64 = 1 << 40;
+
+/// The guest maps a page at `BEYOND` and unmaps it; the VMM's MAP_DMA of it
+/// fails with `errno` (before or after the guest MAP's completion is seen),
+/// its UNMAP_DMA removes nothing.
+fn beyond_refused(host_first: bool, errno: i32) -> Seq {
+    let mut s = paired();
+    let (gpa, hva) = (GPA + 0x1000, HVA + 0x1000);
+    if host_first {
+        s.step(MS).map_dma(BEYOND, hva, 0x1000, errno);
+        s.step(MS).gmap(BEYOND, 0x1000, gpa);
+    } else {
+        s.step(MS).gmap(BEYOND, 0x1000, gpa);
+        s.step(MS).map_dma(BEYOND, hva, 0x1000, errno);
+    }
+    s.step(10 * MS).unmap_dma(BEYOND, 0x1000, 0);
+    s.step(MS).gunmap(BEYOND, 0x1000);
+    settle(&mut s);
+    s
+}
+
+#[test]
+fn vt009_refused_map_dma_beyond_width_is_one_finding() {
+    for host_first in [true, false] {
+        let s = beyond_refused(host_first, 22);
+        let f = run(&s);
+        // One root cause, one finding: no VT008 for the refused MAP_DMA,
+        // no VT006/VT007, although the guest mapping is gone by now.
+        assert_eq!(f.len(), 1, "host first {host_first}: {f:#?}");
+        assert_eq!(f[0].rule, RuleId::WidthGranule);
+        assert_eq!(f[0].address, Some((BEYOND, BEYOND + 0xfff)));
+        assert!(
+            f[0].message.contains("0x7fffffffff") && f[0].message.contains("EINVAL"),
+            "{}",
+            f[0].message
+        );
+        // GET_INFO, the guest MAP, the refused MAP_DMA.
+        let kinds: Vec<&str> = f[0]
+            .evidence
+            .iter()
+            .map(|&id| match &s.events[id as usize].kind {
+                EventKind::VfioIommuInfo(_) => "info",
+                EventKind::ViommuReq(_) => "guest_map",
+                EventKind::VfioMapDma(m) if m.errno == 22 && m.iova == BEYOND => "refused",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["info", "guest_map", "refused"], "{f:#?}");
+    }
+}
+
+#[test]
+fn vt009_lost_map_beyond_width_is_not_a_chain_break() {
+    let mut s = paired();
+    s.step(MS).gmap(BEYOND, 0x1000, GPA + 0x1000);
+    settle(&mut s);
+    let f = run(&s);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].rule, RuleId::WidthGranule);
+    assert!(f[0].message.contains("never reached the host"), "{f:#?}");
+    // Near miss: a lost MAP inside the host's range stays a chain break.
+    let mut near = paired();
+    near.step(MS).gmap(0x7f_ffff_f000, 0x1000, GPA + 0x1000);
+    settle(&mut near);
+    let f = run(&near);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].rule, RuleId::ChainBreak);
+}
+
+#[test]
+fn vt008_stays_for_failures_width_does_not_explain() {
+    // A host-only MAP_DMA beyond the ranges (no guest MAP behind it: the
+    // single-level lab's fault_map_beyond_iova_ranges) is VT008.
+    let mut s = paired();
+    s.step(MS).map_dma(BEYOND, HVA + 0x1000, 0x1000, 22);
+    settle(&mut s);
+    let f = run(&s);
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].rule, RuleId::MapFailed);
+    // A guest MAP inside the host's ranges whose MAP_DMA fails: VT008.
+    let mut s = paired();
+    let iova = 0x7f_ffff_f000;
+    s.step(MS).gmap(iova, 0x1000, GPA + 0x1000);
+    s.step(MS).map_dma(iova, HVA + 0x1000, 0x1000, 12);
+    s.step(MS).map_dma(GIOVA, HVA, 0x1000, 17);
+    settle(&mut s);
+    let f = run(&s);
+    assert_eq!(
+        f.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        [RuleId::MapFailed],
+        "{f:#?}"
+    );
+}
+
 // ---- VT010 ----
 fn vector(s: &mut Seq, eventfd: i32, enabled: bool) {
     s.host(EventKind::MsiVector(MsiVector {

@@ -121,7 +121,7 @@ impl Engine {
         };
         let range = span(m.iova, m.size);
         if let Some((s, l)) = range {
-            self.join_host_map(key, wall, s, l, m.vaddr, id);
+            self.join_host_map(key, wall, (s, l), m.vaddr, m.errno, id);
         }
         if m.errno != 0 {
             self.explain_map_dma_failure(key, m, id);
@@ -145,9 +145,9 @@ impl Engine {
         &mut self,
         key: ContainerKey,
         wall: u64,
-        s: u64,
-        l: u64,
+        (s, l): (u64, u64),
         vaddr: u64,
+        errno: i32,
         id: EvId,
     ) {
         // The host side of a virtio-iommu is the VMM emulating it. Once any
@@ -164,6 +164,7 @@ impl Engine {
             last: l,
             vaddr,
             ev: id,
+            errno,
         };
         self.join.host_map(op, &HostJudge(&self.host));
     }
@@ -208,6 +209,7 @@ impl Engine {
             last: l,
             vaddr: 0,
             ev: id,
+            errno,
         });
         if errno != 0 {
             return;

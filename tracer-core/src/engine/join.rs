@@ -62,6 +62,21 @@ pub struct HvaMismatch {
     pub iova: (u64, u64),
 }
 
+/// A guest MAP whose host MAP_DMA the kernel refused (errno ≠ 0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Refused {
+    pub guest_map: EvId,
+    pub map_dma: EvId,
+    /// The host MAP_DMA's IOVA range.
+    pub iova: (u64, u64),
+    pub errno: i32,
+}
+
+/// Refused matches kept per pairing (what later rules may attribute to a
+/// cause, and take out of the per-call MAP_DMA findings, whose own cap is
+/// the same).
+pub const REFUSED_MAX: usize = 256;
+
 /// Why a guest domain and a container were paired.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PairEvidence {
@@ -74,6 +89,10 @@ pub struct PairEvidence {
     pub examples: Vec<(EvId, EvId)>,
     /// Matches whose HVA disagreed.
     pub mismatches: Vec<HvaMismatch>,
+    /// Matches whose host MAP_DMA failed: how many, the first
+    /// [`REFUSED_MAX`].
+    pub refused_count: u64,
+    pub refused: Vec<Refused>,
 }
 
 /// Guest requests the host never followed.
@@ -107,6 +126,8 @@ pub struct HostOp {
     pub last: u64,
     pub vaddr: u64,
     pub ev: EvId,
+    /// The call's errno (0: it succeeded).
+    pub errno: i32,
 }
 
 /// What the host side knows when a match is judged: `judge_hva(c)` says
@@ -314,6 +335,17 @@ fn record(
     e.matches += 1;
     if e.examples.len() < EXAMPLES {
         e.examples.push((p.ev, op.ev));
+    }
+    if op.errno != 0 {
+        e.refused_count += 1;
+        if e.refused.len() < REFUSED_MAX {
+            e.refused.push(Refused {
+                guest_map: p.ev,
+                map_dma: op.ev,
+                iova: (op.start, op.last),
+                errno: op.errno,
+            });
+        }
     }
     match (agrees, expected) {
         (Some(true), _) => e.hva_agree += 1,

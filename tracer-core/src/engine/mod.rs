@@ -173,9 +173,22 @@ impl Engine {
 
     /// Every finding: those detected while applying events, then the
     /// cross-layer ones evaluated on the current state. Deterministic.
+    /// A failed MAP_DMA a cross-layer finding explains as the consequence
+    /// of its root cause (VT009) is reported there, not as VT008 as well.
     pub fn findings(&self) -> Vec<Finding> {
-        let mut out = self.found.list.clone();
-        out.extend(self.evaluate());
+        let (cross, absorbed) = self.evaluate();
+        let mut out: Vec<Finding> = self
+            .found
+            .list
+            .iter()
+            .filter(|f| {
+                // A MAP_DMA's VT008 has the failed call as its last evidence.
+                !(f.rule == RuleId::MapFailed
+                    && f.evidence.last().is_some_and(|e| absorbed.contains(e)))
+            })
+            .cloned()
+            .collect();
+        out.extend(cross);
         out
     }
 

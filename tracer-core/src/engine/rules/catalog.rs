@@ -159,7 +159,9 @@ impl RuleId {
                 "The guest maps IOVAs the host IOMMU cannot accept: beyond the container's valid \
                  IOVA ranges (address width, e.g. guest told 64 bits, host has 39/48), or not \
                  aligned to the host's smallest IOMMU page size (4K vs 64K granule). The VMM's \
-                 MAP_DMA fails and the device loses DMA."
+                 MAP_DMA fails and the device loses DMA. One finding per guest domain: the \
+                 VMM's refused (or never made) MAP_DMAs for those IOVAs are its evidence, not \
+                 separate VT008 / VT006 findings."
             }
             RuleId::IrqOrdering => {
                 "Interrupt setup out of order: an MSI/MSI-X vector enabled with no eventfd bound, \

@@ -210,15 +210,18 @@ impl Engine {
         out
     }
 
-    /// Cross-layer findings on the current state.
-    pub(crate) fn evaluate(&self) -> Vec<Finding> {
+    /// Cross-layer findings on the current state, and the failed MAP_DMAs
+    /// they attribute to a root cause (VT009: a guest MAP beyond the host's
+    /// address width), whose own VT008 findings [`Engine::findings`] drops.
+    pub(crate) fn evaluate(&self) -> (Vec<Finding>, BTreeSet<EvId>) {
         let mut out = Vec::new();
+        let mut absorbed = BTreeSet::new();
         self.eval_x86_msi(&mut out);
         for p in self.resolve_pairings() {
             self.eval_resv_pair(&p, &mut out);
             self.eval_lost(&p, &mut out);
             self.eval_hva(&p, &mut out);
-            self.eval_width(&p, &mut out);
+            self.eval_width(&p, &mut out, &mut absorbed);
             self.eval_guest_doorbells(&p, &mut out);
         }
         self.eval_sw_msi_vs_ram(&mut out);
@@ -227,7 +230,18 @@ impl Engine {
         for f in out {
             capped.push(f);
         }
-        capped.list
+        (capped.list, absorbed)
+    }
+
+    /// The host container's last valid IOVA (the end of the highest range
+    /// VFIO_IOMMU_GET_INFO reported) and that GET_INFO's event.
+    fn host_last_iova(&self, c: ContainerKey) -> Option<(EvId, u64)> {
+        let (iev, info) = self.host.containers.get(&c)?.info.as_ref()?;
+        info.iova_ranges
+            .iter()
+            .map(|r| r.end)
+            .max()
+            .map(|e| (*iev, e))
     }
 
     /// VT002: an x86 guest endpoint whose PROBE lacks the MSI window.
@@ -306,7 +320,10 @@ impl Engine {
             return;
         };
         let window = self.cfg.join_window_ns;
-        if let Some(l) = self.join.lost_maps().get(&g) {
+        // Lost MAPs all beyond the host's address width are VT009's: the
+        // host could not have mapped them (eval_width counts them).
+        let beyond_width = |l: &crate::engine::join::Lost| matches!((l.span, self.host_last_iova(c)), (Some((s, _)), Some((_, e))) if s > e);
+        if let Some(l) = self.join.lost_maps().get(&g).filter(|l| !beyond_width(l)) {
             let msg = format!(
                 "{} guest MAP(s) in domain {} had no host MAP_DMA in container {:#x} within {} ms: the VMM did not propagate them",
                 l.count,
@@ -356,41 +373,27 @@ impl Engine {
     }
 
     /// VT009: guest maps beyond the host's valid IOVA ranges or granule.
-    fn eval_width(&self, p: &Pairing, out: &mut Vec<Finding>) {
+    fn eval_width(&self, p: &Pairing, out: &mut Vec<Finding>, absorbed: &mut BTreeSet<EvId>) {
         let (Some(g), Some(c)) = (p.guest_key(), p.host) else {
             return;
         };
         let Some((iev, info)) = self.host.containers.get(&c).and_then(|c| c.info.as_ref()) else {
             return;
         };
+        if let Some((_, e)) = self.host_last_iova(c) {
+            self.eval_beyond(p, (g, c), (*iev, e), out, absorbed);
+        }
         let Some(dom) = self.guest.domain(g) else {
             return;
         };
-        let max_end = info.iova_ranges.iter().map(|r| r.end).max();
         let min_pg = info.iova_pgsizes & info.iova_pgsizes.wrapping_neg();
-        let (mut wide, mut coarse) = (None, None);
-        let (mut nwide, mut ncoarse) = (0u64, 0u64);
+        let mut coarse = None;
+        let mut ncoarse = 0u64;
         for m in dom.maps.iter() {
-            if max_end.is_some_and(|e| m.last > e) {
-                nwide += 1;
-                wide.get_or_insert(m);
-            }
             if min_pg > 1 && (m.start % min_pg != 0 || m.size() % min_pg != 0) {
                 ncoarse += 1;
                 coarse.get_or_insert(m);
             }
-        }
-        if let (Some(m), Some(e)) = (wide, max_end) {
-            let msg = format!(
-                "{nwide} guest mapping(s) in domain {} reach beyond the host IOMMU's last valid IOVA {} (first {})",
-                g.domain,
-                hex(e),
-                range(m.start, m.last)
-            );
-            out.push(
-                Finding::new(RuleId::WidthGranule, g.node, msg, vec![*iev, m.meta.ev()])
-                    .address(m.start, m.last),
-            );
         }
         if let Some(m) = coarse {
             let msg = format!(
@@ -404,6 +407,106 @@ impl Engine {
                     .address(m.start, m.last),
             );
         }
+    }
+
+    /// VT009, width: guest MAPs beyond the paired host's last valid IOVA
+    /// `last` (GET_INFO event `iev`). One root cause, one finding: the
+    /// guest's IOMMU accepted IOVAs the host's cannot map, so the VMM's
+    /// MAP_DMAs of them fail (their VT008 findings are `absorbed` into this
+    /// one) or are never made (no VT006 for them). Counts the live guest
+    /// mappings beyond it and those already gone whose MAP_DMA was refused
+    /// or never came.
+    fn eval_beyond(
+        &self,
+        p: &Pairing,
+        (g, c): (GuestDomainKey, ContainerKey),
+        (iev, last): (EvId, u64),
+        out: &mut Vec<Finding>,
+        absorbed: &mut BTreeSet<EvId>,
+    ) {
+        let dom = self.guest.domain(g);
+        // (guest MAP event, first, last) of the earliest one.
+        let mut first: Option<(EvId, u64, u64)> = None;
+        let mut see = |ev: EvId, s: u64, l: u64| {
+            if first.is_none_or(|f| ev < f.0) {
+                first = Some((ev, s, l));
+            }
+        };
+        let mut live = 0u64;
+        for m in dom.iter().flat_map(|d| d.maps.iter()) {
+            if m.last > last {
+                live += 1;
+                see(m.meta.ev(), m.start, m.last);
+            }
+        }
+        let is_live = |ev: EvId, s: u64| {
+            dom.and_then(|d| d.maps.get(s))
+                .is_some_and(|m| m.meta.ev() == ev && m.last > last)
+        };
+        let refused: Vec<_> = p
+            .evidence
+            .refused
+            .iter()
+            .filter(|r| r.iova.1 > last)
+            .collect();
+        let mut gone = 0u64;
+        let mut counted = BTreeSet::new();
+        for r in &refused {
+            absorbed.insert(r.map_dma);
+            see(r.guest_map, r.iova.0, r.iova.1);
+            if !is_live(r.guest_map, r.iova.0) && counted.insert(r.guest_map) {
+                gone += 1;
+            }
+        }
+        let lost = self
+            .join
+            .lost_maps()
+            .get(&g)
+            .filter(|l| l.span.is_some_and(|(s, _)| s > last));
+        if let Some(l) = lost {
+            if let (Some(ev), Some((s, e))) = (l.examples.first(), l.span) {
+                // Lost requests keep only their span, not each range.
+                see(*ev, s, e);
+            }
+        }
+        let Some((gev, s, l)) = first else {
+            return;
+        };
+        let n = live + gone + lost.map_or(0, |l| l.count);
+        let mut consequences = Vec::new();
+        if !refused.is_empty() {
+            let errnos: BTreeSet<i32> = refused.iter().map(|r| r.errno).collect();
+            consequences.push(format!(
+                "the host refused {} VMM MAP_DMA(s) of them ({})",
+                refused.len(),
+                errnos
+                    .iter()
+                    .map(|e| errno_name(*e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(l) = lost {
+            consequences.push(format!("{} never reached the host as a MAP_DMA", l.count));
+        }
+        let msg = format!(
+            "{n} guest MAP(s) in domain {} reach beyond the host IOMMU's last valid IOVA {} (VFIO_IOMMU_GET_INFO of container {:#x}), first {}: the guest's IOMMU accepts IOVAs the host's cannot map (a VMM that did not pass the host's IOVA ranges or width to the guest){}",
+            g.domain,
+            hex(last),
+            c.container,
+            range(s, l),
+            if consequences.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", consequences.join("; "))
+            }
+        );
+        let mut evidence = vec![iev, gev];
+        evidence.extend(refused.iter().take(4).map(|r| r.map_dma));
+        if let Some(l) = lost {
+            evidence.extend(l.examples.iter().filter(|e| **e != gev));
+        }
+        out.push(Finding::new(RuleId::WidthGranule, g.node, msg, evidence).address(s, l));
     }
 
     /// VT004: a guest doorbell IOVA inside the host's SW-MSI window with no
@@ -455,6 +558,15 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+fn errno_name(e: i32) -> String {
+    match e {
+        22 => "EINVAL".to_string(),
+        17 => "EEXIST".to_string(),
+        12 => "ENOMEM".to_string(),
+        _ => format!("errno {e}"),
     }
 }
 

@@ -133,36 +133,57 @@ pub fn judge(checker: &Path, dir: &Path) -> Vec<Line> {
         }
     };
     let findings = report["findings"].as_array().cloned().unwrap_or_default();
-    // A finding is about a page when its address range holds it, or when
-    // one of its evidence events maps or unmaps it.
-    let covers = |f: &Value, iova: u64| {
-        let a = &f["address"];
-        let by_address =
-            matches!((a[0].as_u64(), a[1].as_u64()), (Some(s), Some(e)) if s <= iova && iova <= e);
-        let by_evidence = f["evidence"].as_array().is_some_and(|ev| {
-            ev.iter()
-                .any(|e| e["iova"].as_u64() == Some(iova) || e["virt_start"].as_u64() == Some(iova))
-        });
-        by_address || by_evidence
+    out.extend(attribute(&findings, &faults));
+    out
+}
+
+/// A finding is about a page when its address range holds it, or when one
+/// of its evidence events maps or unmaps it.
+fn covers(f: &Value, iova: u64) -> bool {
+    let a = &f["address"];
+    let by_address =
+        matches!((a[0].as_u64(), a[1].as_u64()), (Some(s), Some(e)) if s <= iova && iova <= e);
+    let by_evidence = f["evidence"].as_array().is_some_and(|ev| {
+        ev.iter()
+            .any(|e| e["iova"].as_u64() == Some(iova) || e["virt_start"].as_u64() == Some(iova))
+    });
+    by_address || by_evidence
+}
+
+/// Each injected fault must be reported by exactly its rule (one root
+/// cause, one finding: no other rule at its page), and no finding may lie
+/// outside the faulted pages.
+fn attribute(findings: &[Value], faults: &[(String, u64)]) -> Vec<Line> {
+    let mut out = Vec::new();
+    let all = || {
+        findings
+            .iter()
+            .map(rules::one_line)
+            .collect::<Vec<_>>()
+            .join(" | ")
     };
-    for (what, iova) in &faults {
+    for (what, iova) in faults {
         let Some((_, rule)) = EXPECTED.iter().find(|(w, _)| w == what) else {
             continue;
         };
-        let hit = findings
+        let at: Vec<&Value> = findings.iter().filter(|f| covers(f, *iova)).collect();
+        let hit = at.iter().find(|f| f["rule"] == *rule);
+        let others: Vec<String> = at
             .iter()
-            .find(|f| f["rule"] == *rule && covers(f, *iova));
+            .filter(|f| f["rule"] != *rule)
+            .map(|f| rules::one_line(f))
+            .collect();
         out.push((
-            format!("VMM fault {what} at {iova:#x} → {rule}"),
+            format!("VMM fault {what} at {iova:#x} → {rule} only"),
             match hit {
-                Some(f) => Ok(rules::one_line(f)),
+                Some(f) if others.is_empty() => Ok(rules::one_line(f)),
+                Some(_) => Err(format!(
+                    "{rule} at {iova:#x}, but other rules too: {}",
+                    others.join(" | ")
+                )),
                 None => Err(format!(
                     "no {rule} finding at {iova:#x}; findings: {}",
-                    findings
-                        .iter()
-                        .map(rules::one_line)
-                        .collect::<Vec<_>>()
-                        .join(" | ")
+                    all()
                 )),
             },
         ));
@@ -181,4 +202,48 @@ pub fn judge(checker: &Path, dir: &Path) -> Vec<Line> {
         },
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn finding(rule: &str, first: u64, last: u64) -> Value {
+        json!({"rule": rule, "name": "", "node": "l2", "message": "m",
+               "address": [first, last], "evidence": []})
+    }
+
+    #[test]
+    fn each_fault_by_exactly_its_rule() {
+        let wide = 1u64 << 40;
+        let faults = vec![
+            ("drop_map".to_string(), 0x205000),
+            ("wide_map".to_string(), wide),
+        ];
+        let ok = [
+            finding("VT006", 0x205000, 0x205fff),
+            finding("VT009", wide, wide + 0xfff),
+        ];
+        assert!(attribute(&ok, &faults).iter().all(|(_, r)| r.is_ok()));
+        // The refused MAP_DMA also reported as VT008: not one root cause.
+        let mut both = ok.to_vec();
+        both.push(json!({"rule": "VT008", "address": [wide, wide + 0xfff],
+                         "evidence": [{"iova": wide}]}));
+        let lines = attribute(&both, &faults);
+        assert!(
+            lines[1].1.as_ref().is_err_and(|e| e.contains("VT008")),
+            "{lines:?}"
+        );
+        // A finding elsewhere, or the wrong rule.
+        let stray = [
+            finding("VT006", 0x205000, 0x205fff),
+            finding("VT008", wide, wide),
+        ];
+        let lines = attribute(&stray, &faults);
+        assert!(lines[1].1.is_err() && lines[2].1.is_ok(), "{lines:?}");
+        let lines = attribute(&[finding("VT008", 0x300000, 0x300fff)], &faults);
+        assert!(lines.iter().all(|(_, r)| r.is_err()), "{lines:?}");
+    }
 }

@@ -71,8 +71,8 @@ pub struct MsiWriteRecord {
 /// An MSI/MSI-X vector masked or unmasked by the kernel's irq chip:
 /// `pci_irq_mask_msi`/`pci_irq_unmask_msi`/`pci_irq_mask_msix`/
 /// `pci_irq_unmask_msix` (per-device MSI domains) or the exported
-/// `pci_msi_mask_irq`/`pci_msi_unmask_irq` (global PCI/MSI domains, e.g. the
-/// GICv3 ITS), at entry. Which one is the header's probe id.
+/// `pci_msi_mask_irq`/`pci_msi_unmask_irq` (global PCI/MSI domains:
+/// older kernels, other irqchips), at entry. Which one is the header's probe id.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct MsiMaskRecord {

@@ -286,8 +286,9 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         None,
     ),
     // Per-vector MSI/MSI-X mask state: the irq chip callbacks. Per-device
-    // MSI domains (x86 since 6.2) use the static pci_irq_*; global PCI/MSI
-    // domains (e.g. the GICv3 ITS on 6.12) the exported pci_msi_*_irq.
+    // MSI domains (x86 and the arm64 GICv3 ITS on 6.12) use the static
+    // pci_irq_*; global PCI/MSI domains (older kernels, other irqchips) the
+    // exported pci_msi_*_irq.
     kfn(
         "msi_mask",
         "pci_irq_mask_msi",

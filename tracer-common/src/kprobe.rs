@@ -68,6 +68,34 @@ pub struct MsiWriteRecord {
     pub data: u32,
 }
 
+/// An MSI/MSI-X vector masked or unmasked by the kernel's irq chip:
+/// `pci_irq_mask_msi`/`pci_irq_unmask_msi`/`pci_irq_mask_msix`/
+/// `pci_irq_unmask_msix` (per-device MSI domains) or the exported
+/// `pci_msi_mask_irq`/`pci_msi_unmask_irq` (global PCI/MSI domains:
+/// older kernels, other irqchips), at entry. Which one is the header's probe id.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct MsiMaskRecord {
+    pub hdr: EventHeader,
+    pub dev: [u8; DEV_NAME_LEN],
+    /// `msi_desc.msi_index` + (`irq_data.irq` − `msi_desc.irq`): the MSI-X
+    /// table entry, or the vector of a multi-vector MSI.
+    pub vector: u32,
+    /// 1 mask, 0 unmask.
+    pub masked: u8,
+    /// `msi_desc.pci.msi_attrib.is_msix`.
+    pub is_msix: u8,
+    /// `msi_attrib.can_mask`: the hardware has a mask bit for this vector
+    /// (MSI: the capability's per-vector mask; MSI-X: a real table entry).
+    /// 0 means the call changes nothing on the device.
+    pub can_mask: u8,
+    /// `msi_attrib.is_virtual`: an MSI-X entry beyond the table.
+    pub is_virtual: u8,
+    /// Bit 0: `can_mask`/`is_msix`/`is_virtual` were read (their BTF bit
+    /// offsets resolved); otherwise they are 0 and unknown.
+    pub attrs_known: u32,
+}
+
 /// `iommu_get_msi_cookie()`.
 #[repr(C)]
 #[derive(Clone, Copy)]

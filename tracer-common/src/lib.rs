@@ -41,6 +41,8 @@ pub mod kind {
     /// the same content as [`IOCTL`] without the unused parts of its arrays
     /// (what the probes send; [`IOCTL`] is still decoded).
     pub const IOCTL_VAR: u16 = 11;
+    /// [`crate::kprobe::MsiMaskRecord`].
+    pub const MSI_MASK: u16 = 12;
 }
 
 /// Common prefix of every ring-buffer record.
@@ -94,4 +96,5 @@ mod pod {
     unsafe impl aya::Pod for crate::kprobe::DoorbellMapRecord {}
     unsafe impl aya::Pod for crate::kprobe::ResvRecord {}
     unsafe impl aya::Pod for crate::kprobe::ViommuReqRecord {}
+    unsafe impl aya::Pod for crate::kprobe::MsiMaskRecord {}
 }

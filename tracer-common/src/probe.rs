@@ -31,3 +31,10 @@ pub const VIOMMU_ADD_REQ_ENTRY: ProbeId = 17;
 pub const VIOMMU_ADD_REQ_RETURN: ProbeId = 18;
 pub const VIRTQUEUE_GET_BUF_RETURN: ProbeId = 19;
 pub const VIRTQUEUE_GET_BUF_CTX_RETURN: ProbeId = 20;
+// Host: PCI MSI/MSI-X per-vector mask and unmask (the irq chip callbacks).
+pub const PCI_IRQ_MASK_MSI: ProbeId = 21;
+pub const PCI_IRQ_UNMASK_MSI: ProbeId = 22;
+pub const PCI_IRQ_MASK_MSIX: ProbeId = 23;
+pub const PCI_IRQ_UNMASK_MSIX: ProbeId = 24;
+pub const PCI_MSI_MASK_IRQ: ProbeId = 25;
+pub const PCI_MSI_UNMASK_IRQ: ProbeId = 26;

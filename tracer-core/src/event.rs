@@ -216,6 +216,9 @@ pub enum EventKind {
     ProbeStatus(ProbeStatus),
     /// Health: cumulative drop counters.
     Drops(Drops),
+    /// The kernel masked or unmasked one MSI/MSI-X vector of a device (its
+    /// irq chip's mask/unmask callback ran).
+    MsiMask(MsiMask),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,6 +398,28 @@ pub struct MsiWrite {
     /// address_hi << 32 | address_lo.
     pub address: u64,
     pub data: u32,
+}
+
+/// One vector masked or unmasked by the kernel (`pci_irq_mask_msi` and its
+/// siblings, see the README's probe list).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MsiMask {
+    pub device: Device,
+    /// VFIO's index numbering: 1 MSI, 2 MSI-X; 0 when the probe could not
+    /// tell.
+    pub index: u32,
+    /// MSI-X table entry, or the vector of a multi-vector MSI (the same
+    /// numbering as `msi_vector.vector`).
+    pub vector: u32,
+    /// true: masked; false: unmasked.
+    pub masked: bool,
+    /// `msi_attrib.can_mask`: the device has a mask bit for this vector
+    /// (false: MSI without per-vector masking, or a virtual MSI-X entry;
+    /// the call then changes nothing on the device). None when the kernel's
+    /// BTF did not say where the flag is.
+    pub can_mask: Option<bool>,
+    /// `msi_attrib.is_virtual`: an MSI-X entry beyond the device's table.
+    pub is_virtual: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

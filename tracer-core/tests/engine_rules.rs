@@ -821,6 +821,162 @@ fn vt010_vector_left_bound_after_its_message_was_cleared() {
     assert_eq!(run(&teardown), vec![]);
 }
 
+fn mask(s: &mut Seq, index: u32, masked: bool, can_mask: Option<bool>) {
+    s.host(EventKind::MsiMask(MsiMask {
+        device: edu(),
+        index,
+        vector: 0,
+        masked,
+        can_mask,
+        is_virtual: false,
+    }));
+}
+
+/// What the kernel does for SET_IRQS binding eventfd 9 to MSI-X vector 0:
+/// `request_irq()` unmasks it inside `vfio_msi_set_vector_signal()`.
+fn bound_unmasked(index: u32, can_mask: Option<bool>) -> Seq {
+    let mut s = Seq::new();
+    s.set_iommu().host_page(GIOVA, HVA, HPA);
+    s.host(EventKind::MsiWrite(MsiWrite {
+        device: edu(),
+        vector: 0,
+        address: 0xfee0_1000,
+        data: 0x24,
+    }));
+    mask(&mut s, index, false, can_mask);
+    s.host(EventKind::MsiVector(MsiVector {
+        device: edu(),
+        index,
+        vector: 0,
+        eventfd: 9,
+        enabled: true,
+    }));
+    s.host(EventKind::VfioSetIrqs(VfioSetIrqs {
+        device: edu(),
+        index,
+        start: 0,
+        count: 1,
+        flags: 0x20 | 4,
+        eventfds: vec![9],
+        eventfds_truncated: false,
+        errno: 0,
+    }));
+    s
+}
+
+/// MSI/MSI-X disable (DATA_NONE, count 0): free_irq() per vector (mask
+/// when the kernel is correct, then the zeroed message of the deactivation),
+/// the vector unbound, the ioctl's exit.
+fn disable(s: &mut Seq, index: u32, masks: bool, can_mask: Option<bool>) {
+    if masks {
+        mask(s, index, true, can_mask);
+    }
+    s.host(EventKind::MsiWrite(MsiWrite {
+        device: edu(),
+        vector: 0,
+        address: 0,
+        data: 0,
+    }));
+    s.host(EventKind::MsiVector(MsiVector {
+        device: edu(),
+        index,
+        vector: 0,
+        eventfd: -1,
+        enabled: false,
+    }));
+    s.host(EventKind::VfioSetIrqs(VfioSetIrqs {
+        device: edu(),
+        index,
+        start: 0,
+        count: 0,
+        flags: 0x20 | 1,
+        eventfds: vec![],
+        eventfds_truncated: false,
+        errno: 0,
+    }));
+}
+
+#[test]
+fn vt010_vector_disabled_without_masking() {
+    let mut s = bound_unmasked(2, Some(true));
+    disable(&mut s, 2, false, Some(true));
+    let f = run(&s);
+    assert_eq!(count(&s, RuleId::IrqOrdering), 1, "{f:#?}");
+    let v = f.iter().find(|f| f.rule == RuleId::IrqOrdering).unwrap();
+    assert!(v.message.contains("never masked"), "{}", v.message);
+    assert_eq!(v.device, Some(edu()));
+    // Evidence: the bind, the unmask, the cleared message, the unbind.
+    assert_eq!(v.evidence.len(), 4, "{v:#?}");
+    // The near miss: the same teardown with the kernel's mask.
+    let mut near = bound_unmasked(2, Some(true));
+    disable(&mut near, 2, true, Some(true));
+    assert_eq!(run(&near), vec![]);
+}
+
+/// A device with no mask bit for the vector (edu's MSI has no per-vector
+/// masking): the kernel's mask is a no-op there, so a missing one is not a
+/// finding; nor is a vector whose mask capability is unknown.
+#[test]
+fn vt010_unmaskable_vectors_are_not_judged() {
+    for can_mask in [Some(false), None] {
+        let mut s = bound_unmasked(1, can_mask);
+        disable(&mut s, 1, false, can_mask);
+        assert_eq!(run(&s), vec![], "can_mask {can_mask:?}");
+    }
+}
+
+/// A de-assign seen only through SET_IRQS (no msi_vector probe) is judged
+/// too; with both probes the vector is reported once.
+#[test]
+fn vt010_deassign_without_masking_via_set_irqs() {
+    let deassign = |s: &mut Seq| {
+        s.host(EventKind::VfioSetIrqs(VfioSetIrqs {
+            device: edu(),
+            index: 2,
+            start: 0,
+            count: 1,
+            flags: 0x20 | 4,
+            eventfds: vec![-1],
+            eventfds_truncated: false,
+            errno: 0,
+        }));
+    };
+    let mut s = Seq::new();
+    mask(&mut s, 2, false, Some(true));
+    s.host(EventKind::VfioSetIrqs(VfioSetIrqs {
+        device: edu(),
+        index: 2,
+        start: 0,
+        count: 1,
+        flags: 0x20 | 4,
+        eventfds: vec![9],
+        eventfds_truncated: false,
+        errno: 0,
+    }));
+    deassign(&mut s);
+    assert_eq!(count(&s, RuleId::IrqOrdering), 1);
+    let mut both = bound_unmasked(2, Some(true));
+    both.host(EventKind::MsiVector(MsiVector {
+        device: edu(),
+        index: 2,
+        vector: 0,
+        eventfd: -1,
+        enabled: false,
+    }));
+    deassign(&mut both);
+    assert_eq!(count(&both, RuleId::IrqOrdering), 1);
+    // Re-binding another eventfd replaces the trigger: not a teardown.
+    let mut rebind = bound_unmasked(2, Some(true));
+    rebind.host(EventKind::MsiVector(MsiVector {
+        device: edu(),
+        index: 2,
+        vector: 0,
+        eventfd: 10,
+        enabled: true,
+    }));
+    assert_eq!(run(&rebind), vec![]);
+}
+
 #[test]
 fn every_rule_has_a_stable_id_and_explanation() {
     let ids: Vec<&str> = RuleId::ALL.iter().map(|r| r.id()).collect();

@@ -19,6 +19,8 @@ const GOLDEN: &[&str] = &[
     r#"{"ts_ns":4000,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"vfio_set_irqs","device":"fd:23","index":2,"start":0,"count":3,"flags":36,"eventfds":[30,-1],"eventfds_truncated":true,"errno":0}"#,
     r#"{"ts_ns":4100,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"msi_vector","device":"0000:01:00.0","index":2,"vector":0,"eventfd":-1,"enabled":false}"#,
     r#"{"ts_ns":4200,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"msi_write","device":"0000:01:00.0","vector":1,"address":134217792,"data":16417}"#,
+    r#"{"ts_ns":4250,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"msi_mask","device":"0000:01:00.0","index":2,"vector":1,"masked":true,"can_mask":true,"is_virtual":false}"#,
+    r#"{"ts_ns":4260,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"msi_mask","device":"0000:01:00.0","index":1,"vector":0,"masked":false,"can_mask":null,"is_virtual":false}"#,
     r#"{"ts_ns":4300,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"msi_doorbell_map","device":"?","domain":18446612682089119744,"iova":134217728,"doorbell_paddr":134807552}"#,
     r#"{"ts_ns":4400,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"msi_cookie","domain":18446612682089119744,"base":134217728}"#,
     r#"{"ts_ns":800,"node":"host","pid":4242,"tid":4242,"comm":"qemu-system-x86","kind":"kvm_memslot","vm":18219251269644,"slot":65538,"gpa":4294967296,"size":0,"hva":139637976727552,"flags":1,"errno":-1}"#,

@@ -27,6 +27,25 @@ static OFF_MSI_DESC_DEV: Global<u32> = Global::new(UNSET);
 /// `struct msi_desc` → `msi_index` (u16).
 #[unsafe(no_mangle)]
 static OFF_MSI_DESC_INDEX: Global<u32> = Global::new(UNSET);
+/// `struct msi_desc` → `irq` (unsigned int: the first Linux irq).
+#[unsafe(no_mangle)]
+static OFF_MSI_DESC_IRQ: Global<u32> = Global::new(UNSET);
+/// Bit offsets (from the start of `struct msi_desc`) of the one-bit fields
+/// `pci.msi_attrib.is_msix`, `.can_mask`, `.is_virtual`.
+#[unsafe(no_mangle)]
+static BIT_MSI_DESC_IS_MSIX: Global<u32> = Global::new(UNSET);
+#[unsafe(no_mangle)]
+static BIT_MSI_DESC_CAN_MASK: Global<u32> = Global::new(UNSET);
+#[unsafe(no_mangle)]
+static BIT_MSI_DESC_IS_VIRTUAL: Global<u32> = Global::new(UNSET);
+/// `struct irq_data` → `irq`, `common`; `struct irq_common_data` →
+/// `msi_desc`.
+#[unsafe(no_mangle)]
+static OFF_IRQ_DATA_IRQ: Global<u32> = Global::new(UNSET);
+#[unsafe(no_mangle)]
+static OFF_IRQ_DATA_COMMON: Global<u32> = Global::new(UNSET);
+#[unsafe(no_mangle)]
+static OFF_IRQ_COMMON_MSI_DESC: Global<u32> = Global::new(UNSET);
 /// `struct msi_msg` → `address_lo`, `address_hi`, `data`.
 #[unsafe(no_mangle)]
 static OFF_MSI_MSG_ADDR_LO: Global<u32> = Global::new(UNSET);
@@ -118,6 +137,51 @@ pub fn msi_desc(desc: u64) -> Option<MsiDesc> {
     Some(MsiDesc {
         dev: read::<u64>(desc + global(&OFF_MSI_DESC_DEV)?)?,
         index: read::<u16>(desc + global(&OFF_MSI_DESC_INDEX)?)?,
+    })
+}
+
+/// One bit of the struct at `base`, at bit offset `g` (None if unresolved
+/// or unreadable).
+#[inline(always)]
+fn bit(base: u64, g: &Global<u32>) -> Option<u8> {
+    let b = global(g)?;
+    let byte = read::<u8>(base + b / 8)?;
+    Some((byte >> (b % 8)) & 1)
+}
+
+/// What a mask/unmask callback's `struct irq_data` says about its vector.
+pub struct IrqMsi {
+    /// The `struct device` of the PCI device.
+    pub dev: u64,
+    /// MSI-X entry, or MSI vector (`msi_index` + `irq` − `desc->irq`).
+    pub vector: u32,
+    /// (is_msix, can_mask, is_virtual), when the bitfields resolved.
+    pub attrs: Option<(u8, u8, u8)>,
+}
+
+/// `irq_data_get_msi_desc(data)` and the vector it stands for.
+#[inline(always)]
+pub fn irq_msi(data: u64) -> Option<IrqMsi> {
+    let common = read::<u64>(data + global(&OFF_IRQ_DATA_COMMON)?)?;
+    let desc = read::<u64>(common + global(&OFF_IRQ_COMMON_MSI_DESC)?)?;
+    if desc == 0 {
+        return None;
+    }
+    let irq = read::<u32>(data + global(&OFF_IRQ_DATA_IRQ)?)?;
+    let first = read::<u32>(desc + global(&OFF_MSI_DESC_IRQ)?)?;
+    let d = msi_desc(desc)?;
+    let attrs = match (
+        bit(desc, &BIT_MSI_DESC_IS_MSIX),
+        bit(desc, &BIT_MSI_DESC_CAN_MASK),
+        bit(desc, &BIT_MSI_DESC_IS_VIRTUAL),
+    ) {
+        (Some(x), Some(c), Some(v)) => Some((x, c, v)),
+        _ => None,
+    };
+    Some(IrqMsi {
+        dev: d.dev,
+        vector: u32::from(d.index).wrapping_add(irq.wrapping_sub(first)),
+        attrs,
     })
 }
 

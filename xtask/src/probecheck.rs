@@ -147,6 +147,7 @@ fn guest_checks(
     exerciser_calls(&events, &ex_text, ex_pid, &mut sub);
     pages_pinned_and_mapped(&events, ex_pid, &mut sub);
     msi_model(&events, msi, &mut sub);
+    msi_masks(&events, ex_pid, &mut sub);
     resv_at_start(&events, &ex_text, ex_pid, &mut sub);
     r.absorb(label, sub);
     Ok(events)
@@ -846,6 +847,96 @@ fn msi_model(events: &[Event], msi: MsiModel, r: &mut ProbeReport) {
             "{} messages, {} doorbell maps ({msi:?})",
             writes.len(),
             doorbells.len()
+        ),
+    );
+}
+
+/// The kernel's per-vector mask state around every vector the exerciser
+/// bound and unbound (`msi_vector` events of its pid): `request_irq()`
+/// unmasks the vector (an `msi_mask` unmasked of the same device, index and
+/// vector since the previous bind/unbind of it), `free_irq()` masks it (a
+/// masked one before the unbind). MSI-X vectors of a real table entry must
+/// say `can_mask` true; every mask event must have its flags resolved.
+fn msi_masks(events: &[Event], pid: Option<u32>, r: &mut ProbeReport) {
+    use tracer_core::event::{MsiMask, MsiVector};
+    let mut problems = Vec::new();
+    // (device, index, vector) → mask events since the last msi_vector of it.
+    let mut since: BTreeMap<(String, u32, u32), Vec<&MsiMask>> = BTreeMap::new();
+    let (mut binds, mut unbinds, mut masks) = (0, 0, 0);
+    let mut seen: Vec<String> = Vec::new();
+    let mut bound = std::collections::BTreeSet::new();
+    for e in events {
+        match &e.kind {
+            EventKind::MsiMask(m) => {
+                masks += 1;
+                if m.can_mask.is_none() {
+                    problems.push(format!(
+                        "{} vector {}: can_mask not read (BTF bit offsets unresolved?)",
+                        m.device, m.vector
+                    ));
+                }
+                if m.index == 2 && !m.is_virtual && m.can_mask == Some(false) {
+                    problems.push(format!(
+                        "{} MSI-X entry {}: can_mask false for a real table entry",
+                        m.device, m.vector
+                    ));
+                }
+                since
+                    .entry((m.device.to_string(), m.index, m.vector))
+                    .or_default()
+                    .push(m);
+            }
+            EventKind::MsiVector(v @ MsiVector { .. }) if Some(e.pid) == pid => {
+                let key = (v.device.to_string(), v.index, v.vector);
+                let got = since.remove(&key).unwrap_or_default();
+                let last = got.last();
+                let what = format!(
+                    "{} index {} vector {} {}",
+                    v.device,
+                    v.index,
+                    v.vector,
+                    if v.enabled { "bind" } else { "unbind" }
+                );
+                if v.enabled {
+                    bound.insert(key);
+                    binds += 1;
+                    match last {
+                        Some(m) if !m.masked => {}
+                        _ => problems.push(format!("{what}: no unmask before it ({got:?})")),
+                    }
+                } else if bound.remove(&key) {
+                    unbinds += 1;
+                    // An unbind of a vector that was never bound needs no mask.
+                    if !got.iter().any(|m| m.masked) {
+                        problems.push(format!("{what}: no mask before it ({got:?})"));
+                    }
+                }
+                if let Some(m) = last {
+                    let s = format!(
+                        "{} {} v{} can_mask={:?}",
+                        m.device,
+                        if m.index == 2 { "MSI-X" } else { "MSI" },
+                        m.vector,
+                        m.can_mask
+                    );
+                    if !seen.contains(&s) {
+                        seen.push(s);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if binds == 0 {
+        problems.push("the exerciser bound no vector".into());
+    }
+    r.check(
+        "MSI mask state",
+        problems,
+        format!(
+            "{masks} mask/unmask events; {binds} binds each after an unmask, {unbinds} unbinds \
+             after a mask; {}",
+            seen.join(", ")
         ),
     );
 }

@@ -11,14 +11,14 @@ use tracer_common::{
     ioctl::{self as cmds, IoctlHead, IoctlRecord, IOCTL_DATA_MAX},
     kind,
     kprobe::{
-        IommuMapRecord, IommuUnmapRecord, PinRecord, ViommuReqRecord, DEV_NAME_LEN,
+        IommuMapRecord, IommuUnmapRecord, MsiMaskRecord, PinRecord, ViommuReqRecord, DEV_NAME_LEN,
         VIOMMU_PROPS_MAX, VIOMMU_REQ_MAX,
     },
     EventHeader,
 };
 
 use super::{WireStruct, VIOMMU_NOT_QUEUED};
-use crate::event::{Event, EventKind, ViommuOp, ViommuReq};
+use crate::event::{Device, Event, EventKind, MsiMask, ViommuOp, ViommuReq};
 
 /// Appends the record of `ev` to `out`; returns its length. `None` (and
 /// nothing appended) for kinds not covered here (MSI, reserved regions,
@@ -107,6 +107,7 @@ pub fn encode_into(ev: &Event, out: &mut Vec<u8>) -> Option<usize> {
             out,
         ),
         EventKind::ViommuReq(r) => push(&viommu(ev, r)?, out),
+        EventKind::MsiMask(m) => push(&msi_mask(ev, m)?, out),
         _ => return None,
     }
     Some(out.len() - before)
@@ -221,6 +222,49 @@ pub(super) fn ioctl_record(
 
 /// The request as the driver queues it (include/uapi/linux/virtio_iommu.h:
 /// a `{u8 type; u8 reserved[3]}` head, then the body), with its status.
+/// The mask probe's record: the per-kind callback's probe id when the
+/// event's index says which kind, else `pci_msi_(un)mask_irq`'s.
+fn msi_mask(ev: &Event, m: &MsiMask) -> Option<MsiMaskRecord> {
+    use tracer_common::probe::*;
+    let probe = match (m.index, m.masked) {
+        (1, true) => PCI_IRQ_MASK_MSI,
+        (1, false) => PCI_IRQ_UNMASK_MSI,
+        (2, true) => PCI_IRQ_MASK_MSIX,
+        (2, false) => PCI_IRQ_UNMASK_MSIX,
+        // Index 0 (unknown) only comes from the generic callbacks without
+        // the flags; other indexes no probe produces.
+        (0, true) if m.can_mask.is_none() => PCI_MSI_MASK_IRQ,
+        (0, false) if m.can_mask.is_none() => PCI_MSI_UNMASK_IRQ,
+        _ => return None,
+    };
+    if m.is_virtual && m.can_mask.is_none() {
+        return None;
+    }
+    let mut hdr = header(ev, kind::MSI_MASK);
+    hdr.probe = probe;
+    Some(MsiMaskRecord {
+        hdr,
+        dev: dev_name(m.device)?,
+        vector: m.vector,
+        masked: u8::from(m.masked),
+        is_msix: u8::from(m.index == 2),
+        can_mask: u8::from(m.can_mask == Some(true)),
+        is_virtual: u8::from(m.is_virtual),
+        attrs_known: u32::from(m.can_mask.is_some()),
+    })
+}
+
+/// `dev_name()` of a PCI device as the kernel writes it.
+fn dev_name(d: Device) -> Option<[u8; DEV_NAME_LEN]> {
+    let Device::Pci { .. } = d else {
+        return None;
+    };
+    let s = d.to_string();
+    let mut out = [0u8; DEV_NAME_LEN];
+    out.get_mut(..s.len())?.copy_from_slice(s.as_bytes());
+    Some(out)
+}
+
 fn viommu(ev: &Event, r: &ViommuReq) -> Option<ViommuReqRecord> {
     let req = match r.op {
         ViommuOp::Attach => Le::default()
@@ -426,6 +470,58 @@ mod tests {
                 iova: 0x1000,
                 size: 0x2000,
                 unmapped: 0x1000,
+            }),
+            EventKind::MsiMask(MsiMask {
+                device: Device::Pci {
+                    seg: 0,
+                    bus: 0,
+                    dev: 3,
+                    func: 0,
+                },
+                index: 2,
+                vector: 4,
+                masked: true,
+                can_mask: Some(true),
+                is_virtual: false,
+            }),
+            EventKind::MsiMask(MsiMask {
+                device: Device::Pci {
+                    seg: 0,
+                    bus: 0,
+                    dev: 2,
+                    func: 0,
+                },
+                index: 1,
+                vector: 0,
+                masked: false,
+                can_mask: Some(false),
+                is_virtual: false,
+            }),
+            EventKind::MsiMask(MsiMask {
+                device: Device::Pci {
+                    seg: 0,
+                    bus: 0,
+                    dev: 3,
+                    func: 0,
+                },
+                index: 0,
+                vector: 2,
+                masked: true,
+                can_mask: None,
+                is_virtual: false,
+            }),
+            EventKind::MsiMask(MsiMask {
+                device: Device::Pci {
+                    seg: 0,
+                    bus: 0,
+                    dev: 3,
+                    func: 0,
+                },
+                index: 2,
+                vector: 9,
+                masked: false,
+                can_mask: Some(false),
+                is_virtual: true,
             }),
             EventKind::ViommuReq(map),
             EventKind::ViommuReq(unmap),

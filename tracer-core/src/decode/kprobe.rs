@@ -1,15 +1,15 @@
 //! Decoding of the kernel-function probes' records.
 
 use tracer_common::kprobe::{
-    resv_type, DoorbellMapRecord, IommuMapRecord, IommuUnmapRecord, MsiCookieRecord,
+    resv_type, DoorbellMapRecord, IommuMapRecord, IommuUnmapRecord, MsiCookieRecord, MsiMaskRecord,
     MsiVectorRecord, MsiWriteRecord, PinRecord, ResvRecord, ViommuReqRecord, DEV_NAME_LEN,
     MAX_RESV,
 };
 
 use super::{errno_of, Bytes, DecodeError};
 use crate::event::{
-    Device, EventKind, IommuMap, IommuUnmap, MsiCookie, MsiDoorbellMap, MsiVector, MsiWrite,
-    ResvMem, ResvRegion, ResvType, VfioPin, ViommuOp, ViommuReq,
+    Device, EventKind, IommuMap, IommuUnmap, MsiCookie, MsiDoorbellMap, MsiMask, MsiVector,
+    MsiWrite, ResvMem, ResvRegion, ResvType, VfioPin, ViommuOp, ViommuReq,
 };
 
 /// VFIO_PCI_MSI_IRQ_INDEX / VFIO_PCI_MSIX_IRQ_INDEX.
@@ -75,6 +75,35 @@ pub(super) fn msi_write(r: &MsiWriteRecord) -> EventKind {
         vector: r.index,
         address: (u64::from(r.address_hi) << 32) | u64::from(r.address_lo),
         data: r.data,
+    })
+}
+
+/// Which MSI kind a mask probe's function is for (the per-device domain
+/// callbacks are one per kind; `pci_msi_*_irq` serve both).
+fn mask_probe_index(probe: u16) -> Option<u32> {
+    use tracer_common::probe::*;
+    match probe {
+        PCI_IRQ_MASK_MSI | PCI_IRQ_UNMASK_MSI => Some(MSI_INDEX),
+        PCI_IRQ_MASK_MSIX | PCI_IRQ_UNMASK_MSIX => Some(MSIX_INDEX),
+        _ => None,
+    }
+}
+
+pub(super) fn msi_mask(r: &MsiMaskRecord) -> EventKind {
+    let known = r.attrs_known & 1 != 0;
+    let index = match (mask_probe_index(r.hdr.probe), known) {
+        (Some(i), _) => i,
+        (None, true) if r.is_msix != 0 => MSIX_INDEX,
+        (None, true) => MSI_INDEX,
+        (None, false) => 0,
+    };
+    EventKind::MsiMask(MsiMask {
+        device: device_from_name(&r.dev),
+        index,
+        vector: r.vector,
+        masked: r.masked != 0,
+        can_mask: known.then_some(r.can_mask != 0),
+        is_virtual: known && r.is_virtual != 0,
     })
 }
 

@@ -15,8 +15,8 @@ use tracer_common::{
     ioctl::{IoctlHead, IoctlRecord},
     kind,
     kprobe::{
-        DoorbellMapRecord, IommuMapRecord, IommuUnmapRecord, MsiCookieRecord, MsiVectorRecord,
-        MsiWriteRecord, PinRecord, ResvRecord, ViommuReqRecord,
+        DoorbellMapRecord, IommuMapRecord, IommuUnmapRecord, MsiCookieRecord, MsiMaskRecord,
+        MsiVectorRecord, MsiWriteRecord, PinRecord, ResvRecord, ViommuReqRecord,
     },
     EventHeader,
 };
@@ -88,6 +88,7 @@ pub fn decode_into(bytes: &[u8], node: NodeId, out: &mut Vec<Event>) -> Result<u
         kind::VFIO_PIN => kprobe::pin(&exact::<PinRecord>(bytes, hdr.kind)?),
         kind::MSI_VECTOR => kprobe::msi_vector(&exact::<MsiVectorRecord>(bytes, hdr.kind)?),
         kind::MSI_WRITE => kprobe::msi_write(&exact::<MsiWriteRecord>(bytes, hdr.kind)?),
+        kind::MSI_MASK => kprobe::msi_mask(&exact::<MsiMaskRecord>(bytes, hdr.kind)?),
         kind::MSI_COOKIE => kprobe::msi_cookie(&exact::<MsiCookieRecord>(bytes, hdr.kind)?),
         kind::DOORBELL_MAP => kprobe::doorbell_map(&exact::<DoorbellMapRecord>(bytes, hdr.kind)?),
         kind::VIOMMU_REQ => kprobe::viommu_req(&exact::<ViommuReqRecord>(bytes, hdr.kind)?)?,
@@ -156,6 +157,7 @@ impl WireStruct for MsiCookieRecord {}
 impl WireStruct for DoorbellMapRecord {}
 impl WireStruct for ResvRecord {}
 impl WireStruct for ViommuReqRecord {}
+impl WireStruct for MsiMaskRecord {}
 
 /// `ret` of a syscall → the errno field convention (0 = success).
 fn errno_of(ret: i64) -> i32 {

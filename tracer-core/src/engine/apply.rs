@@ -57,7 +57,14 @@ impl Engine {
                 if s.errno == 0 {
                     let k = DevKey::new(e.node, e.pid, s.device);
                     self.check_irq_signal(k, s, id);
+                    let before = self.msi.bound(k, s.index);
                     self.msi.set_irqs(k, s, id);
+                    let after = self.msi.bound(k, s.index);
+                    for (v, bind) in before {
+                        if !after.iter().any(|(w, _)| *w == v) {
+                            self.check_unmasked_teardown(k, s.index, v, bind, id);
+                        }
+                    }
                     self.msi.dev(k).owners.insert(e.pid);
                     self.check_cleared_but_bound(k, s, id);
                 }
@@ -70,6 +77,12 @@ impl Engine {
                     self.check_msi_write(k, e.pid, w, id);
                 }
                 self.msi.dev(k).program(w.vector, w.address, w.data, id);
+            }
+            EventKind::MsiMask(m) => {
+                let k = DevKey::new(e.node, e.pid, m.device);
+                self.msi
+                    .dev(k)
+                    .mask(m.index, m.vector, m.masked, m.can_mask, id);
             }
             EventKind::MsiDoorbellMap(d) => {
                 let k = IommuDomainKey {
@@ -375,6 +388,19 @@ impl Engine {
         let k = DevKey::new(e.node, e.pid, v.device);
         if v.enabled && v.eventfd < 0 {
             self.report_vector_without_eventfd(k, v, id);
+        }
+        // The trigger goes away (de-assigned, or a failed re-bind that
+        // tore the old one down): the kernel must have masked the vector.
+        if !v.enabled {
+            let bound = self
+                .msi
+                .devices
+                .get(&k)
+                .and_then(|d| d.vectors.get(&(v.index, v.vector)))
+                .map(|b| b.ev);
+            if let Some(bind) = bound {
+                self.check_unmasked_teardown(k, v.index, v.vector, bind, id);
+            }
         }
         let d = self.msi.dev(k);
         if v.enabled && v.eventfd >= 0 {

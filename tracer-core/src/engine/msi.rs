@@ -43,6 +43,18 @@ impl Message {
     }
 }
 
+/// The kernel's last mask or unmask of one vector (`msi_mask` events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaskState {
+    pub masked: bool,
+    /// The device has a mask bit for the vector (None: not known).
+    pub can_mask: Option<bool>,
+    /// The `msi_mask` event that set this state.
+    pub ev: EvId,
+    /// A teardown of the vector while in this state was already reported.
+    pub reported: bool,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct DeviceIrq {
     /// (index, vector) → trigger.
@@ -51,6 +63,9 @@ pub struct DeviceIrq {
     pub messages: BTreeMap<u32, Message>,
     /// vector → the zeroed write that cleared it, while it stays cleared.
     pub cleared: BTreeMap<u32, EvId>,
+    /// (index, vector) → the kernel's last mask/unmask of it. Index 0: the
+    /// probe could not tell MSI from MSI-X.
+    pub masks: BTreeMap<(u32, u32), MaskState>,
     /// Processes that configured its interrupts (VFIO_DEVICE_SET_IRQS): the
     /// VMM owning the device, which ties it to that process's container.
     pub owners: BTreeSet<u32>,
@@ -66,6 +81,37 @@ impl DeviceIrq {
         } else {
             self.cleared.remove(&vector);
             self.messages.insert(vector, Message { address, data, ev });
+        }
+    }
+}
+
+impl DeviceIrq {
+    /// Applies an `msi_mask`.
+    pub fn mask(
+        &mut self,
+        index: u32,
+        vector: u32,
+        masked: bool,
+        can_mask: Option<bool>,
+        ev: EvId,
+    ) {
+        self.masks.insert(
+            (index, vector),
+            MaskState {
+                masked,
+                can_mask,
+                ev,
+                reported: false,
+            },
+        );
+    }
+
+    /// The mask state of a vector as VFIO numbers it.
+    pub fn mask_of(&mut self, index: u32, vector: u32) -> Option<&mut MaskState> {
+        if self.masks.contains_key(&(index, vector)) {
+            self.masks.get_mut(&(index, vector))
+        } else {
+            self.masks.get_mut(&(0, vector))
         }
     }
 }
@@ -117,6 +163,17 @@ impl MsiState {
 
     pub fn dev(&mut self, k: DevKey) -> &mut DeviceIrq {
         self.devices.entry(k).or_default()
+    }
+
+    /// Vectors of `index` with a trigger bound: (vector, binding event).
+    pub fn bound(&self, k: DevKey, index: u32) -> Vec<(u32, EvId)> {
+        self.devices.get(&k).map_or_else(Vec::new, |d| {
+            d.vectors
+                .iter()
+                .filter(|((i, _), _)| *i == index)
+                .map(|((_, v), b)| (*v, b.ev))
+                .collect()
+        })
     }
 
     /// Applies a successful SET_IRQS with ACTION_TRIGGER.

@@ -198,6 +198,7 @@ fn category(k: &EventKind) -> &'static str {
         EventKind::VfioSetIrqs(_)
         | EventKind::MsiVector(_)
         | EventKind::MsiWrite(_)
+        | EventKind::MsiMask(_)
         | EventKind::MsiDoorbellMap(_)
         | EventKind::MsiCookie(_) => "msi",
         EventKind::KvmMemslot(_) => "kvm",
@@ -225,6 +226,7 @@ fn track_of(ev: &Event) -> (String, String) {
         EventKind::VfioSetIrqs(e) => (format!("device {}", e.device), e.errno),
         EventKind::MsiVector(e) => (format!("device {}", e.device), 0),
         EventKind::MsiWrite(e) => (format!("device {}", e.device), 0),
+        EventKind::MsiMask(e) => (format!("device {}", e.device), 0),
         EventKind::MsiDoorbellMap(e) => (format!("device {}", e.device), 0),
         EventKind::KvmMemslot(e) => (format!("vm {}", handle(e.vm)), e.errno),
         EventKind::IoasMap(e) => (

@@ -157,6 +157,20 @@ fn write_kind(s: &mut String, k: &EventKind) -> std::fmt::Result {
             "msi_write device={} vector={} address={:#x} data={:#x}",
             e.device, e.vector, e.address, e.data
         ),
+        EventKind::MsiMask(e) => write!(
+            s,
+            "msi_mask device={} index={} vector={} {}{}{}",
+            e.device,
+            e.index,
+            e.vector,
+            if e.masked { "masked" } else { "unmasked" },
+            match e.can_mask {
+                Some(true) => "",
+                Some(false) => " (no mask bit: no effect on the device)",
+                None => " (can_mask unknown)",
+            },
+            if e.is_virtual { " virtual" } else { "" }
+        ),
         EventKind::MsiDoorbellMap(e) => write!(
             s,
             "msi_doorbell_map device={} domain={:#x} iova={:#x} doorbell={:#x}",

@@ -20,7 +20,7 @@ use crate::event::{NodeId, NodeInfo, ProbeStatus};
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"VFIOTRC\0";
 /// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// The oldest format version this build reads.
 pub const MIN_READ_VERSION: u16 = 1;
 /// Upper bound on the JSON header, so a hostile length cannot make the reader

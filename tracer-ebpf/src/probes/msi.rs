@@ -3,13 +3,16 @@
 use aya_ebpf::{macros::kprobe, programs::ProbeContext};
 use tracer_common::{
     kind,
-    kprobe::{MsiWriteRecord, DEV_NAME_LEN},
-    probe::PCI_WRITE_MSI,
+    kprobe::{MsiMaskRecord, MsiWriteRecord, DEV_NAME_LEN},
+    probe::{
+        PCI_IRQ_MASK_MSI, PCI_IRQ_MASK_MSIX, PCI_IRQ_UNMASK_MSI, PCI_IRQ_UNMASK_MSIX,
+        PCI_MSI_MASK_IRQ, PCI_MSI_UNMASK_IRQ, PCI_WRITE_MSI,
+    },
 };
 
 use crate::{
     maps::{fill_header, hit, reserve, SUBMIT_FLAGS},
-    offsets::{dev_name, msi_desc, msi_msg},
+    offsets::{dev_name, irq_msi, msi_desc, msi_msg},
 };
 
 /// `void __pci_write_msi_msg(struct msi_desc *entry, struct msi_msg *msg)`
@@ -37,4 +40,70 @@ pub fn pci_write_msi_msg(ctx: ProbeContext) -> u32 {
         e.submit(SUBMIT_FLAGS);
     }
     0
+}
+
+/// Body of every mask/unmask probe: `void f(struct irq_data *data)`.
+#[inline(always)]
+fn mask_event(ctx: &ProbeContext, probe: u16, masked: u8) -> u32 {
+    hit(probe);
+    let Some(m) = irq_msi(ctx.arg::<u64>(0).unwrap_or(0)) else {
+        return 0;
+    };
+    if let Some(mut e) = reserve::<MsiMaskRecord>() {
+        let r = e.as_mut_ptr();
+        let (is_msix, can_mask, is_virtual, known) = match m.attrs {
+            Some((x, c, v)) => (x, c, v, 1),
+            None => (0, 0, 0, 0),
+        };
+        // SAFETY: exclusively owned ring slot; every field written.
+        unsafe {
+            fill_header(&mut (*r).hdr, kind::MSI_MASK, probe);
+            (*r).dev = [0; DEV_NAME_LEN];
+            dev_name(m.dev, &mut (*r).dev);
+            (*r).vector = m.vector;
+            (*r).masked = masked;
+            (*r).is_msix = is_msix;
+            (*r).can_mask = can_mask;
+            (*r).is_virtual = is_virtual;
+            (*r).attrs_known = known;
+        }
+        e.submit(SUBMIT_FLAGS);
+    }
+    0
+}
+
+/// `static void pci_irq_mask_msi(struct irq_data *data)` (per-device
+/// PCI-MSI domain chip).
+#[kprobe]
+pub fn pci_irq_mask_msi(ctx: ProbeContext) -> u32 {
+    mask_event(&ctx, PCI_IRQ_MASK_MSI, 1)
+}
+
+#[kprobe]
+pub fn pci_irq_unmask_msi(ctx: ProbeContext) -> u32 {
+    mask_event(&ctx, PCI_IRQ_UNMASK_MSI, 0)
+}
+
+/// `static void pci_irq_mask_msix(struct irq_data *data)` (per-device
+/// PCI-MSIX domain chip).
+#[kprobe]
+pub fn pci_irq_mask_msix(ctx: ProbeContext) -> u32 {
+    mask_event(&ctx, PCI_IRQ_MASK_MSIX, 1)
+}
+
+#[kprobe]
+pub fn pci_irq_unmask_msix(ctx: ProbeContext) -> u32 {
+    mask_event(&ctx, PCI_IRQ_UNMASK_MSIX, 0)
+}
+
+/// `void pci_msi_mask_irq(struct irq_data *data)` (exported; the chip
+/// callback of global PCI/MSI domains; silent on 6.12 x86 and arm64).
+#[kprobe]
+pub fn pci_msi_mask_irq(ctx: ProbeContext) -> u32 {
+    mask_event(&ctx, PCI_MSI_MASK_IRQ, 1)
+}
+
+#[kprobe]
+pub fn pci_msi_unmask_irq(ctx: ProbeContext) -> u32 {
+    mask_event(&ctx, PCI_MSI_UNMASK_IRQ, 0)
 }

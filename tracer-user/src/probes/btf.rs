@@ -22,6 +22,16 @@ pub fn module(base: &Btf, name: &str) -> Result<Btf> {
 /// Byte offset of `path` (e.g. `["kobj", "name"]`) inside `struct name`,
 /// descending through embedded structs and anonymous unions.
 pub fn offset(btf: &Btf, name: &str, path: &[&str]) -> Result<u32> {
+    let bits = bit_offset(btf, name, path)?;
+    if !bits.is_multiple_of(8) {
+        bail!("struct {name}.{} is a bitfield", path.join("."));
+    }
+    Ok(bits / 8)
+}
+
+/// Bit offset of `path` inside `struct name` (bitfields included: for a
+/// one-bit flag such as `msi_desc.pci.msi_attrib.can_mask`).
+pub fn bit_offset(btf: &Btf, name: &str, path: &[&str]) -> Result<u32> {
     let mut ty = find_struct(btf, name)?;
     let mut bits = 0u32;
     for (i, field) in path.iter().enumerate() {
@@ -30,10 +40,7 @@ pub fn offset(btf: &Btf, name: &str, path: &[&str]) -> Result<u32> {
         bits += off;
         ty = member_ty;
     }
-    if !bits.is_multiple_of(8) {
-        bail!("struct {name}.{} is a bitfield", path.join("."));
-    }
-    Ok(bits / 8)
+    Ok(bits)
 }
 
 /// Value of enumerator `item` of `enum name`.
@@ -129,6 +136,16 @@ mod tests {
         assert!(offset(&btf, "pci_dev", &["dev"]).unwrap() > 0);
         assert!(offset(&btf, "iommu_resv_region", &["length"]).is_ok());
         assert!(enum_value(&btf, "iommu_resv_type", "IOMMU_RESV_SW_MSI").is_ok());
+        // The mask probes' fields: pointers and ints, and one-bit flags.
+        assert!(offset(&btf, "msi_desc", &["irq"]).is_ok());
+        assert!(offset(&btf, "irq_data", &["common"]).is_ok());
+        assert!(offset(&btf, "irq_common_data", &["msi_desc"]).is_ok());
+        let attrib = offset(&btf, "msi_desc", &["pci", "msi_attrib"]).unwrap() * 8;
+        for flag in ["is_msix", "can_mask", "is_virtual"] {
+            let b = bit_offset(&btf, "msi_desc", &["pci", "msi_attrib", flag]).unwrap();
+            assert!((attrib..attrib + 32).contains(&b), "{flag} at bit {b}");
+        }
+        assert!(offset(&btf, "msi_desc", &["pci", "msi_attrib", "can_mask"]).is_err());
         assert!(offset(&btf, "device", &["no_such_field"]).is_err());
         assert!(offset(&btf, "no_such_struct_xyz", &["a"]).is_err());
     }

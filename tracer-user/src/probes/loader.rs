@@ -15,7 +15,9 @@ use tracer_core::event::{Drops, ProbeState, ProbeStatus};
 
 use super::{
     btf,
-    table::{self, Attach, ProbeSpec, MODULE_OFFSETS, VMLINUX_ENUMS, VMLINUX_OFFSETS},
+    table::{
+        self, Attach, ProbeSpec, MODULE_OFFSETS, VMLINUX_BITS, VMLINUX_ENUMS, VMLINUX_OFFSETS,
+    },
 };
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer.bpf.o"));
@@ -79,6 +81,12 @@ impl Probes {
         if let Some(b) = &vmlinux_btf {
             for (global, st, path) in VMLINUX_OFFSETS {
                 match btf::offset(b, st, path) {
+                    Ok(v) => values.push((global, v)),
+                    Err(e) => log::warn!("BTF: {e:#} ({global} left unresolved)"),
+                }
+            }
+            for (global, st, path) in VMLINUX_BITS {
+                match btf::bit_offset(b, st, path) {
                     Ok(v) => values.push((global, v)),
                     Err(e) => log::warn!("BTF: {e:#} ({global} left unresolved)"),
                 }

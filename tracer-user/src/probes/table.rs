@@ -103,6 +103,10 @@ pub const VMLINUX_OFFSETS: &[(&str, &str, &[&str])] = &[
     ("OFF_PCI_DEV_DEV", "pci_dev", &["dev"]),
     ("OFF_MSI_DESC_DEV", "msi_desc", &["dev"]),
     ("OFF_MSI_DESC_INDEX", "msi_desc", &["msi_index"]),
+    ("OFF_MSI_DESC_IRQ", "msi_desc", &["irq"]),
+    ("OFF_IRQ_DATA_IRQ", "irq_data", &["irq"]),
+    ("OFF_IRQ_DATA_COMMON", "irq_data", &["common"]),
+    ("OFF_IRQ_COMMON_MSI_DESC", "irq_common_data", &["msi_desc"]),
     ("OFF_MSI_MSG_ADDR_LO", "msi_msg", &["address_lo"]),
     ("OFF_MSI_MSG_ADDR_HI", "msi_msg", &["address_hi"]),
     ("OFF_MSI_MSG_DATA", "msi_msg", &["data"]),
@@ -112,6 +116,26 @@ pub const VMLINUX_OFFSETS: &[(&str, &str, &[&str])] = &[
     ("OFF_RESV_LENGTH", "iommu_resv_region", &["length"]),
     ("OFF_RESV_PROT", "iommu_resv_region", &["prot"]),
     ("OFF_RESV_TYPE", "iommu_resv_region", &["type"]),
+];
+
+/// vmlinux bit offsets (one-bit flags) injected as read-only globals:
+/// (global, struct, path).
+pub const VMLINUX_BITS: &[(&str, &str, &[&str])] = &[
+    (
+        "BIT_MSI_DESC_IS_MSIX",
+        "msi_desc",
+        &["pci", "msi_attrib", "is_msix"],
+    ),
+    (
+        "BIT_MSI_DESC_CAN_MASK",
+        "msi_desc",
+        &["pci", "msi_attrib", "can_mask"],
+    ),
+    (
+        "BIT_MSI_DESC_IS_VIRTUAL",
+        "msi_desc",
+        &["pci", "msi_attrib", "is_virtual"],
+    ),
 ];
 
 /// `enum iommu_resv_type` values injected as globals: (global, enumerator).
@@ -259,6 +283,70 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
             function: "__pci_write_msi_msg",
         },
         &["msi_write"],
+        None,
+    ),
+    // Per-vector MSI/MSI-X mask state: the irq chip callbacks. Per-device
+    // MSI domains (x86 and the arm64 GICv3 ITS on 6.12) use the static
+    // pci_irq_*; global PCI/MSI domains (older kernels, other irqchips) the
+    // exported pci_msi_*_irq.
+    kfn(
+        "msi_mask",
+        "pci_irq_mask_msi",
+        probe::PCI_IRQ_MASK_MSI,
+        Kprobe {
+            function: "pci_irq_mask_msi",
+        },
+        &["msi_mask"],
+        None,
+    ),
+    kfn(
+        "msi_unmask",
+        "pci_irq_unmask_msi",
+        probe::PCI_IRQ_UNMASK_MSI,
+        Kprobe {
+            function: "pci_irq_unmask_msi",
+        },
+        &["msi_mask"],
+        None,
+    ),
+    kfn(
+        "msix_mask",
+        "pci_irq_mask_msix",
+        probe::PCI_IRQ_MASK_MSIX,
+        Kprobe {
+            function: "pci_irq_mask_msix",
+        },
+        &["msi_mask"],
+        None,
+    ),
+    kfn(
+        "msix_unmask",
+        "pci_irq_unmask_msix",
+        probe::PCI_IRQ_UNMASK_MSIX,
+        Kprobe {
+            function: "pci_irq_unmask_msix",
+        },
+        &["msi_mask"],
+        None,
+    ),
+    kfn(
+        "pci_msi_mask",
+        "pci_msi_mask_irq",
+        probe::PCI_MSI_MASK_IRQ,
+        Kprobe {
+            function: "pci_msi_mask_irq",
+        },
+        &["msi_mask"],
+        None,
+    ),
+    kfn(
+        "pci_msi_unmask",
+        "pci_msi_unmask_irq",
+        probe::PCI_MSI_UNMASK_IRQ,
+        Kprobe {
+            function: "pci_msi_unmask_irq",
+        },
+        &["msi_mask"],
         None,
     ),
     kfn(

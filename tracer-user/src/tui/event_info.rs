@@ -35,6 +35,7 @@ pub fn kind_name(k: &EventKind) -> &'static str {
         EventKind::VfioSetIrqs(_) => "vfio_set_irqs",
         EventKind::MsiVector(_) => "msi_vector",
         EventKind::MsiWrite(_) => "msi_write",
+        EventKind::MsiMask(_) => "msi_mask",
         EventKind::MsiDoorbellMap(_) => "msi_doorbell_map",
         EventKind::MsiCookie(_) => "msi_cookie",
         EventKind::KvmMemslot(_) => "kvm_memslot",
@@ -59,6 +60,7 @@ pub fn category(k: &EventKind) -> Category {
         EventKind::VfioSetIrqs(_)
         | EventKind::MsiVector(_)
         | EventKind::MsiWrite(_)
+        | EventKind::MsiMask(_)
         | EventKind::MsiDoorbellMap(_)
         | EventKind::MsiCookie(_) => Category::Msi,
         EventKind::VfioIommuInfo(_) | EventKind::VfioSetIommu(_) | EventKind::ResvRegion(_) => {
@@ -75,6 +77,7 @@ pub fn device(k: &EventKind) -> Option<Device> {
         EventKind::VfioSetIrqs(e) => Some(e.device),
         EventKind::MsiVector(e) => Some(e.device),
         EventKind::MsiWrite(e) => Some(e.device),
+        EventKind::MsiMask(e) => Some(e.device),
         EventKind::MsiDoorbellMap(e) => Some(e.device),
         _ => None,
     }

@@ -169,7 +169,19 @@ impl RuleId {
                  eventfd, or a vector still bound to an eventfd after the kernel cleared its \
                  MSI message (the all-zero message written when a vector is deactivated or \
                  freed). Interrupts raised then are lost. A cleared message is a teardown, \
-                 never judged as a doorbell address."
+                 never judged as a doorbell address. Also a vector disabled without masking: \
+                 its trigger eventfd went away (SET_IRQS de-assign, MSI/MSI-X disable, device \
+                 close) while the kernel's last change of its mask bit was an unmask. \
+                 free_irq() shuts the interrupt down through the irq chip's irq_mask \
+                 (pci_irq_mask_msix and friends) before the vector is deactivated, so the \
+                 device cannot raise it while its message is rewritten (the PCI spec leaves \
+                 an MSI-X entry changed while unmasked undefined) or after it is cleared (an \
+                 all-zero message makes the device write to address 0, i.e. DMA to IOVA 0 \
+                 behind an IOMMU); without the mask the device can still fire the vector and \
+                 the write goes nowhere or corrupts memory. Vectors whose device has no mask \
+                 bit (MSI without per-vector masking, virtual MSI-X entries: can_mask false) \
+                 are not judged: masking them is a no-op in the kernel too, and clearing MSI \
+                 Enable is their only off switch."
             }
         }
     }

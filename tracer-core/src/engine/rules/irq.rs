@@ -68,6 +68,59 @@ impl Engine {
         }
     }
 
+    /// A vector's trigger went away (`msi_vector` disabled, or a SET_IRQS
+    /// that de-assigned it or disabled its index) while the kernel's last
+    /// word on its mask bit was "unmasked": `free_irq()` shuts the interrupt
+    /// down through the irq chip's `irq_mask` (`pci_irq_mask_msi[x]`,
+    /// `pci_msi_mask_irq`) before it returns, so a correct teardown always
+    /// shows a mask after the unmask of `request_irq()`. Vectors whose
+    /// device has no mask bit (`can_mask` false: MSI without per-vector
+    /// masking, such as QEMU's edu, or a virtual MSI-X entry) are not
+    /// judged: the kernel's mask call changes nothing there, so a missing
+    /// one changes nothing either (MSI Enable is their only off switch).
+    /// Vectors never seen masked or unmasked (probe absent, attached late)
+    /// are not judged either.
+    pub(crate) fn check_unmasked_teardown(
+        &mut self,
+        k: DevKey,
+        index: u32,
+        vector: u32,
+        bind: EvId,
+        id: EvId,
+    ) {
+        let Some(d) = self.msi.devices.get_mut(&k) else {
+            return;
+        };
+        let cleared = d.cleared.get(&vector).copied();
+        let Some(m) = d.mask_of(index, vector) else {
+            return;
+        };
+        if m.masked || m.can_mask != Some(true) || m.reported {
+            return;
+        }
+        m.reported = true;
+        let unmask = m.ev;
+        let mut evidence = vec![bind, unmask];
+        let cleared_note = match cleared {
+            Some(c) if c > unmask => {
+                evidence.push(c);
+                ", and its message was cleared (all-zero address) while it stayed unmasked"
+            }
+            _ => "",
+        };
+        evidence.push(id);
+        evidence.sort_unstable();
+        evidence.dedup();
+        let msg = format!(
+            "{} vector {vector}: its trigger eventfd went away but the kernel never masked it \
+             (last mask-bit change: unmasked, no mask in the teardown){cleared_note}: the device \
+             can still signal it with no handler bound",
+            index_name(index)
+        );
+        self.found
+            .push(Finding::new(RuleId::IrqOrdering, k.node, msg, evidence).device(k.device));
+    }
+
     /// SET_IRQS trigger with DATA_NONE / DATA_BOOL (a software signal) on
     /// vectors that have no trigger eventfd.
     pub(crate) fn check_irq_signal(&mut self, k: DevKey, s: &VfioSetIrqs, id: EvId) {

@@ -1,4 +1,5 @@
-//! Per-kind field layouts (format version 1). Kind ids are part of the file
+//! Per-kind field layouts (format version 2; version 1 is the same without
+//! kind 19). Kind ids are part of the file
 //! format: append new kinds at the end, never renumber.
 //!
 //! Field codings: `d` = zigzag varint of the difference to the same field of
@@ -12,7 +13,7 @@ use super::{Deltas, SLOTS};
 use crate::event::*;
 use crate::tracefile::varint::{put_i64, put_u64, Cursor, DecodeResult};
 
-pub(super) const KIND_COUNT: usize = 19;
+pub(super) const KIND_COUNT: usize = 20;
 
 pub(super) fn kind_id(k: &EventKind) -> u8 {
     match k {
@@ -35,6 +36,7 @@ pub(super) fn kind_id(k: &EventKind) -> u8 {
         EventKind::IoasUnmap(_) => 16,
         EventKind::ProbeStatus(_) => 17,
         EventKind::Drops(_) => 18,
+        EventKind::MsiMask(_) => 19,
     }
 }
 
@@ -314,6 +316,18 @@ pub(super) fn encode(k: &EventKind, out: &mut Vec<u8>, deltas: &mut Deltas) {
             w.v(e.domain);
             w.v(e.base);
         }
+        EventKind::MsiMask(e) => {
+            w.dev(e.device);
+            w.v(e.index);
+            w.v(e.vector);
+            w.b(u8::from(e.masked));
+            w.b(match e.can_mask {
+                Some(false) => 0,
+                Some(true) => 1,
+                None => 2,
+            });
+            w.b(u8::from(e.is_virtual));
+        }
         EventKind::KvmMemslot(e) => {
             w.d(0, e.vm);
             w.v(e.slot);
@@ -544,6 +558,14 @@ pub(super) fn decode(id: u8, c: &mut Cursor<'_>, deltas: &mut Deltas) -> DecodeR
             pending_full: r.v()?,
             read_failed: r.v()?,
             undecodable: r.v()?,
+        }),
+        19 => EventKind::MsiMask(MsiMask {
+            device: r.dev()?,
+            index: r.v32()?,
+            vector: r.v32()?,
+            masked: r.bool()?,
+            can_mask: r.pick(&[Some(false), Some(true), None], "can_mask")?,
+            is_virtual: r.bool()?,
         }),
         _ => return r.c.err(format!("unknown event kind id {id}")),
     })

@@ -118,3 +118,44 @@ pub fn msi_doorbell_unbacked(s: &mut Session, step: &str) -> StepResult {
         "the kernel programmed edu's MSI vector 0 with doorbell IOVA {addr:#x} (last page of the SW-MSI window, unmapped), then restored it"
     ))
 }
+
+/// VT010 (vector torn down unmasked): e1000e MSI-X with two vectors, the
+/// kernel's mask state of vector 0 corrupted (marked masked, device left
+/// unmasked: `mask_lie`), then vector 0's eventfd de-assigned: `free_irq()`
+/// believes it masked and skips the device's mask bit, so the vector is
+/// torn down unmasked. Then MSI-X is disabled.
+pub fn vector_freed_unmasked(s: &mut Session, step: &str) -> StepResult {
+    use crate::vfio::VFIO_PCI_MSIX_IRQ_INDEX;
+    s.ensure_e1000e()?;
+    let (bdf, dev) = s
+        .e1000e
+        .as_ref()
+        .map(|d| (d.bdf.clone(), d.fd))
+        .ok_or("no e1000e")?;
+    let fds = [s.eventfd(step)?, s.eventfd(step)?];
+    let t = s.set_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, &fds);
+    if !t.ok() {
+        return Err(format!("SET_IRQS MSI-X enable: {}", errno_str(&t)));
+    }
+    let res = (|| {
+        command(s, step, &format!("mask_lie {bdf} 0"))?;
+        let t = s.set_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, &[-1]);
+        if !t.ok() {
+            return Err(format!(
+                "SET_IRQS MSI-X vector 0 de-assign: {}",
+                errno_str(&t)
+            ));
+        }
+        Ok("MSI-X vector 0 de-assigned after the kernel lost its mask state".to_string())
+    })();
+    let t = s.set_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, &[]);
+    for fd in fds {
+        // SAFETY: closing our own eventfds.
+        unsafe { libc::close(fd) };
+    }
+    let done = res?;
+    if !t.ok() {
+        return Err(format!("SET_IRQS MSI-X disable: {}", errno_str(&t)));
+    }
+    Ok(done)
+}

@@ -38,6 +38,8 @@ pub enum Only {
     /// Never listed by `--list-faults`: run only when named with `--steps`
     /// where the lab set up what it needs (a buggy VMM).
     Named,
+    /// The fault module and the e1000e (MSI-X: per-vector mask bits).
+    FaultModuleE1000e,
 }
 
 pub struct Step {
@@ -59,6 +61,7 @@ impl Step {
             Only::FaultModuleArm64 => ARM64 && crate::kfault::loaded(),
             Only::Arm64Kvm => ARM64 && crate::kvm::available(),
             Only::Named => false,
+            Only::FaultModuleE1000e => have_e1000e && crate::kfault::loaded(),
         }
     }
     pub fn rule(&self) -> Option<&'static str> {
@@ -197,6 +200,13 @@ pub const STEPS: &[Step] = &[
         kind: Kind::Fault("VT005"),
         only: Only::Arm64Kvm,
         run: crate::kvm::ram_in_sw_msi_window,
+    },
+    Step {
+        name: "fault_kernel_vector_freed_unmasked",
+        about: "e1000e MSI-X vector 0 de-assigned after the kernel lost its mask state (the lab's fault module): torn down unmasked",
+        kind: Kind::Fault("VT010"),
+        only: Only::FaultModuleE1000e,
+        run: crate::kfault::vector_freed_unmasked,
     },
     Step {
         name: "unmap_nothing",

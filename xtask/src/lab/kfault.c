@@ -13,7 +13,11 @@
  *       (only a VFIO-owned, unmanaged one), then unmaps it;
  *   msi_addr BDF VECTOR ADDRESS
  *       programs MSI/MSI-X vector VECTOR of the device with ADDRESS (same
- *       data), then restores the cached message.
+ *       data), then restores the cached message;
+ *   mask_lie BDF VECTOR
+ *       marks the vector's interrupt masked in the irq core's state without
+ *       masking it in the device (a lost mask): the next free_irq() then
+ *       skips the irq chip's mask and the vector is torn down unmasked.
  *
  * With hw_msi_window=ADDR (module parameter), the virtio-iommu driver
  * also reports a hardware MSI window [ADDR, ADDR + 1 MiB) for every device
@@ -33,6 +37,7 @@
 #include <linux/uaccess.h>
 #include <linux/gfp.h>
 #include <linux/kprobes.h>
+#include <linux/irq.h>
 
 #define PFX "vfio-trace-fault: "
 
@@ -96,6 +101,23 @@ static int do_msi_addr(struct pci_dev *pdev, unsigned int vector, u64 addr)
 	return 0;
 }
 
+static int do_mask_lie(struct pci_dev *pdev, unsigned int vector)
+{
+	int irq = pci_irq_vector(pdev, vector);
+	struct irq_data *d;
+
+	if (irq < 0)
+		return irq;
+	d = irq_get_irq_data(irq);
+	if (!d)
+		return -ENOENT;
+	/* irqd_set() is private to the irq core: the lie needs the raw state. */
+	ACCESS_PRIVATE(d->common, state_use_accessors) |= IRQD_IRQ_MASKED;
+	pr_info(PFX "mask_lie dev=%s vector=%u irq=%d: marked masked, device left unmasked\n",
+		pci_name(pdev), vector, irq);
+	return 0;
+}
+
 static ssize_t fault_write(struct file *f, const char __user *ubuf, size_t len,
 			   loff_t *off)
 {
@@ -121,6 +143,8 @@ static ssize_t fault_write(struct file *f, const char __user *ubuf, size_t len,
 		ret = do_iommu_map(pdev, a);
 	else if (!strcmp(what, "msi_addr") && n == 4)
 		ret = do_msi_addr(pdev, a, b);
+	else if (!strcmp(what, "mask_lie"))
+		ret = do_mask_lie(pdev, a);
 	else
 		ret = -EINVAL;
 	pci_dev_put(pdev);

@@ -69,6 +69,7 @@ fn run(ctx: &Ctx) -> Result<()> {
             required_faults: &[
                 "fault_kernel_iommu_map_msi_window",
                 "fault_kernel_msi_unroutable",
+                "fault_kernel_vector_freed_unmasked",
             ],
             machine,
         },

@@ -171,6 +171,57 @@ fn vt002_x86_guest_not_told_msi_window() {
     assert_eq!(count(&near, RuleId::ResvMismatch), 0);
 }
 
+/// The nested lab's shape: vfio-trace started after the guest probed its
+/// endpoints (no PROBE recorded: the guest kernel's reserved regions, read
+/// at start, are the guest's view), and the guest domain was destroyed
+/// when its VFIO user exited (the pairing keeps its endpoint).
+fn paired_without_probe(host_extra: Option<(u64, u64)>) -> Seq {
+    let mut s = Seq::new();
+    s.probes_ok().resv(0xfee00000, 0xfeefffff, ResvType::Msi);
+    if let Some((a, b)) = host_extra {
+        s.resv(a, b, ResvType::Msi);
+    }
+    s.at(
+        GUEST,
+        0,
+        0,
+        EventKind::ResvRegion(ResvRegion {
+            group: 2,
+            device: edu(),
+            start: 0xfee00000,
+            end: 0xfeefffff,
+            rtype: ResvType::Msi,
+        }),
+    );
+    s.memslot(4, 0x100000, 0xff00000, SLOT_HVA)
+        .set_iommu()
+        .info(
+            &[(0, 0xfedfffff), (0xfef00000, 0x7f_ffff_ffff)],
+            0x4020_1000,
+        )
+        .attach(GDOMAIN, false);
+    s.step(MS).gmap(GIOVA, 0x1000, GPA);
+    s.step(MS).host_page(GIOVA, HVA, HPA);
+    s.step(MS).gunmap(GIOVA, 0x1000);
+    s.step(MS).host_unpage(GIOVA);
+    s.step(MS).attach(GDOMAIN + 1, false); // back to the default domain
+    s
+}
+
+#[test]
+fn vt002_host_hw_msi_window_the_guest_kernel_never_got() {
+    let s = paired_without_probe(Some((0xfd000000, 0xfd0fffff)));
+    let f = run(&s);
+    let hits: Vec<_> = f
+        .iter()
+        .filter(|f| f.rule == RuleId::ResvMismatch)
+        .collect();
+    assert_eq!(hits.len(), 1, "{f:#?}");
+    assert_eq!(hits[0].address, Some((0xfd000000, 0xfd0fffff)));
+    let near = paired_without_probe(None);
+    assert_eq!(count(&near, RuleId::ResvMismatch), 0);
+}
+
 #[test]
 fn vt002_host_sw_msi_not_reported_as_reserved() {
     let mut s = paired();

@@ -58,6 +58,10 @@ impl Endpoint {
 pub struct GuestState {
     pub domains: BTreeMap<GuestDomainKey, GuestDomain>,
     pub endpoints: BTreeMap<(NodeId, u32), Endpoint>,
+    /// Endpoints ever attached to each domain id, kept after the domain is
+    /// destroyed (a VFIO user's domain goes away when it exits, before a
+    /// recording is judged).
+    pub attached_ever: BTreeMap<GuestDomainKey, BTreeSet<u32>>,
 }
 
 /// What an UNMAP did.
@@ -115,6 +119,10 @@ impl GuestState {
         d.bypass = r.flags & ATTACH_BYPASS != 0;
         d.endpoints.insert(r.endpoint);
         d.attach_ev = Some(ev);
+        self.attached_ever
+            .entry(key)
+            .or_default()
+            .insert(r.endpoint);
         let e = self.endpoints.entry((node, r.endpoint)).or_default();
         e.domain = Some(r.domain);
         e.attach_ev = Some(ev);

@@ -119,8 +119,54 @@ impl Engine {
         out.into_iter().collect()
     }
 
+    /// Endpoints attached to the domain now, else those it ever had.
     fn attached_eps(&self, g: GuestDomainKey) -> Vec<u32> {
-        self.guest.attached(g).map(|(ep, _)| ep).collect()
+        let now: Vec<u32> = self.guest.attached(g).map(|(ep, _)| ep).collect();
+        if !now.is_empty() {
+            return now;
+        }
+        self.guest
+            .attached_ever
+            .get(&g)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// What a guest endpoint was told about reserved memory: its PROBE when
+    /// one was recorded, else (vfio-trace started after the guest probed
+    /// it, the usual case) the regions the guest kernel built from that
+    /// PROBE for the endpoint's device, read at start: an IOMMU_RESV_MSI
+    /// came from a RESV_MEM_T_MSI, a RESERVED or DIRECT one from a
+    /// RESV_MEM_T_RESERVED; a SW_MSI window is the driver's own, never
+    /// reported by the device.
+    fn guest_view(&self, node: NodeId, ep: u32) -> Option<(EvId, Vec<ResvMem>)> {
+        if let Some(p) = self.guest.endpoint(node, ep).and_then(|e| e.probe.clone()) {
+            return Some(p);
+        }
+        let dev = Device::from_rid(0, ep);
+        let mine: Vec<&(crate::event::ResvRegion, EvId)> = self
+            .msi
+            .node_regions(node)
+            .iter()
+            .filter(|(r, _)| r.device == dev)
+            .collect();
+        let ev = mine.iter().map(|(_, e)| *e).min()?;
+        let view = mine
+            .iter()
+            .filter_map(|(r, _)| {
+                let subtype = match r.rtype {
+                    ResvType::Msi => 1,
+                    ResvType::Reserved | ResvType::Direct | ResvType::DirectRelaxable => 0,
+                    ResvType::SwMsi => return None,
+                };
+                Some(ResvMem {
+                    subtype,
+                    start: r.start,
+                    end: r.end,
+                })
+            })
+            .collect();
+        Some((ev, view))
     }
 
     pub(crate) fn resolve_pairings(&self) -> Vec<Pairing> {
@@ -283,13 +329,10 @@ impl Engine {
             }
         }
         for &ep in &p.guest_endpoints {
-            let Some((pev, resv)) = self
-                .guest
-                .endpoint(p.guest_node, ep)
-                .and_then(|e| e.probe.as_ref())
-            else {
+            let Some((pev, resv)) = self.guest_view(p.guest_node, ep) else {
                 continue;
             };
+            let (pev, resv) = (&pev, &resv);
             for (r, rev) in &regions {
                 let (want, name) = match r.rtype {
                     ResvType::Msi => (1, "MSI (subtype 1)"),

@@ -6,8 +6,10 @@
 //! is told it may map IOVAs the host IOMMU (39 bits) cannot. These are the
 //! VMM bugs the cross-layer rules exist for; a correct QEMU cannot be made
 //! to commit them. L2 runs its clean steps, then maps a page at 1 << 40
-//! (`L2_STEP`); vfio-trace in both levels must report each fault with its
-//! rule at its IOVA, and nothing else.
+//! (`L2_STEP`). L1's kernel also loads the lab's fault module with a second
+//! hardware MSI window (`HW_MSI_WINDOW`), which QEMU does not tell L2 about
+//! as MSI. vfio-trace in both levels must report each fault with its rule
+//! at its IOVA, and nothing else.
 
 use std::{
     fs,
@@ -34,13 +36,27 @@ pub const INNER_EXTRA: &str = "-global virtio-iommu-pci.aw-bits=48";
 /// The exerciser step L2 runs after its clean steps in the fault pass.
 pub const L2_STEP: &str = "fault_guest_iova_beyond_host";
 
-/// Each fault the shim injects (its log's first word) and the rule that
-/// must report it.
+/// A second hardware MSI window L1's kernel reports for edu (the lab's
+/// fault module, `hw_msi_window=`), which QEMU never passes to its guest as
+/// an MSI region: L2 is not told its doorbells bypass translation there.
+pub const HW_MSI_WINDOW: u64 = 0xfd00_0000;
+
+/// L1's /init line that loads the fault module before edu is bound.
+pub fn l1_setup() -> String {
+    format!(
+        "insmod $LAB_BIN/{} hw_msi_window={HW_MSI_WINDOW:#x} || fail \"insmod the fault module\"",
+        super::kfault::MODULE
+    )
+}
+
+/// Each fault the shim (or L1's fault module) injects (its log's first
+/// word) and the rule that must report it.
 const EXPECTED: &[(&str, &str)] = &[
     ("drop_map", "VT006"),
     ("bad_hva", "VT006"),
     ("drop_unmap", "VT007"),
     ("wide_map", "VT009"),
+    ("hw_msi_window", "VT002"),
 ];
 
 /// Builds `bin/vmm-fault.so` in `dir` with the machine's gcc.
@@ -70,7 +86,7 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
 
 /// The injected faults as the shim logged them: (what, iova).
 fn injected(dir: &Path) -> Vec<(String, u64)> {
-    fs::read_to_string(dir.join("vmm-fault.log"))
+    let mut out: Vec<(String, u64)> = fs::read_to_string(dir.join("vmm-fault.log"))
         .unwrap_or_default()
         .lines()
         .filter_map(|l| {
@@ -79,7 +95,19 @@ fn injected(dir: &Path) -> Vec<(String, u64)> {
             let iova = w.next()?.strip_prefix("iova=0x")?;
             Some((what, u64::from_str_radix(iova, 16).ok()?))
         })
-        .collect()
+        .collect();
+    // L1's fault module: "vfio-trace-fault: hw_msi_window 0xA-0xB reported (added)".
+    let dmesg = fs::read_to_string(dir.join("dmesg.txt")).unwrap_or_default();
+    if let Some(start) = dmesg.lines().find_map(|l| {
+        let rest = l.split("vfio-trace-fault: hw_msi_window 0x").nth(1)?;
+        if !l.contains("(added)") {
+            return None;
+        }
+        u64::from_str_radix(rest.split('-').next()?, 16).ok()
+    }) {
+        out.push(("hw_msi_window".into(), start));
+    }
+    out
 }
 
 /// The last valid IOVA of the ranges the shim hid from QEMU

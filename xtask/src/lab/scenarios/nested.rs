@@ -19,7 +19,7 @@ use crate::{
     lab::{
         console,
         init::{Results, RESULTS_PORT},
-        judge, oracle, qemu, rules, stage_binaries, vmm_fault, vsock, Arch, Ctx,
+        judge, kfault, oracle, qemu, rules, stage_binaries, vmm_fault, vsock, Arch, Ctx,
     },
     probecheck,
     step::{self, cmd, step},
@@ -80,6 +80,7 @@ finish PASS
 /// L1: bind edu, enter the machine's root fs, run the inner QEMU with L2.
 /// Its console is relayed with an `L2| ` prefix and kept in l2/console.log.
 const L1_BODY: &str = r#"[ -e /dev/kvm ] || fail "no /dev/kvm in L1 (kvm_amd did not load: no SVM?)"
+@L1_SETUP@
 EDU=$(find_pci 0x1234 0x11e8) || fail "no edu device (1234:11e8) in L1"
 bind_vfio $EDU
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro hostroot /host || fail "mounting the host root"
@@ -118,6 +119,7 @@ pub(super) fn levels(
     l2_body: &str,
     inner_extra: &str,
     inner_env: &str,
+    l1_setup: &str,
 ) -> Result<Levels> {
     let arch = Arch::X86_64;
     let l2_dir = ctx.out.join("l2");
@@ -154,7 +156,8 @@ pub(super) fn levels(
             .replace("@INITRD@", &l2.initrd.display().to_string())
             .replace("@PORT@", RESULTS_PORT)
             .replace("@INNER_EXTRA@", inner_extra)
-            .replace("@INNER_ENV@", inner_env);
+            .replace("@INNER_ENV@", inner_env)
+            .replace("@L1_SETUP@", l1_setup);
     let l1 = prepare(
         ctx,
         arch,
@@ -192,9 +195,10 @@ fn boot(
     l2_body: &str,
     inner_extra: &str,
     inner_env: &str,
+    l1_setup: &str,
     what: &str,
 ) -> Result<(qemu::Outcome, Boot, &'static str)> {
-    let Levels { l1, qemu_bin } = levels(ctx, l2_body, inner_extra, inner_env)?;
+    let Levels { l1, qemu_bin } = levels(ctx, l2_body, inner_extra, inner_env, l1_setup)?;
     let q = outer_qemu(ctx, &l1)?;
     let outcome = step(what, || {
         qemu::run(q, &ctx.out.join("console.log"), ctx.timeout(180), "")
@@ -223,7 +227,7 @@ fn run(ctx: &Ctx) -> Result<()> {
     }
     let arch = Arch::X86_64;
     let l2_dir = ctx.out.join("l2");
-    let (outcome, l1, qemu_bin) = boot(ctx, L2_BODY, "", "", "boot L1, run L2, power off")?;
+    let (outcome, l1, qemu_bin) = boot(ctx, L2_BODY, "", "", "", "boot L1, run L2, power off")?;
     // The fault pass: the same run under a buggy inner QEMU (vmm_fault.c).
     let faults = if ctx.fault_pass() {
         let fctx = Ctx {
@@ -233,11 +237,16 @@ fn run(ctx: &Ctx) -> Result<()> {
             started: ctx.started,
         };
         step("the VMM fault shim (gcc)", || vmm_fault::build(&fctx.out))?;
+        step(
+            "the lab's fault module for L1 (a second hardware MSI window)",
+            || kfault::build(arch, &fctx.out),
+        )?;
         let (o, ..) = boot(
             &fctx,
             &FAULT_L2_BODY.replace("@WIDE_STEP@", vmm_fault::L2_STEP),
             vmm_fault::INNER_EXTRA,
             vmm_fault::INNER_ENV,
+            &vmm_fault::l1_setup(),
             "fault pass: L2's clean steps and a map beyond the host's IOVA width under a buggy inner QEMU",
         )?;
         Some((fctx.out, o))

@@ -74,7 +74,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         p = port("l2")
     );
     let l2_body = L2_BODY.replace("@HOLD@", &HOLD_S.to_string());
-    let Levels { l1, .. } = levels(ctx, &l2_body, &inner_extra, "")?;
+    let Levels { l1, .. } = levels(ctx, &l2_body, &inner_extra, "", "")?;
 
     let socks: Vec<(String, PathBuf)> = ["l1", "l2"]
         .iter()

@@ -100,17 +100,8 @@ pub fn ensure_unpacked(
         })
         .collect();
     found.sort();
-    if let Some(root) = found.pop() {
-        match verify_stamp(&root, check) {
-            Ok(version) => return Ok(Unpacked { root, version }),
-            Err(e) => {
-                eprintln!(
-                    "    cache: {} is damaged ({e:#}); unpacking again",
-                    root.display()
-                );
-                fs::remove_dir_all(&root).ok();
-            }
-        }
+    if let Some(u) = found.pop().and_then(|root| verified(root, check)) {
+        return Ok(u);
     }
     let (deb, tag, version, sha) = fetch_deb(&dir, pkg, arch)?;
     let root = dir.join(&tag);
@@ -126,6 +117,22 @@ pub fn ensure_unpacked(
     // The .deb is no longer needed once verified and unpacked.
     fs::remove_file(&deb).ok();
     Ok(Unpacked { root, version })
+}
+
+/// A finished unpack at `root`, its stamp verified; a damaged one is
+/// removed (and `None`: unpack again).
+fn verified(root: PathBuf, check: &[&str]) -> Option<Unpacked> {
+    match verify_stamp(&root, check) {
+        Ok(version) => Some(Unpacked { root, version }),
+        Err(e) => {
+            eprintln!(
+                "    cache: {} is damaged ({e:#}); unpacking again",
+                root.display()
+            );
+            fs::remove_dir_all(&root).ok();
+            None
+        }
+    }
 }
 
 /// Downloads `pkg:arch` (apt's candidate) into `dir` unless a verified
@@ -178,15 +185,8 @@ pub fn ensure_unpacked_set(
     fs::create_dir_all(&dir)?;
     let root = dir.join(name);
     if root.exists() {
-        match verify_stamp(&root, check) {
-            Ok(version) => return Ok(Unpacked { root, version }),
-            Err(e) => {
-                eprintln!(
-                    "    cache: {} is damaged ({e:#}); unpacking again",
-                    root.display()
-                );
-                fs::remove_dir_all(&root).ok();
-            }
+        if let Some(u) = verified(root.clone(), check) {
+            return Ok(u);
         }
     }
     let tmp = dir.join(format!("{name}.tmp"));

@@ -497,3 +497,103 @@ fn check_takes_agents_and_a_lost_agent_makes_it_incomplete() {
     assert_ne!(out.status.code(), Some(0), "never clean: {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A VMM's chardev in miniature: one connection to the aggregator that
+/// outlives the agents; the agents that connect to `listen` in turn all
+/// speak through it, the way a guest agent on a virtio-serial port does
+/// when it is restarted. Returns after `agents` agents have come and gone.
+fn relay(listen: &Path, upstream: &Path, agents: usize) -> thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    use std::os::unix::net::{UnixListener, UnixStream};
+    let l = UnixListener::bind(listen).unwrap();
+    let mut up = UnixStream::connect(upstream).unwrap();
+    let down: Arc<Mutex<Option<UnixStream>>> = Arc::new(Mutex::new(None));
+    let d2 = down.clone();
+    let mut up_rd = up.try_clone().unwrap();
+    // Aggregator → current agent; dropped while none is connected (a
+    // guest port nobody has open).
+    thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = up_rd.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            if let Some(d) = d2.lock().unwrap().as_mut() {
+                let _ = d.write_all(&buf[..n]);
+            }
+        }
+    });
+    thread::spawn(move || {
+        for conn in l.incoming().take(agents) {
+            let mut conn = conn.unwrap();
+            *down.lock().unwrap() = Some(conn.try_clone().unwrap());
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = conn.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                up.write_all(&buf[..n]).unwrap();
+            }
+            *down.lock().unwrap() = None;
+        }
+    })
+}
+
+#[test]
+fn agents_restarted_on_one_stream_rejoin_without_losing_events() {
+    let dir = tmpdir("restart");
+    let (agg, _) = aggregator(&dir, &[]);
+    let port = dir.join("relay.sock");
+    let relay = relay(&port, &dir.join("agg.sock"), 3);
+    let via = format!("unix:{}", port.display());
+    let agent = |rate: &str, duration: &str| {
+        Proc::spawn(
+            &[
+                "agent",
+                "--connect",
+                &via,
+                "--node",
+                "guest",
+                "--synthetic",
+                rate,
+                "--duration",
+                duration,
+            ],
+            &[],
+        )
+    };
+    // 1. An agent that ends with a goodbye: the stream stays open.
+    let (code, a) = agent("20000", "1500ms").wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{a}");
+    agg.wait_line("said goodbye", Duration::from_secs(5));
+    // 2. One killed between frames (a slow trickle: it is idle at the kill).
+    let b = agent("20", "30s");
+    b.wait_line("connected to", Duration::from_secs(10));
+    thread::sleep(Duration::from_millis(700));
+    b.signal(libc::SIGKILL);
+    let _ = b.wait(Duration::from_secs(5));
+    // 3. The next one's hello arrives on the same stream with no goodbye
+    // before it: the aggregator starts its session there.
+    let (code, c) = agent("20000", "1500ms").wait(Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{c}");
+    let l = agg.wait_line("without a goodbye", Duration::from_secs(5));
+    assert!(l.contains("lost"), "{l}");
+    relay.join().unwrap();
+    agg.signal(libc::SIGINT);
+    let (code, atext) = agg.wait(Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{atext}");
+    // Three sessions on one connection, all as node 1.
+    assert_eq!(atext.matches(" joined from ").count(), 1, "{atext}");
+    assert_eq!(atext.matches(" rejoined from ").count(), 2, "{atext}");
+    assert!(!atext.contains("refused"), "{atext}");
+    // Everything the clean agents sent is in the file, under one node.
+    let (names, counts) = count_by_node(&dir.join("out.vtrace"));
+    let i = names.iter().position(|n| n == "guest").expect("guest node");
+    assert_eq!(
+        names.iter().filter(|n| n.starts_with("guest")).count(),
+        1,
+        "{names:?}"
+    );
+    assert!(counts[i] >= sent(&a) + sent(&c), "{counts:?} {a} {c}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

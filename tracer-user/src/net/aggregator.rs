@@ -22,7 +22,7 @@ use tokio::{
 use tracer_core::{
     event::{Event, NodeId, NodeInfo},
     wire::{
-        AgentHealth, ByeCode, ClockEstimate, ClockSample, Goodbye, Message, Ping, Welcome,
+        AgentHealth, ByeCode, ClockEstimate, ClockSample, Goodbye, Hello, Message, Ping, Welcome,
         WireError, MAX_HELLO_PAYLOAD, MAX_PAYLOAD,
     },
 };
@@ -378,6 +378,22 @@ fn bye_for(e: &ReadError) -> Message {
     }
 }
 
+/// How one agent session on a connection ended.
+enum Next {
+    /// The connection is done (closed, refused, broken, stopping).
+    Stop,
+    /// The agent said goodbye: on a local stream another agent may follow.
+    Goodbye,
+    /// A new agent's hello arrived mid-stream (the previous one died
+    /// without a goodbye): its session starts at once.
+    Hello(Hello),
+}
+
+/// One connection: agent sessions one after another. A VMM's chardev
+/// (unix, vsock, a serial port's host side) stays connected while the
+/// agent inside the guest stops and starts again, so after a goodbye, or a
+/// hello in the middle of a stream, the next agent's session begins on the
+/// same connection. TCP agents connect anew instead.
 async fn serve(
     stream: Stream,
     peer: String,
@@ -387,41 +403,97 @@ async fn serve(
 ) {
     let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = FrameReader::new(BufReader::with_capacity(256 << 10, rd), MAX_HELLO_PAYLOAD);
+    let mut pending = None;
+    loop {
+        rd.set_limit(MAX_HELLO_PAYLOAD);
+        let next = session(
+            &mut rd,
+            &mut wr,
+            pending.take(),
+            &peer,
+            needs_token,
+            ctx,
+            &mut stop,
+        )
+        .await;
+        match next {
+            Next::Stop => return,
+            Next::Goodbye if needs_token => return,
+            Next::Goodbye => log::debug!("{peer}: waiting for the next agent on this stream"),
+            Next::Hello(h) => {
+                log::info!(
+                    "{peer}: a new agent ({:?}) started on this stream",
+                    h.node.name
+                );
+                pending = Some(h);
+            }
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// One agent's session, from its hello (read here, or `pending` when it
+/// arrived during the previous session) to its end.
+async fn session<R, W>(
+    rd: &mut FrameReader<R>,
+    wr: &mut W,
+    pending: Option<Hello>,
+    peer: &str,
+    needs_token: bool,
+    ctx: &Ctx,
+    stop: &mut watch::Receiver<bool>,
+) -> Next
+where
+    R: tokio::io::AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let refuse = |why: String| {
         ctx.notice(Notice::Refused {
-            peer: peer.clone(),
+            peer: peer.to_string(),
             why,
-        })
+        });
+        Next::Stop
     };
 
     // 1. The hello, within the hello-sized limit. On local transports (unix,
     // vsock) the 5 s start at its first byte: a VMM's chardev connects
     // when the VM starts, and the agent inside speaks once the VM booted.
-    let first = async {
-        loop {
-            match timeout(HANDSHAKE_TIMEOUT, rd.next()).await {
-                Err(_) if !needs_token && !rd.started() => {}
-                r => return r,
+    let hello = match pending {
+        Some(h) => Some(Ok(Ok(Some(Message::Hello(h))))),
+        None => {
+            let first = async {
+                loop {
+                    match timeout(HANDSHAKE_TIMEOUT, rd.next()).await {
+                        Err(_) if !needs_token && !rd.started() => {}
+                        r => return r,
+                    }
+                }
+            };
+            tokio::select! {
+                r = first => Some(r),
+                _ = stop.changed() => None,
             }
         }
     };
-    let hello = tokio::select! {
-        r = first => Some(r),
-        _ = stop.changed() => None,
-    };
     let Some(hello) = hello else {
-        return log::debug!("{peer}: stopped before its hello");
+        log::debug!("{peer}: stopped before its hello");
+        return Next::Stop;
     };
     let hello = match hello {
         Err(_) => return refuse("no hello within 5 s".into()),
-        Ok(Ok(None)) => return log::debug!("{peer} closed before its hello"),
+        Ok(Ok(None)) => {
+            log::debug!("{peer} closed before its hello");
+            return Next::Stop;
+        }
         Ok(Err(e)) => {
-            let _ = send(&mut wr, &bye_for(&e)).await;
+            let _ = send(wr, &bye_for(&e)).await;
             return refuse(format!("bad hello: {e}"));
         }
         Ok(Ok(Some(Message::Hello(h)))) => h,
         Ok(Ok(Some(m))) => {
-            let _ = send(&mut wr, &bye(ByeCode::Malformed, "expected hello")).await;
+            let _ = send(wr, &bye(ByeCode::Malformed, "expected hello")).await;
             return refuse(format!(
                 "sent a {} frame before its hello",
                 m.frame_type().name()
@@ -437,7 +509,7 @@ async fn serve(
         (None, false, false) | (_, false, true) => true,
     };
     if !auth {
-        let _ = send(&mut wr, &bye(ByeCode::Auth, "missing or wrong token")).await;
+        let _ = send(wr, &bye(ByeCode::Auth, "missing or wrong token")).await;
         return refuse(format!("agent {name:?}: missing or wrong token"));
     }
 
@@ -446,7 +518,7 @@ async fn serve(
     let sync = async {
         for seq in 0..SYNC_PINGS {
             let t_ns = monotonic_ns();
-            send(&mut wr, &Message::Ping(Ping { seq, t_ns })).await?;
+            send(wr, &Message::Ping(Ping { seq, t_ns })).await?;
             match rd.next().await {
                 Ok(Some(Message::Pong(p))) if p.seq == seq && p.t_ns == t_ns => {
                     clock.add(ClockSample {
@@ -467,7 +539,7 @@ async fn serve(
     match timeout(HANDSHAKE_TIMEOUT, sync).await {
         Ok(Ok(())) => {}
         Ok(Err(why)) => {
-            let _ = send(&mut wr, &bye(ByeCode::Malformed, why.clone())).await;
+            let _ = send(wr, &bye(ByeCode::Malformed, why.clone())).await;
             return refuse(format!("agent {name:?}: {why}"));
         }
         Err(_) => return refuse(format!("agent {name:?}: clock sync timed out")),
@@ -479,7 +551,7 @@ async fn serve(
     let (id, info, rejoined, mut last_seq) = match ctx.nodes.join(info) {
         Ok(j) => j,
         Err(why) => {
-            let _ = send(&mut wr, &bye(ByeCode::Rejected, why.clone())).await;
+            let _ = send(wr, &bye(ByeCode::Rejected, why.clone())).await;
             return refuse(format!("agent {name:?}: {why}"));
         }
     };
@@ -494,7 +566,7 @@ async fn serve(
     ctx.notice(Notice::Joined {
         id,
         info: info.clone(),
-        peer: peer.clone(),
+        peer: peer.to_string(),
         rejoined,
     });
     let welcome = Message::Welcome(Welcome {
@@ -504,8 +576,8 @@ async fn serve(
         max_payload: MAX_PAYLOAD,
     });
     let mut events = 0u64;
-    let (clean, why) = match send(&mut wr, &welcome).await {
-        Err(e) => (false, e),
+    let (clean, why, next) = match send(wr, &welcome).await {
+        Err(e) => (false, e, Next::Stop),
         Ok(()) => {
             rd.set_limit(MAX_PAYLOAD);
             let mut s = Streaming {
@@ -518,18 +590,19 @@ async fn serve(
                 events: &mut events,
                 clock: &mut clock,
             };
-            s.run(&mut rd, &mut wr, &mut stop).await
+            s.run(rd, wr, stop).await
         }
     };
     ctx.nodes.leave(id, last_seq);
     ctx.notice(Notice::Left {
         id,
         name: info.name.clone(),
-        peer,
+        peer: peer.to_string(),
         clean,
         why,
         events,
     });
+    next
 }
 
 /// The streaming phase of one agent.
@@ -550,7 +623,7 @@ impl Streaming<'_> {
         rd: &mut FrameReader<R>,
         wr: &mut W,
         stop: &mut watch::Receiver<bool>,
-    ) -> (bool, String)
+    ) -> (bool, String, Next)
     where
         R: tokio::io::AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -571,12 +644,12 @@ impl Streaming<'_> {
                             Ok(v) => {
                                 *self.events += v.len() as u64;
                                 if self.ctx.events.send(v).await.is_err() {
-                                    return (true, "the session stopped".into());
+                                    return (true, "the session stopped".into(), Next::Stop);
                                 }
                             }
                             Err(e) => {
                                 let _ = send(wr, &bye(ByeCode::Malformed, e.to_string())).await;
-                                return (false, format!("malformed events: {e}"));
+                                return (false, format!("malformed events: {e}"), Next::Stop);
                             }
                         }
                     }
@@ -584,17 +657,24 @@ impl Streaming<'_> {
                     Ok(Some(Message::Pong(p))) => {
                         self.clock.add(ClockSample { sent_ns: p.t_ns, agent_ns: p.agent_ns, recv_ns: monotonic_ns() });
                     }
-                    Ok(Some(Message::Goodbye(g))) => return (true, format!("said goodbye: {}", g.message)),
+                    Ok(Some(Message::Goodbye(g))) => {
+                        return (true, format!("said goodbye: {}", g.message), Next::Goodbye)
+                    }
+                    // The agent restarted on this stream without a goodbye
+                    // (killed between frames): this session ends here.
+                    Ok(Some(Message::Hello(h))) => {
+                        return (false, "a new agent started on this stream without a goodbye".into(), Next::Hello(h))
+                    }
                     Ok(Some(m)) => {
                         let _ = send(wr, &bye(ByeCode::Malformed, "unexpected frame")).await;
-                        return (false, format!("unexpected {} frame", m.frame_type().name()));
+                        return (false, format!("unexpected {} frame", m.frame_type().name()), Next::Stop);
                     }
-                    Ok(None) => return (false, "connection closed without goodbye".into()),
+                    Ok(None) => return (false, "connection closed without goodbye".into(), Next::Stop),
                     Err(e) => {
                         if matches!(e, ReadError::Wire(_)) {
                             let _ = send(wr, &bye_for(&e)).await;
                         }
-                        return (false, e.to_string());
+                        return (false, e.to_string(), Next::Stop);
                     }
                 },
                 _ = ping.tick(), if can_write => {
@@ -607,7 +687,7 @@ impl Streaming<'_> {
                 }
                 _ = stop.changed() => {
                     let _ = send(wr, &bye(ByeCode::Done, "aggregator stopping")).await;
-                    return (true, "aggregator stopping".into());
+                    return (true, "aggregator stopping".into(), Next::Stop);
                 }
             }
         }

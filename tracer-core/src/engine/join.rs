@@ -138,58 +138,106 @@ pub trait HostView {
     fn expected_hva(&self, c: ContainerKey, gpa: u64) -> Option<(u64, EvId)>;
 }
 
-#[derive(Clone, Debug, Default)]
-struct Waiting {
-    by_iova: BTreeMap<(u64, EvId), PendingGuest>,
-    order: VecDeque<(u64, u64, EvId)>,
-    lost: BTreeMap<GuestDomainKey, Lost>,
+/// What a [`Queue`] holds: its arrival wall time, start IOVA and event.
+trait Queued {
+    fn slot(&self) -> (u64, u64, EvId);
 }
 
-impl Waiting {
-    fn push(&mut self, p: PendingGuest) {
-        self.order.push_back((p.wall, p.start, p.ev));
-        self.by_iova.insert((p.start, p.ev), p);
+impl Queued for PendingGuest {
+    fn slot(&self) -> (u64, u64, EvId) {
+        (self.wall, self.start, self.ev)
+    }
+}
+
+impl Queued for HostOp {
+    fn slot(&self) -> (u64, u64, EvId) {
+        (self.wall, self.start, self.ev)
+    }
+}
+
+/// Items by start IOVA (for matching), and in arrival order (for expiry).
+#[derive(Clone, Debug)]
+struct Queue<T> {
+    by_iova: BTreeMap<(u64, EvId), T>,
+    order: VecDeque<(u64, u64, EvId)>,
+}
+
+impl<T> Default for Queue<T> {
+    fn default() -> Self {
+        Queue {
+            by_iova: BTreeMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<T: Queued> Queue<T> {
+    fn push(&mut self, t: T) {
+        let (wall, start, ev) = t.slot();
+        self.order.push_back((wall, start, ev));
+        self.by_iova.insert((start, ev), t);
     }
 
-    /// Takes a request out before it expires. The newest one (the common
-    /// case: settled by the host call right after it) also leaves the
-    /// expiry queue, so that queue holds only what still waits.
-    fn settle(&mut self, k: (u64, EvId)) -> Option<PendingGuest> {
-        let p = self.by_iova.remove(&k)?;
-        self.unqueue_newest(&p);
-        Some(p)
+    /// Takes an item out before it expires. The newest one (the common
+    /// case: settled by the call right after it) also leaves the expiry
+    /// queue, so that queue holds only what still waits.
+    fn take(&mut self, k: (u64, EvId)) -> Option<T> {
+        let t = self.by_iova.remove(&k)?;
+        self.unqueue_newest(&t);
+        Some(t)
     }
 
-    fn unqueue_newest(&mut self, p: &PendingGuest) {
-        if self.order.back() == Some(&(p.wall, p.start, p.ev)) {
+    fn unqueue_newest(&mut self, t: &T) {
+        if self.order.back() == Some(&t.slot()) {
             self.order.pop_back();
+        }
+    }
+
+    /// Drops the oldest item.
+    fn drop_oldest(&mut self) {
+        if let Some((_, s, ev)) = self.order.pop_front() {
+            self.by_iova.remove(&(s, ev));
         }
     }
 
     /// Called for every event: the check that nothing expired stays inline.
     #[inline]
-    fn expire(&mut self, before: u64) {
+    fn expire(&mut self, before: u64, gone: impl FnMut(T)) {
         if self.order.front().is_some_and(|f| f.0 < before) {
-            self.expire_some(before);
+            self.expire_some(before, gone);
         }
     }
 
     #[inline(never)]
-    fn expire_some(&mut self, before: u64) {
+    fn expire_some(&mut self, before: u64, mut gone: impl FnMut(T)) {
         while let Some(&(w, s, ev)) = self.order.front() {
             if w >= before {
                 break;
             }
             self.order.pop_front();
-            if let Some(p) = self.by_iova.remove(&(s, ev)) {
-                if p.matched.is_empty() {
-                    self.lost
-                        .entry(p.key)
-                        .or_default()
-                        .add(p.ev, p.start, p.last);
-                }
+            if let Some(t) = self.by_iova.remove(&(s, ev)) {
+                gone(t);
             }
         }
+    }
+}
+
+/// Guest requests waiting for the host calls that propagate them; those
+/// that expire unmatched are lost (never propagated).
+#[derive(Clone, Debug, Default)]
+struct Waiting {
+    q: Queue<PendingGuest>,
+    lost: BTreeMap<GuestDomainKey, Lost>,
+}
+
+impl Waiting {
+    fn expire(&mut self, before: u64) {
+        let lost = &mut self.lost;
+        self.q.expire(before, |p| {
+            if p.matched.is_empty() {
+                lost.entry(p.key).or_default().add(p.ev, p.start, p.last);
+            }
+        });
     }
 
     /// The oldest waiting guest request from another node that covers
@@ -204,7 +252,8 @@ impl Waiting {
         window: u64,
         skew: u64,
     ) -> Option<(u64, EvId)> {
-        self.by_iova
+        self.q
+            .by_iova
             .range(..=(start, EvId::MAX))
             .rev()
             .take(SCAN)
@@ -225,49 +274,26 @@ impl Waiting {
 /// for `skew` (by start IOVA, and in arrival order for expiry).
 #[derive(Clone, Debug, Default)]
 struct Early {
-    by_iova: BTreeMap<(u64, EvId), HostOp>,
-    order: VecDeque<(u64, u64, EvId)>,
+    q: Queue<HostOp>,
 }
 
 impl Early {
     fn push(&mut self, op: HostOp) {
         // Calls no guest request ever follows (host-only DMA users, boot
         // maps) must not pile up: the oldest go first.
-        while self.by_iova.len() >= EARLY_MAX {
-            let Some((_, s, ev)) = self.order.pop_front() else {
-                break;
-            };
-            self.by_iova.remove(&(s, ev));
+        while self.q.by_iova.len() >= EARLY_MAX && !self.q.order.is_empty() {
+            self.q.drop_oldest();
         }
-        self.order.push_back((op.wall, op.start, op.ev));
-        self.by_iova.insert((op.start, op.ev), op);
+        self.q.push(op);
     }
 
-    /// Takes a call out before it expires (see [`Waiting::settle`]).
     fn take(&mut self, k: (u64, EvId)) -> Option<HostOp> {
-        let op = self.by_iova.remove(&k)?;
-        if self.order.back() == Some(&(op.wall, op.start, op.ev)) {
-            self.order.pop_back();
-        }
-        Some(op)
+        self.q.take(k)
     }
 
     #[inline]
     fn expire(&mut self, before: u64) {
-        if self.order.front().is_some_and(|f| f.0 < before) {
-            self.expire_some(before);
-        }
-    }
-
-    #[inline(never)]
-    fn expire_some(&mut self, before: u64) {
-        while let Some(&(w, s, ev)) = self.order.front() {
-            if w >= before {
-                break;
-            }
-            self.order.pop_front();
-            self.by_iova.remove(&(s, ev));
-        }
+        self.q.expire(before, drop);
     }
 
     /// Host calls (oldest first) from another node than the guest request
@@ -280,16 +306,17 @@ impl Early {
         skew: u64,
         within: bool,
     ) -> Vec<(u64, EvId)> {
-        if self.by_iova.is_empty() {
+        if self.q.by_iova.is_empty() {
             return Vec::new();
         }
         let mut v: Vec<(u64, EvId)> = self
+            .q
             .by_iova
             .range((p.start, 0)..=(p.last, EvId::MAX))
             .chain(
                 // Unmaps: a host call starting below the request may overlap it.
                 (!within)
-                    .then(|| self.by_iova.range(..(p.start, 0)).rev().take(SCAN))
+                    .then(|| self.q.by_iova.range(..(p.start, 0)).rev().take(SCAN))
                     .into_iter()
                     .flatten(),
             )
@@ -425,7 +452,7 @@ impl Join {
             .early_maps
             .candidates(&p, self.window_ns, self.skew_ns, true)
         {
-            let Some(op) = self.early_maps.by_iova.get(&k).copied() else {
+            let Some(op) = self.early_maps.q.by_iova.get(&k).copied() else {
                 continue;
             };
             if p.matched.contains(&op.key) {
@@ -437,7 +464,7 @@ impl Join {
                 return;
             }
         }
-        self.maps.push(p);
+        self.maps.q.push(p);
     }
 
     /// A guest UNMAP: settled by a host UNMAP_DMA that came first, else waits.
@@ -466,7 +493,7 @@ impl Join {
                 }
             }
         }
-        self.unmaps.push(p);
+        self.unmaps.q.push(p);
     }
 
     /// A host MAP_DMA (successful or not) from a VMM: matched with the
@@ -485,14 +512,14 @@ impl Join {
             return false;
         };
         // Taken out, and put back unless settled (usually it is).
-        let Some(mut p) = self.maps.by_iova.remove(&k) else {
+        let Some(mut p) = self.maps.q.by_iova.remove(&k) else {
             return false;
         };
         let agrees = record(&mut self.evidence, &p, &op, host);
         if settle(&mut p, &op, agrees, host.judge_hva(op.key)) {
-            self.maps.unqueue_newest(&p);
+            self.maps.q.unqueue_newest(&p);
         } else {
-            self.maps.by_iova.insert(k, p);
+            self.maps.q.by_iova.insert(k, p);
         }
         true
     }
@@ -504,6 +531,7 @@ impl Join {
     pub fn host_unmap(&mut self, op: HostOp) {
         let hit = self
             .unmaps
+            .q
             .by_iova
             .range(..=(op.last, EvId::MAX))
             .rev()
@@ -523,12 +551,12 @@ impl Join {
         };
         // Settled once host unmaps cover the whole guest request; a part
         // left mapped expires as not propagated.
-        let Some(p) = self.unmaps.by_iova.get_mut(&k) else {
+        let Some(p) = self.unmaps.q.by_iova.get_mut(&k) else {
             return;
         };
         p.covered = p.covered.saturating_add(op.last - op.start + 1);
         if p.covered >= p.size() {
-            self.unmaps.settle(k);
+            self.unmaps.q.take(k);
         }
     }
 

@@ -19,6 +19,11 @@ fn count(s: &Seq, rule: RuleId) -> usize {
     run(s).iter().filter(|f| f.rule == rule).count()
 }
 
+/// The findings of one rule.
+fn of(f: &[Finding], rule: RuleId) -> Vec<&Finding> {
+    f.iter().filter(|f| f.rule == rule).collect()
+}
+
 /// Host and guest set up like the lab, nothing mapped yet.
 fn base() -> Seq {
     let mut s = Seq::new();
@@ -81,10 +86,7 @@ fn vt001_kernel_iommu_map_in_hw_msi_window() {
     let mut s = base();
     s.iommu_map(0xfee00000, HPA, 0x1000, 3);
     let f = run(&s);
-    let hits: Vec<_> = f
-        .iter()
-        .filter(|f| f.rule == RuleId::MapInMsiWindow)
-        .collect();
+    let hits = of(&f, RuleId::MapInMsiWindow);
     assert_eq!(hits.len(), 1, "{f:#?}");
     assert_eq!(hits[0].address, Some((0xfee00000, 0xfee00fff)));
     assert!(hits[0].message.contains("iommu_map"), "{}", hits[0].message);
@@ -100,10 +102,7 @@ fn vt001_map_dma_in_window_is_one_finding_with_its_iommu_map() {
         .iommu_map(0xfee00000, HPA, 0x1000, 3)
         .map_dma(0xfee00000, HVA, 0x1000, 0);
     let f = run(&s);
-    let hits: Vec<_> = f
-        .iter()
-        .filter(|f| f.rule == RuleId::MapInMsiWindow)
-        .collect();
+    let hits = of(&f, RuleId::MapInMsiWindow);
     assert_eq!(hits.len(), 1, "{f:#?}");
     assert!(hits[0].message.contains("MAP_DMA"), "{}", hits[0].message);
     assert_eq!(hits[0].evidence.len(), 3, "window, iommu_map, MAP_DMA");
@@ -212,10 +211,7 @@ fn paired_without_probe(host_extra: Option<(u64, u64)>) -> Seq {
 fn vt002_host_hw_msi_window_the_guest_kernel_never_got() {
     let s = paired_without_probe(Some((0xfd000000, 0xfd0fffff)));
     let f = run(&s);
-    let hits: Vec<_> = f
-        .iter()
-        .filter(|f| f.rule == RuleId::ResvMismatch)
-        .collect();
+    let hits = of(&f, RuleId::ResvMismatch);
     assert_eq!(hits.len(), 1, "{f:#?}");
     assert_eq!(hits[0].address, Some((0xfd000000, 0xfd0fffff)));
     let near = paired_without_probe(None);
@@ -319,10 +315,7 @@ fn vt003_names_the_writing_process_containers_not_earlier_owners() {
         }),
     );
     let f = run(&s);
-    let hits: Vec<_> = f
-        .iter()
-        .filter(|f| f.rule == RuleId::MsiUnroutable)
-        .collect();
+    let hits = of(&f, RuleId::MsiUnroutable);
     assert_eq!(hits.len(), 1, "{f:#?}");
     assert!(
         hits[0].message.contains("container 300:4"),
@@ -447,10 +440,7 @@ fn vt005_one_finding_per_window_however_many_groups_report_it() {
     cookie(&mut s);
     s.memslot(0, 0, 0x10000000, SLOT_HVA).set_iommu();
     let f = run(&s);
-    let hits: Vec<_> = f
-        .iter()
-        .filter(|f| f.rule == RuleId::SwMsiCollision)
-        .collect();
+    let hits = of(&f, RuleId::SwMsiCollision);
     assert_eq!(hits.len(), 1, "{f:#?}");
     assert_eq!(hits[0].address, Some((0x8000000, 0x80fffff)));
     assert!(hits[0].message.contains("group 6"), "{}", hits[0].message);

@@ -332,14 +332,13 @@ impl Engine {
             let Some((pev, resv)) = self.guest_view(p.guest_node, ep) else {
                 continue;
             };
-            let (pev, resv) = (&pev, &resv);
             for (r, rev) in &regions {
                 let (want, name) = match r.rtype {
                     ResvType::Msi => (1, "MSI (subtype 1)"),
                     ResvType::SwMsi => (0, "RESERVED (subtype 0)"),
                     _ => continue,
                 };
-                if covered(resv, want, r.start, r.end) {
+                if covered(&resv, want, r.start, r.end) {
                     continue;
                 }
                 let msg = format!(
@@ -349,7 +348,7 @@ impl Engine {
                     r.group
                 );
                 out.push(
-                    Finding::new(RuleId::ResvMismatch, p.guest_node, msg, vec![*rev, *pev])
+                    Finding::new(RuleId::ResvMismatch, p.guest_node, msg, vec![*rev, pev])
                         .device(Device::from_rid(0, ep))
                         .address(r.start, r.end),
                 );

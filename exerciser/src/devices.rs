@@ -113,14 +113,9 @@ pub fn edu_dma(s: &mut Session, step: &str) -> StepResult {
 pub fn edu_msi(s: &mut Session, step: &str) -> StepResult {
     s.ensure_edu()?;
     let r = bar0(s, false)?;
-    let efd = s.eventfd(step)?;
-    let t = s.set_irqs(step, r.0, VFIO_PCI_MSI_IRQ_INDEX, &[efd]);
-    if !t.ok() {
-        return Err(format!("SET_IRQS MSI: {}", errno_str(&t)));
-    }
-    let res = (|| {
+    s.with_irqs(step, r.0, VFIO_PCI_MSI_IRQ_INDEX, 1, |s, fds| {
         wr32(s, step, r, EDU_IRQ_RAISE, 1)?;
-        let n = s.wait_eventfd(step, efd, 3000);
+        let n = s.wait_eventfd(step, fds[0], 3000);
         let status = rd32(s, step, r, EDU_IRQ_STATUS, true)?;
         wr32(s, step, r, EDU_IRQ_ACK, status)?;
         if n == 0 {
@@ -131,14 +126,7 @@ pub fn edu_msi(s: &mut Session, step: &str) -> StepResult {
         Ok(format!(
             "MSI delivered (eventfd count {n}, status {status:#x}) and acked"
         ))
-    })();
-    let t = s.set_irqs(step, r.0, VFIO_PCI_MSI_IRQ_INDEX, &[]);
-    // SAFETY: closing our own eventfd.
-    unsafe { libc::close(efd) };
-    if res.is_ok() && !t.ok() {
-        return Err(format!("SET_IRQS MSI disable: {}", errno_str(&t)));
-    }
-    res
+    })
 }
 
 pub fn e1000e_msix(s: &mut Session, step: &str) -> StepResult {
@@ -164,48 +152,41 @@ pub fn e1000e_msix(s: &mut Session, step: &str) -> StepResult {
             info.count
         ));
     }
-    let mut fds = Vec::new();
-    for _ in 0..E1000_CAUSES.len() {
-        fds.push(s.eventfd(step)?);
-    }
-    let t = s.set_irqs(step, r.0, VFIO_PCI_MSIX_IRQ_INDEX, &fds);
-    if !t.ok() {
-        return Err(format!("SET_IRQS MSI-X: {}", errno_str(&t)));
-    }
-    let res = (|| {
-        // Cause k → vector k (valid bit 8 per 4-bit field), Other in
-        // bits 16-19; bit 31 asks for an interrupt on every write-back.
-        let ivar = (0..5u32).fold(0x8000_0000, |acc, k| acc | ((8 | k) << (4 * k)));
-        wr32(s, step, r, E1000_IVAR, ivar)?;
-        let all: u32 = E1000_CAUSES.iter().sum();
-        wr32(s, step, r, E1000_IMS, all)?;
-        let mut counts = Vec::new();
-        for (k, cause) in E1000_CAUSES.iter().enumerate() {
-            wr32(s, step, r, E1000_ICR, 0xffff_ffff)?;
-            wr32(s, step, r, E1000_ICS, *cause)?;
-            let n = s.wait_eventfd(step, fds[k], 3000);
-            if n == 0 {
-                return Err(format!(
-                    "no MSI-X on vector {k} (cause {cause:#x}) within 3 s"
-                ));
-            }
-            counts.push(n);
-        }
-        Ok(format!(
-            "{} MSI-X vectors delivered (counts {counts:?})",
-            counts.len()
-        ))
-    })();
-    // Mask, let the throttle timer drain (QEMU 7.2 aborts otherwise), disable.
-    let _ = wr32(s, step, r, E1000_IMC, 0xffff_ffff);
-    sleep(Duration::from_millis(100));
-    let t = s.set_irqs(step, r.0, VFIO_PCI_MSIX_IRQ_INDEX, &[]);
-    for fd in fds {
-        // SAFETY: closing our own eventfds.
-        unsafe { libc::close(fd) };
-    }
-    if res.is_ok() && !t.ok() {
-        return Err(format!("SET_IRQS MSI-X disable: {}", errno_str(&t)));
-    }
-    res
+    s.with_irqs(
+        step,
+        r.0,
+        VFIO_PCI_MSIX_IRQ_INDEX,
+        E1000_CAUSES.len(),
+        |s, fds| {
+            let res = (|| {
+                // Cause k → vector k (valid bit 8 per 4-bit field), Other in
+                // bits 16-19; bit 31 asks for an interrupt on every write-back.
+                let ivar = (0..5u32).fold(0x8000_0000, |acc, k| acc | ((8 | k) << (4 * k)));
+                wr32(s, step, r, E1000_IVAR, ivar)?;
+                let all: u32 = E1000_CAUSES.iter().sum();
+                wr32(s, step, r, E1000_IMS, all)?;
+                let mut counts = Vec::new();
+                for (k, cause) in E1000_CAUSES.iter().enumerate() {
+                    wr32(s, step, r, E1000_ICR, 0xffff_ffff)?;
+                    wr32(s, step, r, E1000_ICS, *cause)?;
+                    let n = s.wait_eventfd(step, fds[k], 3000);
+                    if n == 0 {
+                        return Err(format!(
+                            "no MSI-X on vector {k} (cause {cause:#x}) within 3 s"
+                        ));
+                    }
+                    counts.push(n);
+                }
+                Ok(format!(
+                    "{} MSI-X vectors delivered (counts {counts:?})",
+                    counts.len()
+                ))
+            })();
+            // Mask, let the throttle timer drain (QEMU 7.2 aborts otherwise),
+            // then the disable.
+            let _ = wr32(s, step, r, E1000_IMC, 0xffff_ffff);
+            sleep(Duration::from_millis(100));
+            res
+        },
+    )
 }

@@ -76,20 +76,9 @@ pub fn iommu_map_msi_window(s: &mut Session, step: &str) -> StepResult {
 /// `addr` (and restore it), disables MSI.
 fn program_msi(s: &mut Session, step: &str, bdf: &str, addr: u64) -> Result<(), String> {
     let dev = s.edu.as_ref().map(|d| d.fd).ok_or("no edu")?;
-    let efd = s.eventfd(step)?;
-    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[efd]);
-    if !t.ok() {
-        return Err(format!("SET_IRQS MSI enable: {}", errno_str(&t)));
-    }
-    let res = command(s, step, &format!("msi_addr {bdf} 0 {addr:x}"));
-    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[]);
-    // SAFETY: closing our own eventfd.
-    unsafe { libc::close(efd) };
-    res?;
-    if !t.ok() {
-        return Err(format!("SET_IRQS MSI disable: {}", errno_str(&t)));
-    }
-    Ok(())
+    s.with_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, 1, |s, _| {
+        command(s, step, &format!("msi_addr {bdf} 0 {addr:x}"))
+    })
 }
 
 /// VT003: edu's MSI vector programmed with the first address past its
@@ -132,12 +121,7 @@ pub fn vector_freed_unmasked(s: &mut Session, step: &str) -> StepResult {
         .as_ref()
         .map(|d| (d.bdf.clone(), d.fd))
         .ok_or("no e1000e")?;
-    let fds = [s.eventfd(step)?, s.eventfd(step)?];
-    let t = s.set_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, &fds);
-    if !t.ok() {
-        return Err(format!("SET_IRQS MSI-X enable: {}", errno_str(&t)));
-    }
-    let res = (|| {
+    s.with_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, 2, |s, _| {
         command(s, step, &format!("mask_lie {bdf} 0"))?;
         let t = s.set_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, &[-1]);
         if !t.ok() {
@@ -147,15 +131,5 @@ pub fn vector_freed_unmasked(s: &mut Session, step: &str) -> StepResult {
             ));
         }
         Ok("MSI-X vector 0 de-assigned after the kernel lost its mask state".to_string())
-    })();
-    let t = s.set_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, &[]);
-    for fd in fds {
-        // SAFETY: closing our own eventfds.
-        unsafe { libc::close(fd) };
-    }
-    let done = res?;
-    if !t.ok() {
-        return Err(format!("SET_IRQS MSI-X disable: {}", errno_str(&t)));
-    }
-    Ok(done)
+    })
 }

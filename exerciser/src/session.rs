@@ -335,6 +335,53 @@ impl Session {
         self.set_irqs_buf(step, dev_fd, b)
     }
 
+    /// Binds `n` fresh eventfds to vectors 0..n of IRQ `index`, runs `body`
+    /// with them, then disables the index and closes them (on every path).
+    /// The body's error is returned first, then the disable's.
+    pub fn with_irqs<T>(
+        &mut self,
+        step: &str,
+        dev_fd: i32,
+        index: u32,
+        n: usize,
+        body: impl FnOnce(&mut Session, &[i32]) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let name = if index == VFIO_PCI_MSIX_IRQ_INDEX {
+            "MSI-X"
+        } else {
+            "MSI"
+        };
+        let mut fds = Vec::with_capacity(n);
+        let close = |fds: &[i32]| {
+            for &fd in fds {
+                // SAFETY: closing our own eventfds.
+                unsafe { libc::close(fd) };
+            }
+        };
+        for _ in 0..n {
+            match self.eventfd(step) {
+                Ok(fd) => fds.push(fd),
+                Err(e) => {
+                    close(&fds);
+                    return Err(e);
+                }
+            }
+        }
+        let t = self.set_irqs(step, dev_fd, index, &fds);
+        if !t.ok() {
+            close(&fds);
+            return Err(format!("SET_IRQS {name} enable: {}", errno_str(&t)));
+        }
+        let res = body(self, &fds);
+        let t = self.set_irqs(step, dev_fd, index, &[]);
+        close(&fds);
+        let out = res?;
+        if !t.ok() {
+            return Err(format!("SET_IRQS {name} disable: {}", errno_str(&t)));
+        }
+        Ok(out)
+    }
+
     /// SET_IRQS with explicit flags, start and count (`fds` may be empty).
     pub fn set_irqs_raw(
         &mut self,

@@ -447,12 +447,7 @@ fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
     };
     s.ensure_edu()?;
     let dev = s.edu.as_ref().map(|d| d.fd).ok_or("no edu")?;
-    let efd = s.eventfd(step)?;
-    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[efd]);
-    if !t.ok() {
-        return Err(format!("SET_IRQS MSI enable: {}", errno_str(&t)));
-    }
-    let res = (|| {
+    s.with_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, 1, |s, fds| {
         let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[-1]);
         if !t.ok() {
             return Err(format!("SET_IRQS MSI de-assign (fd -1): {}", errno_str(&t)));
@@ -467,19 +462,12 @@ fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
         if !t.ok() {
             return Err(format!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
         }
-        let n = s.wait_eventfd(step, efd, 200);
+        let n = s.wait_eventfd(step, fds[0], 200);
         if n != 0 {
             return Err(format!("the de-assigned eventfd still counted {n}"));
         }
         Ok("loopback trigger on a vector with no eventfd: success, nothing signalled".to_string())
-    })();
-    let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[]);
-    // SAFETY: closing our own eventfd.
-    unsafe { libc::close(efd) };
-    if res.is_ok() && !t.ok() {
-        return Err(format!("SET_IRQS MSI disable: {}", errno_str(&t)));
-    }
-    res
+    })
 }
 
 /// The IOVA `fault_guest_iova_beyond_host` maps: above a 39-bit host

@@ -3,22 +3,24 @@
 //! SIGKILL mid-run. The file must still open: `export` yields every event up
 //! to the last complete chunk and warns naming the byte offset where the
 //! recording stopped; `--salvage` reads the same prefix.
+//!
+//! The loss window (the kill's time minus the newest event's `ts_ns` in the
+//! file: synthetic events are stamped with this machine's CLOCK_MONOTONIC)
+//! is printed and must stay under 1.5 s (chunks are flushed at least every
+//! second), in the first seconds of a recording too.
+
+mod record_support;
 
 use std::{
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_vfio-trace");
+use record_support::{agent, read, recorder, temp_dir, BIN};
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// Events generated more than this long before the kill are in the file.
+const MAX_LOSS: Duration = Duration::from_millis(1500);
 
 fn export(file: &PathBuf, extra: &[&str]) -> (Option<i32>, usize, String) {
     let out = Command::new(BIN)
@@ -35,42 +37,31 @@ fn export(file: &PathBuf, extra: &[&str]) -> (Option<i32>, usize, String) {
     )
 }
 
+/// The kill's time minus the newest event's, asserted under [`MAX_LOSS`].
+fn loss_window(file: &std::path::Path, killed_at: u64, what: &str) -> Duration {
+    let r = read(file);
+    let newest = r.ts.iter().copied().max().unwrap_or(0);
+    let window = Duration::from_nanos(killed_at.saturating_sub(newest));
+    println!(
+        "loss window after kill -9 ({what}): {:.3} s ({} events in the file)",
+        window.as_secs_f64(),
+        r.ts.len()
+    );
+    assert!(
+        window <= MAX_LOSS,
+        "{what}: the newest event in the file is {:.3} s older than the kill ({} events)",
+        window.as_secs_f64(),
+        r.ts.len()
+    );
+    window
+}
+
 #[test]
 fn a_recorder_killed_with_sigkill_leaves_a_readable_file() {
-    let dir = std::env::temp_dir().join(format!("vfio-trace-kill9-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("kill9");
     let file = dir.join("killed.vtrace");
-    let sock = dir.join("agg.sock");
-    let listen = format!("unix:{}", sock.display());
-
-    let recorder = Killed(
-        Command::new(BIN)
-            .args(["record", "--no-local", "--quiet", "--listen", &listen, "-o"])
-            .arg(&file)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !sock.exists() {
-        assert!(Instant::now() < deadline, "the recorder never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let agent = Killed(
-        Command::new(BIN)
-            .args([
-                "agent",
-                "--node",
-                "synthetic",
-                "--connect",
-                &listen,
-                "--synthetic",
-                "20000",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (mut rec, _rec_err, listen) = recorder(&dir, &file, &[]);
+    let _agent = agent(&listen, 20000);
     // Chunks are flushed at least every second: wait for a few.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -85,12 +76,8 @@ fn a_recorder_killed_with_sigkill_leaves_a_readable_file() {
         std::thread::sleep(Duration::from_millis(200));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let mut recorder = recorder;
-    // SAFETY: SIGKILL to our own child.
-    unsafe { libc::kill(recorder.0.id() as i32, libc::SIGKILL) };
-    let st = recorder.0.wait().unwrap();
-    assert_eq!(st.code(), None, "killed by a signal");
-    drop(agent);
+    let killed_at = rec.kill9();
+    loss_window(&file, killed_at, "after a few seconds");
 
     let size = std::fs::metadata(&file).unwrap().len();
     let (code, events, stderr) = export(&file, &[]);
@@ -117,5 +104,22 @@ fn a_recorder_killed_with_sigkill_leaves_a_readable_file() {
     let (code, salvaged, stderr) = export(&file, &["--salvage"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(salvaged, events, "salvage reads the same good prefix");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn killed_in_its_first_seconds_the_header_and_first_events_are_on_disk() {
+    let dir = temp_dir("kill9-early");
+    let file = dir.join("early.vtrace");
+    let (mut rec, _rec_err, listen) = recorder(&dir, &file, &[]);
+    // The header is written before the recorder says it is recording.
+    let r = read(&file);
+    assert!(r.ts.is_empty() && !r.complete, "a header and nothing else yet");
+    let (_agent, _agent_err) = agent(&listen, 20000);
+    let connected = Instant::now();
+    // Events flow from here; kill 1.5 s into them.
+    std::thread::sleep(MAX_LOSS.saturating_sub(connected.elapsed()));
+    let killed_at = rec.kill9();
+    loss_window(&file, killed_at, "1.5 s after the first events");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,6 +3,8 @@
 //! `docs/trace-format.md` for the byte layout.
 //!
 //! - [`TraceWriter`]: append events, `flush()` at least every second.
+//! - [`Recorder`]: a file recorded live (`record`, the UI's `r`) over a
+//!   `TraceWriter`: flush cadence, node table, full-disk handling.
 //! - [`TraceReader`]: a streaming iterator of `Result<Event, TraceError>`,
 //!   strict or salvaging ([`ReadMode`]).
 //! - [`merge`]: several files (host + guests) as one timeline.
@@ -14,6 +16,7 @@ mod frame;
 mod header;
 pub mod merge;
 mod reader;
+mod recorder;
 mod source;
 pub mod synth;
 pub(crate) mod varint;
@@ -24,7 +27,8 @@ pub use frame::{MAX_CHUNK_PAYLOAD, MAX_CHUNK_RAW};
 pub use header::{node_name, TraceHeader, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN, MIN_READ_VERSION};
 pub use merge::{aligned_ns, Timeline};
 pub use reader::{read_all, ReadMode, TraceReader};
-pub use writer::{TraceWriter, WriterOptions, MAX_EVENT_BYTES};
+pub use recorder::{RecordError, Recorded, Recorder, FLUSH_EVERY, FLUSH_TICK};
+pub use writer::{TraceWriter, Truncate, WriteFailure, WriterOptions, MAX_EVENT_BYTES};
 
 /// The conventional file name extension.
 pub const FILE_EXTENSION: &str = "vtrace";

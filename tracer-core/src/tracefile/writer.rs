@@ -1,7 +1,13 @@
 //! [`TraceWriter`]: appends events, writes them as whole chunks.
+//!
+//! A write error (a full disk, a quota, EIO) stops the writer for good: the
+//! output is cut back to the end of the last complete chunk when it can be
+//! ([`TraceWriter::with_truncate`]; files always can), no end marker is
+//! written after it, and [`TraceWriter::failure`] says where the file ends
+//! and how many events it kept and lost.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use super::codec::ChunkEncoder;
@@ -39,13 +45,58 @@ impl Default for WriterOptions {
     }
 }
 
+/// Cuts an output back to a length (a partial chunk after a failed write).
+pub type Truncate<W> = fn(&mut W, u64) -> io::Result<()>;
+
+/// Why and where a [`TraceWriter`] stopped writing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// The output ends here: the end of the last complete chunk (when a
+    /// partial chunk could not be cut back, it follows this offset).
+    pub offset: u64,
+    /// Events in the complete chunks before `offset`: all readable.
+    pub kept: u64,
+    /// Events appended that are not in the output (the failed chunk's, and
+    /// every one appended after the failure).
+    pub lost: u64,
+    /// Whether the bytes of the failed write were cut back (or none were
+    /// written), so that the output ends exactly at `offset`.
+    pub clean_cut: bool,
+    /// What the failed write returned.
+    pub kind: io::ErrorKind,
+    pub message: String,
+}
+
+impl std::fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at byte {}: stopped; kept {} events (every complete chunk up to byte {}), lost {}",
+            self.message, self.offset, self.kept, self.offset, self.lost
+        )?;
+        if !self.clean_cut {
+            write!(
+                f,
+                "; a partial chunk after byte {} could not be cut back",
+                self.offset
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Writes a trace file. Events are encoded as they are appended and written
 /// as one chunk (frame + payload in a single `write_all`) when the chunk is
 /// full or on [`flush`](Self::flush), so a killed recorder leaves at worst a
 /// partial last chunk, which a salvaging reader steps over.
 ///
+/// Give it an unbuffered output (a `File`, as [`create`](Self::create) and
+/// [`from_file`](Self::from_file) do): each chunk is one write, and after a
+/// failed write the output then ends exactly at the last complete chunk.
+///
 /// Dropping the writer finishes it too, ignoring errors; call
-/// [`finish`](Self::finish) to see them.
+/// [`finish`](Self::finish) to see them. After a write error it writes
+/// nothing more, the end marker included: the output must read as cut.
 pub struct TraceWriter<W: Write> {
     out: Option<W>,
     enc: ChunkEncoder,
@@ -54,9 +105,20 @@ pub struct TraceWriter<W: Write> {
     nodes: Vec<NodeInfo>,
     offset: u64,
     events: u64,
+    /// Events in chunks written whole.
+    kept: u64,
+    truncate: Option<Truncate<W>>,
+    failure: Option<WriteFailure>,
+    /// The end marker is written.
+    ended: bool,
 }
 
-impl TraceWriter<BufWriter<File>> {
+fn truncate_file(f: &mut File, len: u64) -> io::Result<()> {
+    f.set_len(len)?;
+    f.seek(SeekFrom::Start(len)).map(drop)
+}
+
+impl TraceWriter<File> {
     /// Creates (truncates) `path` and writes the header.
     pub fn create(
         path: impl AsRef<Path>,
@@ -64,7 +126,17 @@ impl TraceWriter<BufWriter<File>> {
         opts: WriterOptions,
     ) -> Result<Self, TraceError> {
         let file = File::create(path).map_err(|source| TraceError::Io { offset: 0, source })?;
-        TraceWriter::new(BufWriter::with_capacity(1 << 20, file), header, opts)
+        TraceWriter::from_file(file, header, opts)
+    }
+
+    /// Writes the header to `file` (new and empty, positioned at its
+    /// start); a failed write is cut back with `set_len`.
+    pub fn from_file(
+        file: File,
+        header: &TraceHeader,
+        opts: WriterOptions,
+    ) -> Result<Self, TraceError> {
+        Ok(TraceWriter::new(file, header, opts)?.with_truncate(truncate_file))
     }
 }
 
@@ -85,11 +157,56 @@ impl<W: Write> TraceWriter<W> {
             nodes: header.nodes.clone(),
             offset,
             events: 0,
+            kept: 0,
+            truncate: None,
+            failure: None,
+            ended: false,
+        })
+    }
+
+    /// After a failed write, cut the output back to the last complete chunk
+    /// with `truncate` (its length then; it must also leave the output
+    /// positioned there).
+    pub fn with_truncate(mut self, truncate: Truncate<W>) -> Self {
+        self.truncate = Some(truncate);
+        self
+    }
+
+    /// Why the writer stopped, if a write failed. Every later call fails.
+    pub fn failure(&self) -> Option<&WriteFailure> {
+        self.failure.as_ref()
+    }
+
+    /// Events in chunks written whole (readable even if the process dies now).
+    pub fn events_written(&self) -> u64 {
+        self.kept
+    }
+
+    /// Events appended but not written yet (the chunk being built).
+    pub fn events_pending(&self) -> u64 {
+        u64::from(self.enc.count)
+    }
+
+    /// The error every call returns once the writer has failed.
+    fn stopped(&self) -> Option<TraceError> {
+        self.failure.as_ref().map(|f| TraceError::Io {
+            offset: f.offset,
+            source: io::Error::new(
+                f.kind,
+                "the trace writer stopped after an earlier write error",
+            ),
         })
     }
 
     /// Appends one event; writes a chunk when the current one is full.
     pub fn append(&mut self, ev: &Event) -> Result<(), TraceError> {
+        if let Some(e) = self.stopped() {
+            self.events += 1;
+            if let Some(f) = &mut self.failure {
+                f.lost += 1;
+            }
+            return Err(e);
+        }
         let size = variable_size(&ev.kind);
         if size > MAX_EVENT_BYTES {
             return Err(TraceError::EventTooLarge {
@@ -112,16 +229,21 @@ impl<W: Write> TraceWriter<W> {
     /// Writes the pending events as a chunk (if any) and flushes the
     /// underlying writer. The live recorder calls this at least every second.
     pub fn flush(&mut self) -> Result<(), TraceError> {
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
         self.write_chunk()?;
         let offset = self.offset;
-        self.out_mut()
-            .flush()
-            .map_err(|source| TraceError::Io { offset, source })
+        let r = self.out_mut().flush();
+        r.map_err(|source| self.fail(source, 0))
     }
 
     /// Adds a node to the file's node table (a remote agent that connected
     /// mid-recording) and returns its id. Pending events are written first.
     pub fn add_node(&mut self, node: NodeInfo) -> Result<NodeId, TraceError> {
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
         let id = NodeId::try_from(self.nodes.len()).map_err(|_| TraceError::Io {
             offset: self.offset,
             source: std::io::Error::other("node table is full"),
@@ -147,7 +269,7 @@ impl<W: Write> TraceWriter<W> {
         &self.nodes
     }
 
-    /// Events appended so far.
+    /// Events appended so far (written, pending, or lost to a failed write).
     pub fn events(&self) -> u64 {
         self.events
     }
@@ -159,12 +281,22 @@ impl<W: Write> TraceWriter<W> {
 
     /// Writes the pending chunk and the end marker, flushes, and returns the
     /// underlying writer. A file without the end marker reads as truncated.
+    /// After a write error it writes nothing and returns the error.
     pub fn finish(mut self) -> Result<W, TraceError> {
         self.end()?;
-        Ok(self.out.take().expect("writer present until finish"))
+        Ok(self.into_inner())
     }
 
-    fn end(&mut self) -> Result<(), TraceError> {
+    /// Writes the pending chunk and the end marker (once) and flushes; the
+    /// writer then takes nothing more. After a write error it writes
+    /// nothing and returns the error: a file cut short must read as cut.
+    pub fn end(&mut self) -> Result<(), TraceError> {
+        if let Some(e) = self.stopped() {
+            return Err(e);
+        }
+        if self.ended {
+            return Ok(());
+        }
         self.write_chunk()?;
         let frame = Frame {
             kind: FrameKind::End,
@@ -176,7 +308,15 @@ impl<W: Write> TraceWriter<W> {
             payload_crc: crc32fast::hash(&[]),
         };
         self.write_frame(&frame, &[])?;
-        self.flush()
+        self.flush()?;
+        self.ended = true;
+        Ok(())
+    }
+
+    /// The underlying writer as it is: nothing more is written to it (no
+    /// end marker unless [`end`](Self::end) wrote it).
+    pub fn into_inner(mut self) -> W {
+        self.out.take().expect("writer present until finish")
     }
 
     fn out_mut(&mut self) -> &mut W {
@@ -186,6 +326,12 @@ impl<W: Write> TraceWriter<W> {
     fn write_chunk(&mut self) -> Result<(), TraceError> {
         if self.enc.count == 0 {
             return Ok(());
+        }
+        if self.ended {
+            return Err(TraceError::Io {
+                offset: self.offset,
+                source: io::Error::other("events appended after the end marker"),
+            });
         }
         let payload = self
             .compressor
@@ -211,18 +357,44 @@ impl<W: Write> TraceWriter<W> {
         let mut buf = Vec::with_capacity(FRAME_LEN + payload.len());
         buf.extend_from_slice(&frame.encode());
         buf.extend_from_slice(payload);
-        let offset = self.offset;
-        self.out_mut()
-            .write_all(&buf)
-            .map_err(|source| TraceError::Io { offset, source })?;
+        let count = match frame.kind {
+            FrameKind::Events => u64::from(frame.count),
+            _ => 0,
+        };
+        let r = self.out_mut().write_all(&buf);
+        if let Err(source) = r {
+            return Err(self.fail(source, count));
+        }
         self.offset += buf.len() as u64;
+        self.kept += count;
         Ok(())
+    }
+
+    /// A write failed: cut the output back to the last complete chunk if
+    /// possible and stop for good. `in_flight`: events of the failed chunk.
+    fn fail(&mut self, source: io::Error, in_flight: u64) -> TraceError {
+        let offset = self.offset;
+        let clean_cut = match (self.truncate, self.out.as_mut()) {
+            (Some(cut), Some(out)) => cut(out, offset).is_ok(),
+            _ => false,
+        };
+        let lost = in_flight + u64::from(self.enc.count);
+        self.enc.reset();
+        self.failure = Some(WriteFailure {
+            offset,
+            kept: self.kept,
+            lost,
+            clean_cut,
+            kind: source.kind(),
+            message: source.to_string(),
+        });
+        TraceError::Io { offset, source }
     }
 }
 
 impl<W: Write> Drop for TraceWriter<W> {
     fn drop(&mut self) {
-        if self.out.is_some() {
+        if self.out.is_some() && self.failure.is_none() && !self.ended {
             let _ = self.end();
         }
     }
@@ -236,5 +408,178 @@ fn variable_size(k: &EventKind) -> usize {
         EventKind::ViommuReq(r) => r.resv.len() * 21,
         EventKind::VfioSetIrqs(s) => s.eventfds.len() * 5,
         _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{cell::RefCell, rc::Rc};
+
+    use super::*;
+    use crate::tracefile::{synth::MapUnmapTrace, TraceReader};
+
+    const ENOSPC: i32 = 28;
+
+    /// A disk that holds `cap` bytes, then fails with ENOSPC (after a short
+    /// write, as a real one does). Its bytes stay readable after the writer
+    /// is dropped.
+    #[derive(Clone)]
+    struct Disk {
+        data: Rc<RefCell<Vec<u8>>>,
+        cap: usize,
+    }
+
+    impl Disk {
+        fn new(cap: usize) -> Self {
+            Disk {
+                data: Rc::default(),
+                cap,
+            }
+        }
+        fn bytes(&self) -> Vec<u8> {
+            self.data.borrow().clone()
+        }
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let mut d = self.data.borrow_mut();
+            let room = self.cap.saturating_sub(d.len());
+            if room == 0 {
+                return Err(io::Error::from_raw_os_error(ENOSPC));
+            }
+            let n = buf.len().min(room);
+            d.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn cut(d: &mut Disk, len: u64) -> io::Result<()> {
+        d.data.borrow_mut().truncate(len as usize);
+        Ok(())
+    }
+
+    fn small_chunks() -> WriterOptions {
+        WriterOptions {
+            max_chunk_events: 500,
+            ..WriterOptions::default()
+        }
+    }
+
+    /// Appends until the writer fails; returns how many were appended.
+    fn fill(w: &mut TraceWriter<Disk>, gen: &mut MapUnmapTrace) -> u64 {
+        for n in 1..=1_000_000u64 {
+            let ev = gen.next().expect("endless");
+            if w.append(&ev).is_err() {
+                return n;
+            }
+        }
+        panic!("the disk never filled");
+    }
+
+    /// (events read, whether the file read as complete, the error's offset).
+    fn read(bytes: &[u8]) -> (u64, bool, Option<u64>) {
+        let mut r = TraceReader::new(bytes).expect("the header is readable");
+        let mut n = 0;
+        let mut err = None;
+        for ev in r.by_ref() {
+            match ev {
+                Ok(_) => n += 1,
+                Err(e) => {
+                    err = e.offset();
+                    break;
+                }
+            }
+        }
+        (n, r.is_complete(), err)
+    }
+
+    #[test]
+    fn a_full_disk_leaves_the_file_ending_at_its_last_complete_chunk() {
+        let disk = Disk::new(64 * 1024);
+        let mut w = TraceWriter::new(disk.clone(), &TraceHeader::default(), small_chunks())
+            .expect("header fits")
+            .with_truncate(cut);
+        let mut gen = MapUnmapTrace::new(7);
+        let appended = fill(&mut w, &mut gen);
+        let f = w.failure().cloned().expect("a failure is recorded");
+        assert_eq!(f.kind, io::ErrorKind::StorageFull);
+        assert!(f.clean_cut);
+        assert!(f.kept > 0 && f.lost > 0, "{f:?}");
+        assert_eq!(f.kept + f.lost, appended);
+        assert_eq!(f.offset, disk.bytes().len() as u64, "cut back to the chunk");
+        assert_eq!(w.events_written(), f.kept);
+
+        // Stopped for good: later events are counted lost, nothing is written,
+        // and neither finishing nor dropping writes an end marker.
+        assert!(w.append(&gen.next().expect("endless")).is_err());
+        assert_eq!(w.failure().expect("failed").lost, f.lost + 1);
+        assert!(w.flush().is_err());
+        assert!(w.end().is_err());
+        drop(w);
+        let bytes = disk.bytes();
+        assert_eq!(bytes.len() as u64, f.offset);
+        let (n, complete, err) = read(&bytes);
+        assert_eq!(n, f.kept, "every kept event reads");
+        assert!(!complete, "a file cut by a full disk never looks complete");
+        assert_eq!(err, Some(f.offset), "the reader names where it was cut");
+        let msg = f.to_string();
+        assert!(
+            msg.contains(&format!("byte {}", f.offset))
+                && msg.contains(&format!("kept {} events", f.kept))
+                && msg.contains(&format!("lost {}", f.lost + 1))
+                && msg.matches("os error").count() == 1,
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn without_truncate_the_partial_chunk_stays_and_the_kept_events_still_read() {
+        let disk = Disk::new(64 * 1024);
+        let mut w = TraceWriter::new(disk.clone(), &TraceHeader::default(), small_chunks())
+            .expect("header");
+        let appended = fill(&mut w, &mut MapUnmapTrace::new(7));
+        let f = w.failure().cloned().expect("failed");
+        assert!(!f.clean_cut);
+        assert_eq!(f.kept + f.lost, appended);
+        drop(w);
+        let bytes = disk.bytes();
+        assert_eq!(bytes.len(), 64 * 1024, "the partial chunk is still there");
+        let (n, complete, err) = read(&bytes);
+        assert_eq!(n, f.kept);
+        assert!(!complete);
+        assert_eq!(err, Some(f.offset));
+    }
+
+    #[test]
+    fn no_room_for_the_end_marker_keeps_every_event_and_reads_as_incomplete() {
+        let events: Vec<Event> = MapUnmapTrace::new(3).take(2000).collect();
+        let write = |disk: Disk| {
+            let mut w = TraceWriter::new(disk, &TraceHeader::default(), small_chunks())
+                .expect("header")
+                .with_truncate(cut);
+            for e in &events {
+                w.append(e).expect("room for the events");
+            }
+            w
+        };
+        let whole = Disk::new(usize::MAX);
+        write(whole.clone()).finish().expect("finishes");
+        let full_len = whole.bytes().len();
+
+        let disk = Disk::new(full_len - FRAME_LEN / 2);
+        let mut w = write(disk.clone());
+        assert!(w.end().is_err());
+        let f = w.failure().cloned().expect("failed");
+        assert_eq!((f.kept, f.lost), (2000, 0));
+        assert!(f.clean_cut);
+        assert_eq!(f.offset, (full_len - FRAME_LEN) as u64);
+        drop(w);
+        let (n, complete, _) = read(&disk.bytes());
+        assert_eq!(n, 2000);
+        assert!(!complete, "no end marker after a failed write");
     }
 }

@@ -1,30 +1,33 @@
 //! `vfio-trace record -o FILE`: live probes to a trace file until the
-//! duration passes, the command exits, or SIGINT/SIGTERM. Chunks are flushed
-//! at least every second, so a killed recorder loses at most the last second.
+//! duration passes, the command exits, or SIGINT/SIGTERM, through the
+//! [`Recorder`] the UI's `r` uses too. Chunks are flushed at least every
+//! second, so a killed recorder loses about the last second. A failed write
+//! (full disk) stops the recording with an error that names the file, where
+//! it ends and the events kept and lost; the exit code is then 2.
 //! With `--listen`, agents' events are recorded too: each agent's node is
 //! added to the file's node table when it joins, before its first event.
 
 use std::{
-    collections::HashMap,
-    io::Write,
-    process::ExitCode,
-    time::{Duration, Instant},
+    collections::HashMap, fs::File, io::Write, path::Path, process::ExitCode, time::Instant,
 };
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 use tracer_core::{
     event::{EventKind, NodeId, ProbeState},
-    tracefile::{TraceError, TraceHeader, TraceWriter, WriterOptions},
+    tracefile::{RecordError, Recorder, TraceHeader, FLUSH_TICK},
 };
 
 use super::session::{runtime, Session, StopReason, StopWhen};
 use crate::{cli::RecordArgs, net::aggregator::Notice, node};
 
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
     runtime()?.block_on(record(args))
+}
+
+/// Creates the output file (the one place that does).
+fn create_output(path: &Path) -> Result<File> {
+    File::create(path).with_context(|| format!("creating {}", path.display()))
 }
 
 async fn record(args: RecordArgs) -> Result<ExitCode> {
@@ -41,8 +44,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         ..TraceHeader::default()
     };
     let path = &args.output;
-    let mut writer = TraceWriter::create(path, &header, WriterOptions::default())
-        .with_context(|| format!("creating {}", path.display()))?;
+    let mut recorder = Recorder::new(create_output(path)?, path, &header)?;
     let attached = session
         .probe_table
         .iter()
@@ -51,7 +53,8 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
     let mut notices = session.take_notices();
     let mut stop = StopWhen::new(args.duration, &args.command)?;
     // Tests and scripts wait for this line: from here on, events are
-    // captured and SIGINT/SIGTERM stop the recording cleanly.
+    // captured and SIGINT/SIGTERM stop the recording cleanly. The header is
+    // already in the file.
     eprintln!(
         "vfio-trace: recording to {} ({attached}/{} probes attached)",
         path.display(),
@@ -60,7 +63,8 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
 
     let stopping = stop.wait();
     tokio::pin!(stopping);
-    let mut flush = tokio::time::interval(FLUSH_EVERY);
+    // Pending events are written at least every FLUSH_EVERY (1 s).
+    let mut flush = tokio::time::interval(FLUSH_TICK);
     let mut status = Status::new(args.quiet);
     let mut reason = None;
     let mut write_error = None;
@@ -68,37 +72,34 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         tokio::select! {
             batch = session.events.recv() => {
                 let Some(batch) = batch else { break };
-                // Joins are announced before their nodes' first events.
-                if let Err(e) = drain_notices(&mut notices, &mut writer, &mut status) {
-                    write_error = Some(e);
-                    session.request_stop();
-                    break;
-                }
                 for ev in &batch {
                     if let EventKind::Drops(d) = &ev.kind {
                         status.drops_of(ev.node, d.total());
                     }
-                    if let Err(e) = writer.append(ev) {
-                        write_error = Some(e);
-                        break;
-                    }
                 }
                 status.events += batch.len() as u64;
-                if write_error.is_some() {
+                // Joins are announced before their nodes' first events.
+                let written = drain_notices(&mut notices, &mut recorder, &mut status)
+                    .and_then(|()| recorder.append(&batch));
+                if let Err(e) = written {
+                    write_error = Some(e);
                     session.request_stop();
                     break;
                 }
             }
             _ = flush.tick() => {
-                if let Err(e) = writer.flush() {
-                    write_error = Some(e);
-                    session.request_stop();
-                    break;
+                match recorder.flush_if_due() {
+                    Ok(true) => status.show(recorder.bytes_written()),
+                    Ok(false) => {}
+                    Err(e) => {
+                        write_error = Some(e);
+                        session.request_stop();
+                        break;
+                    }
                 }
-                status.show(writer.bytes_written());
             }
             Some(n) = next_notice(&mut notices) => {
-                if let Err(e) = on_notice(&n, &mut writer, &mut status) {
+                if let Err(e) = on_notice(&n, &mut recorder, &mut status) {
                     write_error = Some(e);
                     session.request_stop();
                     break;
@@ -110,46 +111,42 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
             }
         }
     }
-    // Drain what the source still sends after a stop request.
+    // Drain what the source still sends after a stop request. After a
+    // failed write the recorder counts these as lost.
     while let Some(batch) = session.events.recv().await {
+        status.events += batch.len() as u64;
         if write_error.is_none() {
-            if let Err(e) = drain_notices(&mut notices, &mut writer, &mut status) {
-                write_error = Some(e);
-                continue;
-            }
-            for ev in &batch {
-                if let Err(e) = writer.append(ev) {
-                    write_error = Some(e);
-                    break;
-                }
-            }
-            status.events += batch.len() as u64;
+            let written = drain_notices(&mut notices, &mut recorder, &mut status)
+                .and_then(|()| recorder.append(&batch));
+            write_error = written.err();
+        } else if recorder.failure().is_some() {
+            let _ = recorder.append(&batch);
         }
     }
     if write_error.is_none() {
-        if let Err(e) = drain_notices(&mut notices, &mut writer, &mut status) {
-            write_error = Some(e);
-        }
+        write_error = drain_notices(&mut notices, &mut recorder, &mut status).err();
     }
-    let bytes = writer.bytes_written();
-    let finished = writer.finish();
+    let finished = recorder.finish();
     session.finish().await?;
     status.done();
-    if let Some(e) = write_error {
-        return Err(e).with_context(|| format!("writing {}", path.display()));
-    }
-    finished.with_context(|| format!("finishing {}", path.display()))?;
+    // A stopped recording's own error has the final counts.
+    let done = match (finished, write_error) {
+        (Err(e), _) | (Ok(_), Some(e)) => return Err(e.into()),
+        (Ok(done), None) => done,
+    };
     let why = match reason {
         Some(StopReason::Duration) => "duration reached".to_string(),
         Some(StopReason::Signal(s)) => s.to_string(),
         Some(StopReason::CommandExited(st)) => format!("command exited ({st})"),
         None => "source ended".to_string(),
     };
+    // The size is the closed file's own.
     eprintln!(
-        "vfio-trace: recorded {} events ({} drops) to {} ({bytes} bytes): {why}",
-        status.events,
+        "vfio-trace: recorded {} events ({} drops) to {} ({} bytes): {why}",
+        done.events,
         status.drops,
-        path.display()
+        done.path.display(),
+        done.bytes
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -161,14 +158,14 @@ async fn next_notice(rx: &mut Option<mpsc::UnboundedReceiver<Notice>>) -> Option
     }
 }
 
-fn drain_notices<W: Write>(
+fn drain_notices(
     rx: &mut Option<mpsc::UnboundedReceiver<Notice>>,
-    writer: &mut TraceWriter<W>,
+    recorder: &mut Recorder,
     status: &mut Status,
-) -> Result<(), TraceError> {
+) -> Result<(), RecordError> {
     if let Some(rx) = rx {
         while let Ok(n) = rx.try_recv() {
-            on_notice(&n, writer, status)?;
+            on_notice(&n, recorder, status)?;
         }
     }
     Ok(())
@@ -176,11 +173,7 @@ fn drain_notices<W: Write>(
 
 /// A new agent's node goes into the file's node table (same id as the
 /// aggregator gave it); every notice is shown.
-fn on_notice<W: Write>(
-    n: &Notice,
-    writer: &mut TraceWriter<W>,
-    status: &mut Status,
-) -> Result<(), TraceError> {
+fn on_notice(n: &Notice, recorder: &mut Recorder, status: &mut Status) -> Result<(), RecordError> {
     if let Notice::Joined {
         id,
         info,
@@ -188,7 +181,7 @@ fn on_notice<W: Write>(
         ..
     } = n
     {
-        let got = writer.add_node(info.clone())?;
+        let got = recorder.add_node(info.clone())?;
         if got != *id {
             log::error!(
                 "node table out of step: {} is node {id} live but {got} in the file",

@@ -16,7 +16,7 @@ use tracer_core::event::{Event, NodeInfo};
 use super::{
     input::ReplayCmd,
     model::Model,
-    record::{RecordConfig, Recorder},
+    record::{self, RecordConfig, Recorder},
     replay_clock::ReplayClock,
     snapshot::{self, Recording, ReplayStatus, Snapshot},
     ui_state::UiState,
@@ -108,9 +108,10 @@ impl Ingest {
     fn toggle_recording(&mut self) {
         if let Some(rec) = self.recorder.take() {
             self.record_note = Some(match rec.finish() {
-                Ok((path, n)) => {
-                    log::info!("recorded {n} events to {}", path.display());
-                    (format!("saved {} ({n} events)", path.display()), false)
+                Ok(done) => {
+                    let (path, n) = (done.path.display(), done.events);
+                    log::info!("recorded {n} events to {path} ({} bytes)", done.bytes);
+                    (format!("saved {path} ({n} events)"), false)
                 }
                 Err(e) => {
                     log::error!("recording: {e:#}");
@@ -122,7 +123,7 @@ impl Ingest {
         let Some(cfg) = &self.record else {
             return;
         };
-        match Recorder::start(cfg, &self.nodes) {
+        match record::start(cfg, &self.nodes) {
             Ok(rec) => {
                 log::info!("recording to {}", rec.path().display());
                 self.recorder = Some(rec);
@@ -135,13 +136,17 @@ impl Ingest {
         }
     }
 
-    /// A write error ends the recording (the file keeps what was flushed).
-    fn record_failed(&mut self, e: anyhow::Error) {
-        log::error!("recording: {e:#}");
-        self.record_note = Some((format!("REC failed: {e:#}"), true));
-        if let Some(rec) = self.recorder.take() {
-            let _ = rec.finish();
-        }
+    /// A write error ends the recording (the file keeps every complete
+    /// chunk; after a failed write it has no end marker, and the note says
+    /// where it ends and how many events it kept and lost).
+    fn record_failed(&mut self, e: tracer_core::tracefile::RecordError) {
+        // Finishing a stopped recording returns the final counts.
+        let e = match self.recorder.take().map(Recorder::finish) {
+            Some(Err(last)) => last,
+            _ => e,
+        };
+        log::error!("recording: {e}");
+        self.record_note = Some((format!("REC failed: {e}"), true));
     }
 
     fn record_batch(&mut self, batch: &[Event]) {

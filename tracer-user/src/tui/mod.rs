@@ -120,8 +120,13 @@ pub async fn run_live(
 
 /// Finishes the recording `run_live` handed back; says where it is.
 pub fn finish_recording(rec: record::Recorder) -> Result<()> {
-    let (path, n) = rec.finish()?;
-    eprintln!("vfio-trace: recorded {n} events to {}", path.display());
+    let done = rec.finish()?;
+    eprintln!(
+        "vfio-trace: recorded {} events to {} ({} bytes)",
+        done.events,
+        done.path.display(),
+        done.bytes
+    );
     Ok(())
 }
 

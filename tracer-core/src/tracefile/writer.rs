@@ -233,7 +233,6 @@ impl<W: Write> TraceWriter<W> {
             return Err(e);
         }
         self.write_chunk()?;
-        let offset = self.offset;
         let r = self.out_mut().flush();
         r.map_err(|source| self.fail(source, 0))
     }
@@ -516,7 +515,8 @@ mod tests {
         // Stopped for good: later events are counted lost, nothing is written,
         // and neither finishing nor dropping writes an end marker.
         assert!(w.append(&gen.next().expect("endless")).is_err());
-        assert_eq!(w.failure().expect("failed").lost, f.lost + 1);
+        let later = w.failure().cloned().expect("failed");
+        assert_eq!(later.lost, f.lost + 1);
         assert!(w.flush().is_err());
         assert!(w.end().is_err());
         drop(w);
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(n, f.kept, "every kept event reads");
         assert!(!complete, "a file cut by a full disk never looks complete");
         assert_eq!(err, Some(f.offset), "the reader names where it was cut");
-        let msg = f.to_string();
+        let msg = later.to_string();
         assert!(
             msg.contains(&format!("byte {}", f.offset))
                 && msg.contains(&format!("kept {} events", f.kept))

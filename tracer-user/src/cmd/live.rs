@@ -58,7 +58,12 @@ fn run_tui(args: LiveArgs) -> Result<ExitCode> {
                 recorded = r.append(&batch);
             }
         }
-        let recorded = recorded.and_then(|()| rec.map_or(Ok(()), crate::tui::finish_recording));
+        // A recording stopped by a failed write says so when finished,
+        // with its final counts.
+        let recorded = match rec.map(crate::tui::finish_recording) {
+            Some(Err(e)) => Err(e),
+            _ => recorded.map_err(anyhow::Error::from),
+        };
         session.finish().await?;
         ui?;
         recorded?;

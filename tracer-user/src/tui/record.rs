@@ -1,7 +1,7 @@
 //! `r` in the live view: records every event the ingest side receives to
 //! `vfio-trace-<unix time>.vtrace` in `$VFIO_TRACE_RECORD_DIR` (default: the
 //! current directory) through the same [`Recorder`] as `vfio-trace record`
-//! (flushed at least every [`FLUSH_EVERY`], cut back to its last complete
+//! (flushed at least every second, cut back to its last complete
 //! chunk if the disk fills). The recorder lives on the ingest side, never
 //! in the draw path; `r` again (or quitting) finishes the file.
 
@@ -11,7 +11,7 @@ use std::{
 };
 
 use anyhow::{Context, Result};
-pub use tracer_core::tracefile::{Recorder, FLUSH_EVERY};
+pub use tracer_core::tracefile::Recorder;
 use tracer_core::{
     event::{NodeInfo, ProbeStatus},
     tracefile::TraceHeader,

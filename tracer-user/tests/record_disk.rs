@@ -70,7 +70,13 @@ impl Tmpfs {
         let mnt = dir.join("mnt");
         std::fs::create_dir_all(&mnt).map_err(|e| e.to_string())?;
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "vfio-trace-test"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "vfio-trace-test",
+            ])
             .arg(&mnt)
             .output()
             .map_err(|e| format!("mount: {e}"))?;
@@ -135,13 +141,19 @@ fn a_full_disk_stops_the_recording_and_keeps_every_complete_chunk() {
     let offset = number_after(err, "at byte ");
     let kept = number_after(err, "kept ");
     let lost = number_after(err, "lost ");
-    assert!(kept > 0, "complete chunks before the full disk are kept: {err}");
+    assert!(
+        kept > 0,
+        "complete chunks before the full disk are kept: {err}"
+    );
     assert!(lost > 0, "{err}");
 
     let size = std::fs::metadata(&file).expect("stat").len();
     assert_eq!(size, offset, "cut back to the last complete chunk: {err}");
     let r = read(&file);
     assert_eq!(r.ts.len() as u64, kept, "every kept event reads: {err}");
-    assert!(!r.complete, "a file cut by a full disk never looks complete");
+    assert!(
+        !r.complete,
+        "a file cut by a full disk never looks complete"
+    );
     assert_eq!(r.error_at, Some(offset), "readers say where it was cut");
 }

@@ -109,17 +109,25 @@ fn a_recorder_killed_with_sigkill_leaves_a_readable_file() {
 
 #[test]
 fn killed_in_its_first_seconds_the_header_and_first_events_are_on_disk() {
-    let dir = temp_dir("kill9-early");
-    let file = dir.join("early.vtrace");
-    let (mut rec, _rec_err, listen) = recorder(&dir, &file, &[]);
-    // The header is written before the recorder says it is recording.
-    let r = read(&file);
-    assert!(r.ts.is_empty() && !r.complete, "a header and nothing else yet");
-    let (_agent, _agent_err) = agent(&listen, 20000);
-    let connected = Instant::now();
-    // Events flow from here; kill 1.5 s into them.
-    std::thread::sleep(MAX_LOSS.saturating_sub(connected.elapsed()));
-    let killed_at = rec.kill9();
-    loss_window(&file, killed_at, "1.5 s after the first events");
-    let _ = std::fs::remove_dir_all(&dir);
+    // Three phases against the flush schedule: 1.2 s after the first events
+    // (the first chunk must be written by then), 1.5 s and 1.8 s.
+    for (i, after_ms) in [1200u64, 1500, 1800].into_iter().enumerate() {
+        let dir = temp_dir(&format!("kill9-early{i}"));
+        let file = dir.join("early.vtrace");
+        let (mut rec, _rec_err, listen) = recorder(&dir, &file, &[]);
+        // The header is written before the recorder says it is recording.
+        let r = read(&file);
+        assert!(
+            r.ts.is_empty() && !r.complete,
+            "a header and nothing else yet"
+        );
+        let (_agent, _agent_err) = agent(&listen, 20000);
+        // Events flow from here (the agent made some before it connected).
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let killed_at = rec.kill9();
+        let what = format!("{:.1} s after the first events", after_ms as f64 / 1000.0);
+        loss_window(&file, killed_at, &what);
+        assert!(!read(&file).ts.is_empty(), "{what}: no event on disk");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -9,9 +9,9 @@
 
 mod record_support;
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::time::Duration;
 
-use record_support::{agent, number_after, read, recorder, temp_dir};
+use record_support::{agent, number_after, read, recorder, temp_dir, Tmpfs};
 
 #[test]
 fn the_byte_count_printed_is_the_files_size() {
@@ -42,69 +42,10 @@ fn the_byte_count_printed_is_the_files_size() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Why the tmpfs test cannot run here, if it cannot.
-fn cannot_run() -> Option<String> {
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root (mounting a tmpfs)".into());
-    }
-    None
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("the full-disk test must run under CI but cannot: {why}");
-    }
-    eprintln!("SKIPPED record_disk full disk: {why}");
-}
-
-/// A tmpfs of `size` mounted at `dir/mnt`; unmounted (and `dir` removed)
-/// on drop.
-struct Tmpfs {
-    dir: PathBuf,
-    mnt: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: PathBuf, size: &str) -> Result<Self, String> {
-        let mnt = dir.join("mnt");
-        std::fs::create_dir_all(&mnt).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "vfio-trace-test",
-            ])
-            .arg(&mnt)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "mount -t tmpfs failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(Tmpfs { dir, mnt })
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn a_full_disk_stops_the_recording_and_keeps_every_complete_chunk() {
-    if let Some(why) = cannot_run() {
-        return skip_or_fail(&why);
-    }
-    let fs = match Tmpfs::mount(temp_dir("full-disk"), "1m") {
-        Ok(fs) => fs,
-        Err(why) => return skip_or_fail(&why),
+    let Some(fs) = Tmpfs::mount_or_skip("full-disk", "1m") else {
+        return;
     };
     let file = fs.mnt.join("full.vtrace");
     // The socket outside the tmpfs, the file in it.

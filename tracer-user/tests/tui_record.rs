@@ -1,8 +1,10 @@
 //! `r` in the live view: the ingest side records every event it receives
 //! between two presses, and hands an unfinished recording back when the UI
 //! quits. Drives `Ingest::run` with a live channel and `UiState` changes,
-//! then reads the files back with `TraceReader`.
+//! then reads the files back with `TraceReader`. As root, a full disk (a
+//! small tmpfs) while recording.
 
+mod record_support;
 #[allow(dead_code, reason = "the tests use part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;
@@ -208,6 +210,81 @@ async fn r_does_nothing_in_replay_mode_and_a_bad_dir_shows_an_error() {
     })
     .await;
     assert!(snap_rx.borrow().header.recording.is_none());
+    drop(ui_tx);
+    assert!(ingest.await.expect("ingest"));
+}
+
+/// A full disk while `r` records (the same recorder as `vfio-trace
+/// record`): the header's note says the recording failed, naming the file,
+/// where it ends and the events kept and lost; the file keeps every
+/// complete chunk and does not look complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_on_a_full_disk_stops_and_says_what_the_file_kept() {
+    use tracer_core::tracefile::synth::MapUnmapTrace;
+    let Some(fs) = record_support::Tmpfs::mount_or_skip("tui-full-disk", "512k") else {
+        return;
+    };
+    let (ui_tx, ui_rx) = watch::channel(UiState::new(false));
+    let (snap_tx, mut snap_rx) = watch::channel(Arc::new(Snapshot::default()));
+    let (ev_tx, mut ev_rx) = mpsc::channel::<Vec<Event>>(4);
+    let cfg = RecordConfig {
+        dir: fs.mnt.clone(),
+        probes: vec![],
+    };
+    let ingest = tokio::spawn(async move {
+        let mut ingest = Ingest::new(tui_fixture::nodes(), 1000);
+        ingest.record = Some(cfg);
+        ingest
+            .run(
+                ui_rx,
+                snap_tx,
+                Some(&mut ev_rx),
+                None,
+                std::future::pending(),
+            )
+            .await;
+        ingest.take_recorder().is_none()
+    });
+    press_r(&ui_tx);
+    until(&mut snap_rx, |s| s.header.recording.is_some()).await;
+    // A chunk holds 64 Ki events (~450 KB of these): the second one fails.
+    let feeder = tokio::spawn(async move {
+        let mut gen = MapUnmapTrace::new(5);
+        loop {
+            let batch: Vec<Event> = gen.by_ref().take(8192).collect();
+            if ev_tx.send(batch).await.is_err() {
+                break;
+            }
+        }
+    });
+    let failed = |s: &Snapshot| s.header.record_note.as_ref().is_some_and(|(_, f)| *f);
+    tokio::time::timeout(Duration::from_secs(120), async {
+        while !failed(&snap_rx.borrow_and_update()) {
+            snap_rx.changed().await.expect("ingest side alive");
+        }
+    })
+    .await
+    .expect("the recording never failed on a full disk");
+    feeder.abort();
+    let (note, _) = snap_rx.borrow().header.record_note.clone().expect("note");
+    assert!(snap_rx.borrow().header.recording.is_none(), "{note}");
+    let file = files(&fs.mnt).pop().expect("the recording");
+    assert!(
+        note.contains(&file.display().to_string()) && note.contains("No space left on device"),
+        "{note}"
+    );
+    let offset = record_support::number_after(&note, "at byte ");
+    let kept = record_support::number_after(&note, "kept ");
+    let lost = record_support::number_after(&note, "lost ");
+    assert!(kept > 0 && lost > 0, "{note}");
+    assert_eq!(
+        std::fs::metadata(&file).expect("stat").len(),
+        offset,
+        "{note}"
+    );
+    let r = record_support::read(&file);
+    assert_eq!(r.ts.len() as u64, kept, "{note}");
+    assert!(!r.complete, "{note}");
     drop(ui_tx);
     assert!(ingest.await.expect("ingest"));
 }

@@ -172,3 +172,57 @@ pub fn number_after(text: &str, after: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no number after {after:?} in {text}"))
 }
+
+/// A tmpfs of a given size mounted at `dir/mnt` (a small disk to fill);
+/// unmounted, and `dir` removed, on drop. Needs root: where it cannot be
+/// mounted the test says why and skips, except under CI (`CI` set), where
+/// a skip is a failure.
+pub struct Tmpfs {
+    pub dir: PathBuf,
+    pub mnt: PathBuf,
+}
+
+impl Tmpfs {
+    /// `None`: skipped (said on stderr).
+    pub fn mount_or_skip(name: &str, size: &str) -> Option<Self> {
+        let skip = |why: String| {
+            if std::env::var_os("CI").is_some() {
+                panic!("the full-disk test {name} must run under CI but cannot: {why}");
+            }
+            eprintln!("SKIPPED full-disk test {name}: {why}");
+            None
+        };
+        // SAFETY: no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return skip("not root (mounting a tmpfs)".into());
+        }
+        let dir = temp_dir(name);
+        let mnt = dir.join("mnt");
+        std::fs::create_dir_all(&mnt).expect("mount point");
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "vfio-trace-test",
+            ])
+            .arg(&mnt)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(Tmpfs { dir, mnt }),
+            Ok(o) => skip(format!(
+                "mount -t tmpfs failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )),
+            Err(e) => skip(format!("mount: {e}")),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.mnt).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -182,11 +182,6 @@ impl<W: Write> TraceWriter<W> {
         self.kept
     }
 
-    /// Events appended but not written yet (the chunk being built).
-    pub fn events_pending(&self) -> u64 {
-        u64::from(self.enc.count)
-    }
-
     /// The error every call returns once the writer has failed.
     fn stopped(&self) -> Option<TraceError> {
         self.failure.as_ref().map(|f| TraceError::Io {

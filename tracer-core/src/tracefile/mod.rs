@@ -23,7 +23,7 @@ mod writer;
 pub use error::{TraceError, TraceWarning};
 pub use frame::{MAX_CHUNK_PAYLOAD, MAX_CHUNK_RAW};
 pub use header::{node_name, TraceHeader, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN, MIN_READ_VERSION};
-pub use inputs::{read_inputs, InputReport, ReadReport};
+pub use inputs::{read_inputs, InputReport, OpenError, ReadReport};
 pub use merge::{aligned_ns, Timeline};
 pub use reader::{read_all, ReadMode, TraceReader};
 pub use writer::{TraceWriter, WriterOptions, MAX_EVENT_BYTES};

@@ -27,15 +27,20 @@
 //! replaying. Evidence events are rendered in the JSON Lines event contract
 //! (`export::jsonl`).
 //!
-//! Verdict: any finding (after `--rule` / `--allow`) → `findings` (exit 1);
-//! otherwise ring drops, a required probe that never attached, or no events
+//! Verdict ([`Verdict::decide`], the one place it is decided): any finding
+//! (after `--rule` / `--allow`) → `findings` (exit 1); otherwise anything
+//! not seen — an input file damaged or cut short ([`Coverage`]), a live
+//! stream lost, ring drops, a required probe that never attached, no events
 //! at all → `incomplete` (exit 2); otherwise `clean` (exit 0). A report with
-//! findings still says whether it was complete (`summary.complete`).
+//! findings still says whether it was complete (`summary.complete`), and
+//! marks the findings the missing data may have caused.
 
+mod coverage;
 mod pairings;
 mod render;
 mod report;
 
+pub use coverage::{Coverage, GAP_MARGIN_NS};
 pub use pairings::ReportPairing;
 pub use report::{
     DropsSummary, MissingProbe, ProbeSummary, Report, ReportFinding, Summary, Verdict,
@@ -84,8 +89,19 @@ impl CheckOptions {
     }
 }
 
-/// Replays `events` and builds the report.
+/// Replays `events`, all there is (nothing missing), and builds the report.
 pub fn run(events: &[Event], nodes: &[NodeInfo], opts: &CheckOptions) -> Report {
+    run_covered(events, nodes, opts, &Coverage::default())
+}
+
+/// Replays `events`, which cover what `coverage` says (damaged files, lost
+/// streams make the verdict incomplete), and builds the report.
+pub fn run_covered(
+    events: &[Event],
+    nodes: &[NodeInfo],
+    opts: &CheckOptions,
+    coverage: &Coverage,
+) -> Report {
     let mut cfg = EngineConfig {
         forced_pairs: opts.forced_pairs.clone(),
         ..Default::default()
@@ -113,5 +129,5 @@ pub fn run(events: &[Event], nodes: &[NodeInfo], opts: &CheckOptions) -> Report 
         .into_iter()
         .filter(|r| opts.selected(*r))
         .collect();
-    Report::build(&engine, &sorted, nodes, findings, rules_run)
+    Report::build(&engine, &sorted, nodes, findings, rules_run, coverage)
 }

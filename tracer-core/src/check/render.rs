@@ -54,6 +54,9 @@ impl Report {
                 None => {}
             }
             let _ = writeln!(s, "\n  {}", f.message);
+            if f.possibly_caused_by_missing_data {
+                let _ = writeln!(s, "  (may have been caused by the missing data below)");
+            }
             for e in &f.evidence_text {
                 let _ = writeln!(s, "    {e}");
             }
@@ -87,6 +90,9 @@ impl Report {
         }
         for p in &m.pairings {
             let _ = writeln!(s, "  paired: {p}");
+        }
+        for i in &m.inputs {
+            let _ = writeln!(s, "  read {}", i.summary_line());
         }
         for r in &m.incomplete_reasons {
             let _ = writeln!(s, "  incomplete: {r}");
@@ -138,6 +144,9 @@ impl Report {
             for f in mine {
                 let mut body = String::new();
                 let _ = writeln!(body, "{}", f.message);
+                if f.possibly_caused_by_missing_data {
+                    let _ = writeln!(body, "(may have been caused by data missing from the trace)");
+                }
                 for e in &f.evidence_text {
                     let _ = writeln!(body, "  {e}");
                 }

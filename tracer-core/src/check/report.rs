@@ -3,11 +3,12 @@
 
 use serde::Serialize;
 
+use super::coverage::Coverage;
 use crate::engine::{Engine, Finding, RuleId, Severity};
 use crate::event::{Event, NodeInfo, ProbeState};
 use crate::export::jsonl::to_jsonl_line;
 use crate::export::text::format_event;
-use crate::tracefile::node_name;
+use crate::tracefile::{aligned_ns, node_name, InputReport};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -15,6 +16,22 @@ pub enum Verdict {
     Clean,
     Findings,
     Incomplete,
+}
+
+impl Verdict {
+    /// The one place the verdict is decided; every output (text, JSON,
+    /// JUnit, the exit code) renders this. Findings win (they are real
+    /// whatever else is missing); otherwise anything not seen makes it
+    /// incomplete; clean only when every event was read and nothing fired.
+    pub fn decide(findings: usize, incomplete_reasons: &[String]) -> Verdict {
+        if findings > 0 {
+            Verdict::Findings
+        } else if !incomplete_reasons.is_empty() {
+            Verdict::Incomplete
+        } else {
+            Verdict::Clean
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -31,6 +48,10 @@ pub struct ReportFinding {
     pub address: Option<(u64, u64)>,
     /// Evidence events as JSON Lines objects (the event contract).
     pub evidence: Vec<serde_json::Value>,
+    /// Raised at or after a gap in the data (a damaged or cut-short file, a
+    /// lost stream, ring drops), less a 2 s margin: the missing events
+    /// (an UNMAP, a MAP_DMA) may be what caused it.
+    pub possibly_caused_by_missing_data: bool,
     /// The same events as text lines.
     #[serde(skip)]
     pub evidence_text: Vec<String>,
@@ -77,8 +98,12 @@ pub struct Summary {
     pub suppressed: u64,
     /// Guest domains paired with the host containers serving them.
     pub pairings: Vec<super::ReportPairing>,
-    /// False when drops, a missing required probe or no events make the
-    /// check incomplete; `incomplete_reasons` says why.
+    /// What was read from each input file: bytes, events, end marker,
+    /// damage (empty for a live check).
+    pub inputs: Vec<InputReport>,
+    /// False when anything was not seen: a damaged or cut-short input, a
+    /// lost stream, drops, a missing required probe, no events;
+    /// `incomplete_reasons` says why.
     pub complete: bool,
     pub incomplete_reasons: Vec<String>,
     pub verdict: Verdict,
@@ -97,7 +122,9 @@ impl Report {
         nodes: &[NodeInfo],
         findings: Vec<Finding>,
         rules: Vec<RuleId>,
+        coverage: &Coverage,
     ) -> Report {
+        let suspect_from = coverage.suspect_from(events, nodes);
         let findings: Vec<ReportFinding> = findings
             .into_iter()
             .map(|f| {
@@ -118,6 +145,10 @@ impl Report {
                     node: f.node.map(|n| node_name(nodes, n).into_owned()),
                     device: f.device.map(|d| d.to_string()),
                     address: f.address,
+                    possibly_caused_by_missing_data: suspect_from.is_some_and(|from| {
+                        let at = usize::try_from(f.at).ok().and_then(|i| events.get(i));
+                        at.is_none_or(|e| aligned_ns(e, nodes) >= from)
+                    }),
                     evidence: evs
                         .iter()
                         .map(|e| {
@@ -153,7 +184,7 @@ impl Report {
             drops.undecodable += d.undecodable;
             drops.total += d.total();
         }
-        let mut reasons = Vec::new();
+        let mut reasons = coverage.reasons();
         if engine.events_seen() == 0 {
             reasons.push("no events".to_string());
         }
@@ -166,13 +197,7 @@ impl Report {
                 m.probe, m.node, m.status
             ));
         }
-        let verdict = if !findings.is_empty() {
-            Verdict::Findings
-        } else if !reasons.is_empty() {
-            Verdict::Incomplete
-        } else {
-            Verdict::Clean
-        };
+        let verdict = Verdict::decide(findings.len(), &reasons);
         let summary = Summary {
             events: engine.events_seen(),
             nodes: nodes.len(),
@@ -182,21 +207,12 @@ impl Report {
             rules: rules.iter().map(|r| r.id().to_string()).collect(),
             suppressed: engine.suppressed(),
             pairings: super::pairings::report_pairings(&engine.pairings(), nodes),
+            inputs: coverage.inputs.clone(),
             complete: reasons.is_empty(),
             incomplete_reasons: reasons,
             verdict,
         };
         Report { findings, summary }
-    }
-
-    /// Something outside the events kept them from being complete (an
-    /// agent lost mid-stream, events an agent dropped): never "clean".
-    pub fn incomplete(&mut self, reason: String) {
-        self.summary.incomplete_reasons.push(reason);
-        self.summary.complete = false;
-        if self.summary.verdict == Verdict::Clean {
-            self.summary.verdict = Verdict::Incomplete;
-        }
     }
 
     /// 0 clean, 1 findings, 2 could not check / incomplete.

@@ -6,12 +6,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use tracer_core::{
-    check::{self, CheckOptions, Report},
+    check::{self, CheckOptions, Coverage, Report},
     event::{Event, NodeInfo},
 };
 
 use super::{
-    files::{read_all_events, report_damage},
+    files::read_all_events,
     session::{runtime, Session, StopWhen},
 };
 use crate::{
@@ -26,27 +26,20 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         forced_pairs: CheckOptions::parse_pairs(&args.pairs)?,
         ..Default::default()
     };
-    let mut lost = Vec::new();
-    let (events, nodes) = if args.files.is_empty() {
-        let (events, nodes, agents_lost) = runtime()?.block_on(collect_live(&args))?;
-        lost = agents_lost;
-        (events, nodes)
+    // What was read is checked and reported; whatever was not (damage, a
+    // file cut short, a lost agent) makes the verdict incomplete.
+    let (events, nodes, coverage) = if args.files.is_empty() {
+        let (events, nodes, lost_streams) = runtime()?.block_on(collect_live(&args))?;
+        let coverage = Coverage {
+            lost_streams,
+            ..Default::default()
+        };
+        (events, nodes, coverage)
     } else {
-        let (events, nodes, end) = read_all_events(&args.files, args.salvage)?;
-        if report_damage(&end, args.salvage) {
-            // What was read is still checked and reported, but the verdict
-            // cannot be "clean": the rest of the file was not seen.
-            let report = check::run(&events, &nodes, &opts);
-            print_report(&report, args.format);
-            eprintln!("vfio-trace check: could not read every event: verdict incomplete");
-            return Ok(ExitCode::from(super::EXIT_CANNOT));
-        }
-        (events, nodes)
+        let (events, nodes, read) = read_all_events(&args.files, args.salvage)?;
+        (events, nodes, Coverage::from_read(&read))
     };
-    let mut report = check::run(&events, &nodes, &opts);
-    for why in lost {
-        report.incomplete(why);
-    }
+    let report = check::run_covered(&events, &nodes, &opts, &coverage);
     print_report(&report, args.format);
     Ok(ExitCode::from(
         u8::try_from(report.exit_code()).unwrap_or(super::EXIT_CANNOT),

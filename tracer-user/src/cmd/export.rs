@@ -17,7 +17,7 @@ use tracer_core::{
     tracefile::aligned_ns,
 };
 
-use super::files::{for_each_event, read_all_events, report_damage};
+use super::files::{for_each_event, read_all_events, read_exit};
 use crate::cli::{ExportArgs, ExportFormat};
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
@@ -26,18 +26,18 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         None => Box::new(std::io::stdout().lock()),
     };
     let out = BufWriter::new(out);
-    let end = match args.format {
+    let read = match args.format {
         ExportFormat::Jsonl => {
             let mut w = JsonlWriter::new(out);
-            let end = for_each_event(&args.files, args.salvage, |ev, nodes| {
+            let read = for_each_event(&args.files, args.salvage, |ev, nodes| {
                 Ok(w.write_event(ev, nodes)?)
             })?;
             w.finish()?.flush()?;
-            end
+            read
         }
         ExportFormat::Perfetto => {
             // Findings need the whole stream, so the events are kept.
-            let (events, nodes, end) = read_all_events(&args.files, args.salvage)?;
+            let (events, nodes, read) = read_all_events(&args.files, args.salvage)?;
             let mut w = PerfettoWriter::new(out)?;
             for ev in &events {
                 w.write_event(ev, &nodes)?;
@@ -46,14 +46,11 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
                 w.add_finding(&f, &nodes)?;
             }
             w.finish()?.flush()?;
-            end
+            read
         }
     };
-    Ok(if report_damage(&end, args.salvage) {
-        ExitCode::from(super::EXIT_CANNOT)
-    } else {
-        ExitCode::SUCCESS
-    })
+    // Everything read is in the output; an incomplete input still fails.
+    Ok(read_exit(&read))
 }
 
 /// The engine's findings as timeline instants, at their newest evidence.

@@ -1,71 +1,44 @@
 //! Reading recorded trace files for the commands that take `FILE...`:
-//! several files become one timeline; damage is reported with its byte
-//! offset, and everything before it is still delivered.
+//! several files become one timeline. Damage in one file costs only that
+//! file's events from the damage on (or, with `--salvage`, the damaged
+//! stretch); the other files are read to their end. What was read from
+//! each file is reported by name and offset, and decides whether the
+//! result is complete.
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Error, Result};
 use tracer_core::{
     event::{Event, NodeInfo},
-    tracefile::{node_name, ReadMode, Timeline, TraceError},
+    tracefile::{node_name, read_inputs, ReadMode, ReadReport},
 };
 
-/// How reading ended.
-pub enum ReadEnd {
-    /// Every file read to its end (salvage warnings, if any, were printed).
-    Complete,
-    /// Reading stopped at damage; everything before it was delivered.
-    Damaged(TraceError),
-}
-
-/// Feeds every event of `files`, merged by aligned time, to `f`.
+/// Feeds every event of `files`, merged by aligned time, to `f`; returns
+/// what was read from each file (already said on stderr when incomplete).
 pub fn for_each_event(
     files: &[PathBuf],
     salvage: bool,
-    mut f: impl FnMut(&Event, &[NodeInfo]) -> Result<()>,
-) -> Result<ReadEnd> {
+    f: impl FnMut(&Event, &[NodeInfo]) -> Result<()>,
+) -> Result<ReadReport> {
     let mode = if salvage {
         ReadMode::Salvage
     } else {
         ReadMode::Strict
     };
-    let mut timeline = Timeline::open(files, mode).with_context(|| {
-        format!(
-            "opening {}",
-            files
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
-    })?;
-    let mut end = ReadEnd::Complete;
-    while let Some(item) = timeline.next() {
-        match item {
-            Ok(ev) => f(&ev, timeline.nodes())?,
-            Err(e) => {
-                end = ReadEnd::Damaged(e);
-                break;
-            }
-        }
-    }
-    for src in timeline.sources() {
-        for w in src.warnings() {
-            eprintln!("vfio-trace: warning: {w}");
-        }
-    }
-    Ok(end)
+    let read = read_inputs::<_, Error>(files, mode, f)?;
+    say_incomplete(&read, salvage);
+    Ok(read)
 }
 
 /// Every event of `files` in memory (for commands that need the whole
-/// stream), with the final node table and how reading ended.
+/// stream), with the final node table and what was read from each file.
 pub fn read_all_events(
     files: &[PathBuf],
     salvage: bool,
-) -> Result<(Vec<Event>, Vec<NodeInfo>, ReadEnd)> {
+) -> Result<(Vec<Event>, Vec<NodeInfo>, ReadReport)> {
     let mut events = Vec::new();
     let mut nodes = Vec::new();
-    let end = for_each_event(files, salvage, |ev, n| {
+    let read = for_each_event(files, salvage, |ev, n| {
         events.push(ev.clone());
         if n.len() != nodes.len() {
             nodes = n.to_vec();
@@ -73,7 +46,7 @@ pub fn read_all_events(
         Ok(())
     })?;
     align(&mut events, &mut nodes);
-    Ok((events, nodes, end))
+    Ok((events, nodes, read))
 }
 
 /// Separately recorded nodes whose wall clocks disagree (a VM's RTC) are
@@ -93,25 +66,41 @@ pub fn align(events: &mut [Event], nodes: &mut [NodeInfo]) {
     }
 }
 
-/// Reports damage; returns whether it is fatal for the exit code. A file
-/// that merely ends mid-chunk (a killed recorder) is a warning: everything
-/// up to its last complete chunk was read.
-pub fn report_damage(end: &ReadEnd, salvage: bool) -> bool {
-    match end {
-        ReadEnd::Complete => false,
-        ReadEnd::Damaged(e @ TraceError::Truncated { .. }) => {
+/// Says on stderr, per incomplete file, what was read and what was not.
+fn say_incomplete(read: &ReadReport, salvage: bool) {
+    for input in read.inputs.iter().filter(|i| !i.complete) {
+        for d in &input.damage {
+            eprintln!("vfio-trace: error: {}: {d}", input.file);
+        }
+        if input.cut_short {
             eprintln!(
-                "vfio-trace: warning: {e}; the recording stopped there (recorder killed?), \
-                 everything before it was read"
+                "vfio-trace: warning: {}: no end marker after byte {}: the recording stops \
+                 there (recorder killed, disk full, or still writing); everything before it \
+                 was read",
+                input.file, input.bytes_read
             );
-            false
         }
-        ReadEnd::Damaged(e) => {
-            eprintln!("vfio-trace: error: {e}; everything before it was read");
-            if !salvage {
-                eprintln!("vfio-trace: use --salvage to skip the damage and read on");
-            }
-            true
-        }
+        eprintln!("vfio-trace: incomplete input {}", input.summary_line());
+    }
+    // Reading stopped at damage before the end of a file (not just a file
+    // cut short): salvage can read on past it.
+    let stopped = read
+        .inputs
+        .iter()
+        .any(|i| !i.damage.is_empty() && i.bytes_read < i.size);
+    if stopped && !salvage {
+        eprintln!("vfio-trace: use --salvage to skip the damage and read on");
+    }
+}
+
+/// Exit code of a command that only reads (export, replay): 2 when a file
+/// is damaged, else 0 (a file cut short, a killed recording, is said on
+/// stderr; its events up to the cut are all there). The output holds
+/// everything that was read either way.
+pub fn read_exit(read: &ReadReport) -> std::process::ExitCode {
+    if !read.damaged() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(super::EXIT_CANNOT)
     }
 }

@@ -10,7 +10,7 @@ use std::{
 use anyhow::Result;
 use tracer_core::export::text::TextWriter;
 
-use super::files::{for_each_event, report_damage};
+use super::files::{for_each_event, read_exit};
 use crate::cli::ReplayArgs;
 
 pub fn run(args: ReplayArgs) -> Result<ExitCode> {
@@ -18,15 +18,11 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         return run_tui(args);
     }
     let mut w = TextWriter::new(BufWriter::new(std::io::stdout().lock()));
-    let end = for_each_event(&args.files, args.salvage, |ev, nodes| {
+    let read = for_each_event(&args.files, args.salvage, |ev, nodes| {
         Ok(w.write_event(ev, nodes)?)
     })?;
     w.finish()?.flush()?;
-    Ok(if report_damage(&end, args.salvage) {
-        ExitCode::from(super::EXIT_CANNOT)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(read_exit(&read))
 }
 
 /// Reads every file (one timeline), then opens the UI on it. Damage is
@@ -34,7 +30,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
 fn run_tui(args: ReplayArgs) -> Result<ExitCode> {
     let mut events = Vec::new();
     let mut nodes = Vec::new();
-    let end = for_each_event(&args.files, args.salvage, |ev, n| {
+    let read = for_each_event(&args.files, args.salvage, |ev, n| {
         events.push(ev.clone());
         if n.len() > nodes.len() {
             nodes = n.to_vec();
@@ -42,15 +38,6 @@ fn run_tui(args: ReplayArgs) -> Result<ExitCode> {
         Ok(())
     })?;
     super::files::align(&mut events, &mut nodes);
-    let fatal = report_damage(&end, args.salvage);
-    let note = match &end {
-        super::files::ReadEnd::Complete => None,
-        super::files::ReadEnd::Damaged(e) => Some(format!("read stopped early: {e}")),
-    };
-    crate::tui::run_replay(events, nodes, note)?;
-    Ok(if fatal {
-        ExitCode::from(super::EXIT_CANNOT)
-    } else {
-        ExitCode::SUCCESS
-    })
+    crate::tui::run_replay(events, nodes, read.clone())?;
+    Ok(read_exit(&read))
 }

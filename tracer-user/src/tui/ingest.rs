@@ -18,7 +18,7 @@ use super::{
     model::Model,
     record::{self, RecordConfig, Recorder},
     replay_clock::ReplayClock,
-    snapshot::{self, Recording, ReplayStatus, Snapshot},
+    snapshot::{self, InputLine, Recording, ReplayStatus, Snapshot},
     ui_state::UiState,
     ui_thread::FPS,
 };
@@ -32,6 +32,8 @@ pub struct Replay {
     pub clock: ReplayClock,
     pub cmds: mpsc::UnboundedReceiver<ReplayCmd>,
     pub note: Option<String>,
+    /// What was read from each file.
+    pub inputs: Vec<InputLine>,
 }
 
 /// Where a live run learns of nodes that join (remote agents).
@@ -175,6 +177,12 @@ impl Ingest {
             events: r.events(),
         });
         snap.header.record_note = self.record_note.clone();
+        if let Some(r) = replay {
+            snap.header.incomplete = r.note.clone();
+            if ui.tab == crate::tui::ui_state::Tab::Health {
+                snap.health.inputs = r.inputs.clone();
+            }
+        }
         Arc::new(snap)
     }
 

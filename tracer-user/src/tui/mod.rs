@@ -131,7 +131,13 @@ pub fn finish_recording(rec: record::Recorder) -> Result<()> {
 }
 
 /// The UI over recorded events, with the replay controls.
-pub fn run_replay(events: Vec<Event>, nodes: Vec<NodeInfo>, note: Option<String>) -> Result<()> {
+/// Opens the UI on recorded `events`; `read` is what was read from each
+/// file (an incomplete read is flagged in the header, listed in Health).
+pub fn run_replay(
+    events: Vec<Event>,
+    nodes: Vec<NodeInfo>,
+    read: tracer_core::tracefile::ReadReport,
+) -> Result<()> {
     let log_path: PathBuf = logfile::default_path();
     let log = logfile::StderrToFile::new(&log_path)?;
     let times = events
@@ -144,7 +150,16 @@ pub fn run_replay(events: Vec<Event>, nodes: Vec<NodeInfo>, note: Option<String>
         events,
         clock: ReplayClock::new(times),
         cmds: cmd_rx,
-        note,
+        note: incomplete_note(&read),
+        inputs: read
+            .inputs
+            .iter()
+            .map(|i| snapshot::InputLine {
+                summary: i.summary_line(),
+                complete: i.complete,
+                reasons: i.reasons(),
+            })
+            .collect(),
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -155,6 +170,16 @@ pub fn run_replay(events: Vec<Event>, nodes: Vec<NodeInfo>, note: Option<String>
     drop(log);
     report_log_path(&log_path);
     r
+}
+
+/// The header's warning when not every event of the files was read.
+fn incomplete_note(read: &tracer_core::tracefile::ReadReport) -> Option<String> {
+    let reasons = read.reasons();
+    let first = reasons.first()?;
+    Some(match reasons.len() {
+        1 => format!("INCOMPLETE: {first}"),
+        n => format!("INCOMPLETE: {first} (+{} more, see Health)", n - 1),
+    })
 }
 
 /// After the terminal is back: says where the log went, or removes it

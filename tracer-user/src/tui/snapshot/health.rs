@@ -21,6 +21,14 @@ pub struct ProbeLine {
     pub ever_attached: bool,
 }
 
+/// One input file of a replay: its summary and, when incomplete, why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InputLine {
+    pub summary: String,
+    pub complete: bool,
+    pub reasons: Vec<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeRate {
     pub node: String,
@@ -32,6 +40,8 @@ pub struct NodeRate {
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HealthPane {
+    /// Replay: what was read from each input file (complete or not).
+    pub inputs: Vec<InputLine>,
     pub probes: Vec<ProbeLine>,
     pub nodes: Vec<NodeRate>,
 }
@@ -67,5 +77,9 @@ pub fn build(model: &Model) -> HealthPane {
             drops: model.health.drops.get(&n).cloned(),
         })
         .collect();
-    HealthPane { probes, nodes }
+    HealthPane {
+        inputs: Vec::new(),
+        probes,
+        nodes,
+    }
 }

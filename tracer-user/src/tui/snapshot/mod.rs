@@ -13,7 +13,7 @@ pub use chains::{ChainRow, ChainRowKind, ChainsPane, SelectedChain};
 pub use doorbells::{DeviceDoorbells, DoorbellsPane, VectorRow, WindowKind};
 pub use events::{EventRow, EventsPane};
 pub use findings::FindingsPane;
-pub use health::HealthPane;
+pub use health::{HealthPane, InputLine};
 
 use super::{
     model::Model,
@@ -44,6 +44,9 @@ pub struct Header {
     pub recording: Option<Recording>,
     /// How the last recording ended: (text, is an error).
     pub record_note: Option<(String, bool)>,
+    /// Replay: not every event of the files was read (damage, a file cut
+    /// short); what the header says in red.
+    pub incomplete: Option<String>,
 }
 
 /// A recording in progress, for the header line.
@@ -111,6 +114,7 @@ pub fn build(
         probes_down: down,
         recording: None,
         record_note: None,
+        incomplete: None,
     };
     let mut snap = Snapshot {
         header,

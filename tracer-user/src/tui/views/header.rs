@@ -40,6 +40,10 @@ pub fn draw(h: &Header, _ui: &UiState, frame: &mut Frame, area: Rect) {
         ));
         spans.push(Span::raw(" │ "));
     }
+    if let Some(why) = &h.incomplete {
+        spans.push(Span::styled(why.clone(), style::error()));
+        spans.push(Span::raw(" │ "));
+    }
     for (i, n) in h.nodes.iter().enumerate() {
         let id = u16::try_from(i).unwrap_or(u16::MAX);
         spans.push(Span::styled(n.name.clone(), style::node(id)));
@@ -86,7 +90,7 @@ pub fn draw_tabs(snap: &Snapshot, ui: &UiState, frame: &mut Frame, area: Rect) {
         let st = if *t == ui.tab {
             style::selected().add_modifier(ratatui::style::Modifier::BOLD)
         } else if (*t == Tab::Findings && snap.header.findings > 0)
-            || (*t == Tab::Health && snap.header.drops > 0)
+            || (*t == Tab::Health && (snap.header.drops > 0 || snap.header.incomplete.is_some()))
         {
             style::error()
         } else {

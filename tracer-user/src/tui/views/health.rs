@@ -24,11 +24,49 @@ fn state(s: ProbeState) -> (&'static str, ratatui::style::Style) {
 
 pub fn draw(p: &HealthPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     let rate_rows = u16::try_from(p.nodes.len() * 3).unwrap_or(u16::MAX);
-    let [probes, rates] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(rate_rows.max(1) + 2)])
-            .areas(area);
+    let input_rows = p
+        .inputs
+        .iter()
+        .map(|i| 1 + i.reasons.len())
+        .sum::<usize>();
+    let input_rows = if input_rows == 0 {
+        0
+    } else {
+        u16::try_from(input_rows).unwrap_or(u16::MAX).saturating_add(2)
+    };
+    let [inputs, probes, rates] = Layout::vertical([
+        Constraint::Length(input_rows),
+        Constraint::Min(3),
+        Constraint::Length(rate_rows.max(1) + 2),
+    ])
+    .areas(area);
+    if input_rows > 0 {
+        draw_inputs(p, frame, inputs);
+    }
     draw_probes(p, ui, frame, probes);
     draw_rates(p, frame, rates);
+}
+
+/// Replay: what was read from each file; an incomplete one in red with
+/// every stretch that was not read.
+fn draw_inputs(p: &HealthPane, frame: &mut Frame, area: Rect) {
+    let all = p.inputs.iter().all(|i| i.complete);
+    let block = Block::bordered()
+        .title(if all {
+            " input files: every event read "
+        } else {
+            " input files: INCOMPLETE, not every event was read "
+        })
+        .title_style(if all { style::title() } else { style::error() });
+    let mut lines = Vec::new();
+    for i in &p.inputs {
+        let st = if i.complete { style::ok() } else { style::error() };
+        lines.push(Line::styled(i.summary.clone(), st));
+        for r in &i.reasons {
+            lines.push(Line::styled(format!("  {r}"), style::error()));
+        }
+    }
+    frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
 fn draw_probes(p: &HealthPane, ui: &UiState, frame: &mut Frame, area: Rect) {

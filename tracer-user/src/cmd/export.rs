@@ -1,12 +1,11 @@
 //! `vfio-trace export FILE... --format jsonl|perfetto`.
 
 use std::{
-    fs::File,
     io::{BufWriter, Write},
     process::ExitCode,
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tracer_core::{
     engine::{Engine, EngineConfig},
     event::{Event, NodeInfo},
@@ -17,12 +16,22 @@ use tracer_core::{
     tracefile::aligned_ns,
 };
 
-use super::files::{for_each_event, read_all_events, report_damage};
+use super::{
+    files::{for_each_event, read_all_events, report_damage},
+    output::{self, Kind, Output},
+};
 use crate::cli::{ExportArgs, ExportFormat};
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+    let output = match &args.output {
+        Some(p) => Some(Output::create(p, &args.files, args.force, Kind::Whole)?),
+        None => {
+            output::check_stdout(&args.files)?;
+            None
+        }
+    };
+    let out: Box<dyn Write> = match &output {
+        Some(o) => Box::new(o.writer()?),
         None => Box::new(std::io::stdout().lock()),
     };
     let out = BufWriter::new(out);
@@ -49,6 +58,9 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             end
         }
     };
+    if let Some(o) = output {
+        o.commit()?;
+    }
     Ok(if report_damage(&end, args.salvage) {
         ExitCode::from(super::EXIT_CANNOT)
     } else {

@@ -6,7 +6,7 @@
 
 use std::{
     collections::HashMap,
-    io::Write,
+    io::{BufWriter, Write},
     process::ExitCode,
     time::{Duration, Instant},
 };
@@ -18,7 +18,10 @@ use tracer_core::{
     tracefile::{TraceError, TraceHeader, TraceWriter, WriterOptions},
 };
 
-use super::session::{runtime, Session, StopReason, StopWhen};
+use super::{
+    output::{self, Kind, Output},
+    session::{runtime, Session, StopReason, StopWhen},
+};
 use crate::{cli::RecordArgs, net::aggregator::Notice, node};
 
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -28,6 +31,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
 }
 
 async fn record(args: RecordArgs) -> Result<ExitCode> {
+    output::check(&args.output, &[], args.force)?;
     let mut session = Session::start(&args.probe)?;
     let header = TraceHeader {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -41,7 +45,9 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         ..TraceHeader::default()
     };
     let path = &args.output;
-    let mut writer = TraceWriter::create(path, &header, WriterOptions::default())
+    let out = Output::create(path, &[], args.force, Kind::Recording)?;
+    let file = BufWriter::with_capacity(1 << 20, out.writer()?);
+    let mut writer = TraceWriter::new(file, &header, WriterOptions::default())
         .with_context(|| format!("creating {}", path.display()))?;
     let attached = session
         .probe_table
@@ -139,6 +145,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         return Err(e).with_context(|| format!("writing {}", path.display()));
     }
     finished.with_context(|| format!("finishing {}", path.display()))?;
+    out.commit()?;
     let why = match reason {
         Some(StopReason::Duration) => "duration reached".to_string(),
         Some(StopReason::Signal(s)) => s.to_string(),

@@ -4,7 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use tracer_core::wire::MAX_NAME_LEN;
+use tracer_core::wire::{MAX_NAME_LEN, MAX_TOKEN_LEN};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,8 +67,9 @@ pub struct RemoteArgs {
     /// With --listen: no local probes, only agents (needs no root).
     #[arg(long)]
     pub no_local: bool,
-    /// Shared token, required over TCP (default: $VFIO_TRACE_TOKEN).
-    #[arg(long, value_name = "T")]
+    /// Shared token, required over TCP (default: $VFIO_TRACE_TOKEN); at
+    /// most 256 bytes.
+    #[arg(long, value_name = "T", value_parser = parse_token)]
     pub token: Option<String>,
 }
 
@@ -225,6 +226,7 @@ pub struct ProbesArgs {
 /// The longest `--duration` accepted (10 years, a year being 365.25 days):
 /// longer is a typo, and timers that far out overflow clocks.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
+const MAX_DURATION_TEXT: &str = "10 years";
 
 /// A `--duration`: `500ms`, `5s`, `2m`, `1h30m`, `1.5s`, `2days`, or plain
 /// seconds (`3`, `0.5`); the units and their spellings are humantime's
@@ -233,16 +235,15 @@ pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err("empty duration: expected e.g. 500ms, 5s, 2m, 1h".into());
+        return Err(format!("empty duration {s:?}: expected e.g. 500ms, 5s, 2m, 1h"));
     }
     // Plain numbers are seconds (the original grammar); humantime wants a unit.
     let plain = t.chars().all(|c| c.is_ascii_digit() || c == '.');
     let spelled = if plain { format!("{t}s") } else { t.to_string() };
     let d = humantime::parse_duration(&spelled).map_err(|e| match e {
-        humantime::DurationError::NumberOverflow => format!(
-            "duration {s:?} is too long (at most {}) or finer than 1ns",
-            humantime::format_duration(MAX_DURATION)
-        ),
+        humantime::DurationError::NumberOverflow => {
+            format!("duration {s:?} is too long (at most {MAX_DURATION_TEXT}) or finer than 1ns")
+        }
         e => format!("bad duration {s:?}: {e} (e.g. 500ms, 5s, 2m, 1h)"),
     })?;
     if d.is_zero() {
@@ -252,8 +253,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     if d > MAX_DURATION {
         return Err(format!(
-            "duration {s:?} is too long: at most {} (omit --duration to run until stopped)",
-            humantime::format_duration(MAX_DURATION)
+            "duration {s:?} is too long: at most {MAX_DURATION_TEXT} (omit --duration to run until stopped)"
         ));
     }
     Ok(d)
@@ -291,6 +291,18 @@ pub fn parse_node_name(s: &str) -> Result<String, String> {
     }
     if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!("node name {s:?} contains {c:?}"));
+    }
+    Ok(s.to_string())
+}
+
+/// `--token T`: at most 256 bytes (the agent protocol's limit). The value
+/// is secret, so errors do not repeat it.
+pub fn parse_token(s: &str) -> Result<String, String> {
+    if s.len() > MAX_TOKEN_LEN {
+        return Err(format!(
+            "the token is {} bytes long: at most {MAX_TOKEN_LEN}",
+            s.len()
+        ));
     }
     Ok(s.to_string())
 }

@@ -143,10 +143,10 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
     /// Only these rules (id or name; repeatable).
-    #[arg(long = "rule", value_name = "RULE")]
+    #[arg(long = "rule", value_name = "RULE", value_parser = parse_rule_list)]
     pub rules: Vec<String>,
     /// Suppress these rules (id or name; repeatable).
-    #[arg(long = "allow", value_name = "RULE")]
+    #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule_list)]
     pub allow: Vec<String>,
     /// Force a guest/host pairing: `guest-node:BDF=host-BDF` (repeatable).
     #[arg(long = "pair", value_name = "PAIR")]
@@ -291,6 +291,18 @@ pub fn parse_node_name(s: &str) -> Result<String, String> {
     }
     if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!("node name {s:?} contains {c:?}"));
+    }
+    Ok(s.to_string())
+}
+
+/// `--rule R`/`--allow R`: rule ids or names, comma-separated; at least one
+/// (an empty value, say from an unset variable, would silently mean "every
+/// rule" for `--rule`). Unknown names are refused by `check` itself.
+pub fn parse_rule_list(s: &str) -> Result<String, String> {
+    if s.split(',').all(|r| r.trim().is_empty()) {
+        return Err(format!(
+            "no rule in {s:?}: give a rule id or name, e.g. VT001 or stale-mapping"
+        ));
     }
     Ok(s.to_string())
 }

@@ -22,7 +22,11 @@ fn main() -> ExitCode {
     match cmd::run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("vfio-trace: error: {}", error_chain(&e));
+            let hint = e.downcast_ref::<cmd::Hint>();
+            eprintln!("vfio-trace: error: {}", error_chain(&e, hint.is_some()));
+            if let Some(h) = hint {
+                eprintln!("vfio-trace: {h}");
+            }
             ExitCode::from(cmd::EXIT_CANNOT)
         }
     }
@@ -31,9 +35,10 @@ fn main() -> ExitCode {
 /// The error and its causes, `: `-separated, each said once: a cause whose
 /// text is already in what was said (an error that quotes its source, like
 /// "I/O error at offset 0: … (os error 2)" before that OS error) is skipped.
-fn error_chain(e: &anyhow::Error) -> String {
+/// Without the outermost context when it is a hint (said after).
+fn error_chain(e: &anyhow::Error, skip_hint: bool) -> String {
     let mut out = String::new();
-    for cause in e.chain() {
+    for cause in e.chain().skip(usize::from(skip_hint)) {
         let text = cause.to_string();
         let text = text.trim();
         if text.is_empty() || out.contains(text) {
@@ -60,7 +65,7 @@ mod tests {
                 std::io::Error::from_raw_os_error(2)
             ))
             .context("opening x.vtrace");
-        let s = error_chain(&e);
+        let s = error_chain(&e, false);
         assert_eq!(s.matches("os error 2").count(), 1, "{s}");
         assert!(s.starts_with("opening x.vtrace: I/O error at offset 0: "), "{s}");
     }

@@ -31,10 +31,22 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if missing.is_empty() {
                 Err(e)
             } else {
-                Err(e.context(privilege::probes_hint(&missing)))
+                Err(e.context(Hint(privilege::probes_hint(&missing))))
             }
         }
         r => r,
+    }
+}
+
+/// What to do about an error (the missing capability and the command to
+/// run), attached as its outermost context; printed on a line of its own
+/// after the error.
+#[derive(Debug)]
+pub struct Hint(pub String);
+
+impl std::fmt::Display for Hint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

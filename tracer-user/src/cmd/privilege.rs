@@ -75,8 +75,8 @@ pub fn is_permission_error(e: &anyhow::Error) -> bool {
 /// "missing CAP_BPF, CAP_PERFMON (…); run it as root: sudo vfio-trace …".
 pub fn probes_hint(missing: &[&str]) -> String {
     format!(
-        "not privileged enough to load the probes: missing {} (they need CAP_BPF and \
-         CAP_PERFMON, or CAP_SYS_ADMIN, and read access to tracefs); run it as root: {}",
+        "not privileged enough to load the probes: missing {} (the probes need CAP_BPF \
+         and CAP_PERFMON, or CAP_SYS_ADMIN, and read access to tracefs); run it as root:\n    {}",
         missing.join(", "),
         sudo_command()
     )

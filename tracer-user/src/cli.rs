@@ -235,11 +235,17 @@ const MAX_DURATION_TEXT: &str = "10 years";
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
     if t.is_empty() {
-        return Err(format!("empty duration {s:?}: expected e.g. 500ms, 5s, 2m, 1h"));
+        return Err(format!(
+            "empty duration {s:?}: expected e.g. 500ms, 5s, 2m, 1h"
+        ));
     }
     // Plain numbers are seconds (the original grammar); humantime wants a unit.
     let plain = t.chars().all(|c| c.is_ascii_digit() || c == '.');
-    let spelled = if plain { format!("{t}s") } else { t.to_string() };
+    let spelled = if plain {
+        format!("{t}s")
+    } else {
+        t.to_string()
+    };
     let d = humantime::parse_duration(&spelled).map_err(|e| match e {
         humantime::DurationError::NumberOverflow => {
             format!("duration {s:?} is too long (at most {MAX_DURATION_TEXT}) or finer than 1ns")
@@ -357,7 +363,10 @@ mod tests {
             "5\u{0}s",
         ] {
             let e = parse_duration(bad).expect_err(bad);
-            assert!(e.contains(&format!("{bad:?}")), "{bad:?}: the error names the value: {e}");
+            assert!(
+                e.contains(&format!("{bad:?}")),
+                "{bad:?}: the error names the value: {e}"
+            );
         }
     }
 
@@ -365,7 +374,15 @@ mod tests {
     fn buffer_sizes() {
         assert_eq!(parse_buffer_mib("64"), Ok(64));
         assert_eq!(parse_buffer_mib("65536"), Ok(MAX_BUFFER_MIB));
-        for bad in ["0", "65537", "-1", "18446744073709551615", "1e3", "", "lots"] {
+        for bad in [
+            "0",
+            "65537",
+            "-1",
+            "18446744073709551615",
+            "1e3",
+            "",
+            "lots",
+        ] {
             let e = parse_buffer_mib(bad).expect_err(bad);
             assert!(e.contains(bad), "{bad:?}: {e}");
         }

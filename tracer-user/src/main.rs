@@ -67,6 +67,9 @@ mod tests {
             .context("opening x.vtrace");
         let s = error_chain(&e, false);
         assert_eq!(s.matches("os error 2").count(), 1, "{s}");
-        assert!(s.starts_with("opening x.vtrace: I/O error at offset 0: "), "{s}");
+        assert!(
+            s.starts_with("opening x.vtrace: I/O error at offset 0: "),
+            "{s}"
+        );
     }
 }

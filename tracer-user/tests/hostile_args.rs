@@ -21,7 +21,10 @@ use std::{
 
 const BIN: &str = env!("CARGO_BIN_EXE_vfio-trace");
 const TIMEOUT: Duration = Duration::from_secs(20);
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/nested-l1-host.vtrace");
+const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/nested-l1-host.vtrace"
+);
 
 struct Outcome {
     code: Option<i32>,
@@ -101,7 +104,12 @@ fn os(s: impl Into<OsString>) -> OsString {
 /// Runs one case; what is wrong with its outcome, if anything.
 fn check(c: &Case) -> Result<(), String> {
     let o = run(&c.args);
-    let what = format!("{:?}\n  stdout: {}\n  stderr: {}", c.args, o.stdout, o.stderr.trim_end());
+    let what = format!(
+        "{:?}\n  stdout: {}\n  stderr: {}",
+        c.args,
+        o.stdout,
+        o.stderr.trim_end()
+    );
     if o.code == Some(101) || o.stderr.contains("panicked") {
         return Err(format!("panicked: {what}"));
     }
@@ -144,8 +152,13 @@ fn bad_files(d: &Path) -> Vec<(&'static str, PathBuf)> {
     let empty = d.join("empty.vtrace");
     std::fs::write(&empty, b"").unwrap();
     let garbage = d.join("garbage.vtrace");
-    std::fs::write(&garbage, (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>())
-        .unwrap();
+    std::fs::write(
+        &garbage,
+        (0..4096u32)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let header_only = d.join("cut-header.vtrace");
     let ex = std::fs::read(EXAMPLE).unwrap();
     std::fs::write(&header_only, &ex[..12]).unwrap();
@@ -202,8 +215,14 @@ fn no_subcommand_panics_on_hostile_values() {
         cases.push(case(&["check", &flag], dur));
         cases.push(case(&["agent", "--connect", &sock, &flag], dur));
     }
-    cases.push(case(&["record", "-o", &new_out, "--duration", ""], "--duration"));
-    cases.push(case(&["record", "-o", &new_out, "--duration"], "--duration"));
+    cases.push(case(
+        &["record", "-o", &new_out, "--duration", ""],
+        "--duration",
+    ));
+    cases.push(case(
+        &["record", "-o", &new_out, "--duration"],
+        "--duration",
+    ));
 
     // Numbers.
     for pid in ["0", "-1", "4294967296", "99999999999999999999", "abc"] {
@@ -212,7 +231,14 @@ fn no_subcommand_panics_on_hostile_values() {
         cases.push(case(&["record", "-o", &new_out, &flag], pid));
         cases.push(case(&["probes", &flag], pid));
     }
-    for mib in ["0", "-1", "65537", "18446744073709551615", "99999999999999999999999", "1e3"] {
+    for mib in [
+        "0",
+        "-1",
+        "65537",
+        "18446744073709551615",
+        "99999999999999999999999",
+        "1e3",
+    ] {
         let flag = format!("--buffer-mib={mib}");
         cases.push(case(&["agent", "--connect", &sock, &flag], mib));
     }
@@ -234,7 +260,10 @@ fn no_subcommand_panics_on_hostile_values() {
         });
         cases.push(c);
     }
-    cases.push(case(&["live", "--no-tui", "--probe", "no_such_probe"], "no_such_probe"));
+    cases.push(case(
+        &["live", "--no-tui", "--probe", "no_such_probe"],
+        "no_such_probe",
+    ));
     cases.push(case(&["probes", "--probe", "ünïcödé☃"], "ünïcödé☃"));
     cases.push(case(&["probes", "--format", "xml"], "xml"));
     cases.push(case(&["probes", "--leftovers", "--format", "yaml"], "yaml"));
@@ -257,14 +286,24 @@ fn no_subcommand_panics_on_hostile_values() {
         "",
     ] {
         let shown = if addr.is_empty() { "\"\"" } else { addr };
-        cases.push(case(&["live", "--no-tui", "--no-local", "--listen", addr], &shown[..shown.len().min(40)]));
+        cases.push(case(
+            &["live", "--no-tui", "--no-local", "--listen", addr],
+            &shown[..shown.len().min(40)],
+        ));
         cases.push(case(
             &["record", "--no-local", "-o", &new_out, "--listen", addr],
             &shown[..shown.len().min(40)],
         ));
     }
     cases.push(case(
-        &["record", "--no-local", "-o", &new_out, "--listen", &format!("unix:{dir}/no/such/dir/s")],
+        &[
+            "record",
+            "--no-local",
+            "-o",
+            &new_out,
+            "--listen",
+            &format!("unix:{dir}/no/such/dir/s"),
+        ],
         "no/such/dir",
     ));
     cases.push(case(&["live", "--no-local", "--no-tui"], "--no-local"));
@@ -282,14 +321,33 @@ fn no_subcommand_panics_on_hostile_values() {
         "",
     ] {
         let shown = if addr.is_empty() { "\"\"" } else { addr };
-        cases.push(case(&["agent", "--connect", addr], &shown[..shown.len().min(40)]));
+        cases.push(case(
+            &["agent", "--connect", addr],
+            &shown[..shown.len().min(40)],
+        ));
     }
     cases.push(case(&["agent", "--connect", "tcp:127.0.0.1:9"], "token"));
-    cases.push(case(&["agent", "--connect", &sock, "--listen", "tcp:0"], "--listen"));
+    cases.push(case(
+        &["agent", "--connect", &sock, "--listen", "tcp:0"],
+        "--listen",
+    ));
     cases.push(case(&["agent"], "--connect"));
     let long_token = "t".repeat(300);
-    cases.push(case(&["agent", "--connect", &sock, "--token", &long_token], "--token"));
-    cases.push(case(&["live", "--no-local", "--listen", &sock, "--token", &long_token], "--token"));
+    cases.push(case(
+        &["agent", "--connect", &sock, "--token", &long_token],
+        "--token",
+    ));
+    cases.push(case(
+        &[
+            "live",
+            "--no-local",
+            "--listen",
+            &sock,
+            "--token",
+            &long_token,
+        ],
+        "--token",
+    ));
 
     // Input files: replay, check, export; alone and next to a good file.
     for (what, f) in bad_files(&d.0) {
@@ -315,22 +373,44 @@ fn no_subcommand_panics_on_hostile_values() {
     }
     // A path that is not UTF-8.
     cases.push(Case {
-        args: vec![os("export"), OsString::from_vec(b"/nonexistent/\xff\xfe.vtrace".to_vec())],
+        args: vec![
+            os("export"),
+            OsString::from_vec(b"/nonexistent/\xff\xfe.vtrace".to_vec()),
+        ],
         names: Some("/nonexistent/".into()),
         lenient: false,
     });
     cases.push(Case {
-        args: vec![os("check"), os("--rule"), OsString::from_vec(b"\xff".to_vec()), os(EXAMPLE)],
+        args: vec![
+            os("check"),
+            os("--rule"),
+            OsString::from_vec(b"\xff".to_vec()),
+            os(EXAMPLE),
+        ],
         names: None,
         lenient: false,
     });
 
     // Rules and pairs on a good file.
     for rule in ["VT999", "no-such-rule", "", ",", " , ", "☃"] {
-        cases.push(case(&["check", "--rule", rule, EXAMPLE], &format!("{rule:?}")));
-        cases.push(case(&["check", "--allow", rule, EXAMPLE], &format!("{rule:?}")));
+        cases.push(case(
+            &["check", "--rule", rule, EXAMPLE],
+            &format!("{rule:?}"),
+        ));
+        cases.push(case(
+            &["check", "--allow", rule, EXAMPLE],
+            &format!("{rule:?}"),
+        ));
     }
-    for pair in ["garbage", "l2:", "l2:0000:00:04.0", "=", "l2:zz:zz.z=yy", ":=:", "l2:00:01.0=☃"] {
+    for pair in [
+        "garbage",
+        "l2:",
+        "l2:0000:00:04.0",
+        "=",
+        "l2:zz:zz.z=yy",
+        ":=:",
+        "l2:00:01.0=☃",
+    ] {
         cases.push(case(&["check", "--pair", pair, EXAMPLE], pair));
     }
     cases.push(case(&["check", "--format", "xml", EXAMPLE], "xml"));
@@ -347,15 +427,36 @@ fn no_subcommand_panics_on_hostile_values() {
     cases.push(case(&["export", &mine, "-o", &mine], &mine));
     cases.push(case(&["export", &mine, "-o", &mine, "--force"], &mine));
     cases.push(case(&["export", &mine, "-o", &link, "--force"], &link));
-    cases.push(case(&["export", &mine, "-o", &format!("{dir}/./mine.vtrace"), "--force"], "mine.vtrace"));
-    cases.push(case(&["export", "--format", "perfetto", &mine, "-o", &existing], &existing));
+    cases.push(case(
+        &[
+            "export",
+            &mine,
+            "-o",
+            &format!("{dir}/./mine.vtrace"),
+            "--force",
+        ],
+        "mine.vtrace",
+    ));
+    cases.push(case(
+        &["export", "--format", "perfetto", &mine, "-o", &existing],
+        &existing,
+    ));
     cases.push(case(&["export", &mine, "-o", &dir], &dir));
     cases.push(case(&["export", &mine, "-o", ""], "--output"));
-    cases.push(case(&["export", &mine, "-o", &format!("{dir}/no/such/out.jsonl")], "no/such"));
+    cases.push(case(
+        &["export", &mine, "-o", &format!("{dir}/no/such/out.jsonl")],
+        "no/such",
+    ));
     cases.push(case(&["record", "-o", &existing], &existing));
-    cases.push(case(&["record", "-o", &mine, "--no-local", "--listen", &sock], &mine));
+    cases.push(case(
+        &["record", "-o", &mine, "--no-local", "--listen", &sock],
+        &mine,
+    ));
     cases.push(case(&["record", "-o", &dir], &dir));
-    cases.push(case(&["record", "-o", &format!("{dir}/no/such/r.vtrace")], "no/such"));
+    cases.push(case(
+        &["record", "-o", &format!("{dir}/no/such/r.vtrace")],
+        "no/such",
+    ));
     cases.push(case(&["record"], "--output"));
 
     // Unknown things.
@@ -429,7 +530,10 @@ fn unprivileged_errors_name_the_capability_and_the_command() {
         .into_iter()
         .find(|p| Path::new(p).exists());
     if root && setpriv.is_none() {
-        assert!(!ci, "CI must be able to drop privileges: install setpriv (util-linux)");
+        assert!(
+            !ci,
+            "CI must be able to drop privileges: install setpriv (util-linux)"
+        );
         eprintln!("SKIPPED unprivileged errors: root, and no setpriv to drop privileges");
         return;
     }
@@ -474,22 +578,45 @@ fn unprivileged_errors_name_the_capability_and_the_command() {
         assert_eq!(o.code, Some(2), "{what}");
         assert!(!o.stderr.contains("panicked"), "{what}");
         assert!(o.stderr.contains("CAP_BPF"), "names the capability: {what}");
-        assert!(o.stderr.contains("CAP_PERFMON"), "names the capability: {what}");
-        assert!(o.stderr.contains("sudo "), "says the command to run: {what}");
-        assert!(o.stderr.contains(args[0]), "the command to run is this one: {what}");
+        assert!(
+            o.stderr.contains("CAP_PERFMON"),
+            "names the capability: {what}"
+        );
+        assert!(
+            o.stderr.contains("sudo "),
+            "says the command to run: {what}"
+        );
+        assert!(
+            o.stderr.contains(args[0]),
+            "the command to run is this one: {what}"
+        );
         let tracefs_mounted = std::fs::read_to_string("/proc/self/mounts")
             .unwrap_or_default()
             .lines()
             .any(|l| l.split_whitespace().nth(2) == Some("tracefs"));
         if tracefs_mounted {
-            assert!(!o.stderr.contains("not mounted"), "tracefs is mounted: {what}");
+            assert!(
+                !o.stderr.contains("not mounted"),
+                "tracefs is mounted: {what}"
+            );
         }
     }
-    assert!(!Path::new(&out).exists(), "a refused recording leaves no file");
+    assert!(
+        !Path::new(&out).exists(),
+        "a refused recording leaves no file"
+    );
     let o = unprivileged(&["probes", "--leftovers"]);
     let what = o.stderr.clone();
-    assert_eq!(o.code, Some(2), "could not check is not 'none left': {what}");
-    assert!(!o.stdout.contains("no vfio-trace BPF program"), "{}", o.stdout);
+    assert_eq!(
+        o.code,
+        Some(2),
+        "could not check is not 'none left': {what}"
+    );
+    assert!(
+        !o.stdout.contains("no vfio-trace BPF program"),
+        "{}",
+        o.stdout
+    );
     assert!(o.stderr.contains("run it as root: sudo "), "{what}");
     assert!(o.stderr.contains("probes --leftovers"), "{what}");
 }

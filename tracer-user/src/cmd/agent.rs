@@ -31,7 +31,9 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
     if let Addr::Unix(p) = &addr {
         let n = p.as_os_str().len();
         if n > 107 {
-            bail!("--connect {addr}: the socket path is {n} bytes long, at most 107 fit (sun_path)");
+            bail!(
+                "--connect {addr}: the socket path is {n} bytes long, at most 107 fit (sun_path)"
+            );
         }
     }
     let r = &args.probe.remote;

@@ -141,8 +141,8 @@ fn plan(target: &Path, inputs: &[PathBuf], force: bool) -> Result<Plan> {
                      or give another name)"
                 );
             }
-            let dest = std::fs::canonicalize(target)
-                .with_context(|| format!("resolving {shown}"))?;
+            let dest =
+                std::fs::canonicalize(target).with_context(|| format!("resolving {shown}"))?;
             Ok(Plan::Replace {
                 dest,
                 mode: meta.mode() & 0o7777,

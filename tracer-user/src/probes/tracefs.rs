@@ -96,6 +96,9 @@ mod tests {
         assert_eq!(mount_point(t).as_deref(), Some("/sys/kernel/tracing"));
         assert_eq!(mount_point("sysfs /sys sysfs rw 0 0\n"), None);
         let legacy = "tracefs /sys/kernel/debug/tracing tracefs rw 0 0\n";
-        assert_eq!(mount_point(legacy).as_deref(), Some("/sys/kernel/debug/tracing"));
+        assert_eq!(
+            mount_point(legacy).as_deref(),
+            Some("/sys/kernel/debug/tracing")
+        );
     }
 }

@@ -458,6 +458,14 @@ fn no_subcommand_panics_on_hostile_values() {
         "no/such",
     ));
     cases.push(case(&["record"], "--output"));
+    // An input that fails to open: the new output is not left behind.
+    let fresh = format!("{dir}/fresh.jsonl");
+    let missing = format!("{dir}/no-such-input.vtrace");
+    cases.push(case(&["export", &missing, "-o", &fresh], &missing));
+    cases.push(case(
+        &["export", "--format", "perfetto", &missing, "-o", &fresh],
+        &missing,
+    ));
 
     // Unknown things.
     cases.push(case(&["frobnicate"], "frobnicate"));
@@ -477,6 +485,10 @@ fn no_subcommand_panics_on_hostile_values() {
     assert_eq!(std::fs::read(&mine).unwrap(), before, "the input is intact");
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
     assert!(!Path::new(&new_out).exists(), "no recording was started");
+    assert!(
+        !Path::new(&fresh).exists(),
+        "a failed export leaves no output"
+    );
     let left: Vec<_> = std::fs::read_dir(&d.0)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

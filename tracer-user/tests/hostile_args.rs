@@ -7,7 +7,7 @@
 //! probe attaches or tracing starts, and is bounded by a timeout.
 //!
 //! Then the unprivileged path: run as `nobody` without capabilities (via
-//! `setpriv`, when this test runs as root), commands that need the probes
+//! `setpriv` or `capsh` when this test runs as root), commands that need the probes
 //! say which capability is missing and the command to run.
 
 use std::{
@@ -537,16 +537,17 @@ fn outputs_never_destroy_input() {
 fn unprivileged_errors_name_the_capability_and_the_command() {
     // SAFETY: no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
-    let ci = std::env::var_os("CI").is_some_and(|v| v == "true" || v == "1");
-    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]
-        .into_iter()
-        .find(|p| Path::new(p).exists());
-    if root && setpriv.is_none() {
+    let find = |names: &[&'static str]| names.iter().copied().find(|p| Path::new(p).exists());
+    let setpriv = find(&["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv"]);
+    let capsh = find(&["/usr/sbin/capsh", "/sbin/capsh", "/usr/bin/capsh"]);
+    if root && setpriv.is_none() && capsh.is_none() {
         assert!(
-            !ci,
-            "CI must be able to drop privileges: install setpriv (util-linux)"
+            std::env::var_os("CI").is_none(),
+            "CI must be able to drop privileges: install setpriv (util-linux) or capsh (libcap2-bin)"
         );
-        eprintln!("SKIPPED unprivileged errors: root, and no setpriv to drop privileges");
+        eprintln!(
+            "SKIPPED unprivileged errors: root, and neither setpriv nor capsh to drop privileges"
+        );
         return;
     }
     // A copy of the binary that nobody can run (the build tree may not be
@@ -560,20 +561,27 @@ fn unprivileged_errors_name_the_capability_and_the_command() {
     std::fs::set_permissions(&d.0, std::fs::Permissions::from_mode(0o777)).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let unprivileged = |args: &[&str]| {
-        let mut cmd = match setpriv {
-            Some(sp) if root => {
-                let mut c = Command::new(sp);
-                c.args([
-                    "--reuid=nobody",
-                    "--regid=nogroup",
-                    "--clear-groups",
-                    "--inh-caps=-all",
-                    "--bounding-set=-all",
-                ])
+        let mut cmd = if !root {
+            // Already without privileges.
+            Command::new(&bin)
+        } else if let Some(sp) = setpriv {
+            let mut c = Command::new(sp);
+            c.args([
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg(&bin);
+            c
+        } else {
+            // capsh switches to nobody (dropping every capability) and
+            // runs the binary through a shell.
+            let mut c = Command::new(capsh.unwrap());
+            c.args(["--user=nobody", "--", "-c", "exec \"$0\" \"$@\""])
                 .arg(&bin);
-                c
-            }
-            _ => Command::new(&bin),
+            c
         };
         cmd.args(args).current_dir(&d.0);
         run_cmd(cmd, &format!("unprivileged {args:?}"))

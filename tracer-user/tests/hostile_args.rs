@@ -458,6 +458,13 @@ fn no_subcommand_panics_on_hostile_values() {
         "no/such",
     ));
     cases.push(case(&["record"], "--output"));
+    // A full disk.
+    for f in ["jsonl", "perfetto"] {
+        cases.push(case(
+            &["export", "--format", f, EXAMPLE, "-o", "/dev/full"],
+            "/dev/full",
+        ));
+    }
     // An input that fails to open: the new output is not left behind.
     let fresh = format!("{dir}/fresh.jsonl");
     let missing = format!("{dir}/no-such-input.vtrace");

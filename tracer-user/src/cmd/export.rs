@@ -31,7 +31,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         }
     };
     let out: Box<dyn Write> = match &output {
-        Some(o) => Box::new(o.writer()?),
+        Some(o) => Box::new(o.named_writer()?),
         None => Box::new(std::io::stdout().lock()),
     };
     let out = BufWriter::new(out);

@@ -22,7 +22,7 @@
 
 use std::{
     fs::{File, OpenOptions},
-    io::ErrorKind,
+    io::{ErrorKind, Write},
     os::unix::fs::{FileTypeExt, MetadataExt},
     path::{Path, PathBuf},
 };
@@ -222,6 +222,16 @@ impl Output {
             .with_context(|| format!("duplicating the handle of {}", self.target.display()))
     }
 
+    /// A handle whose errors name the output and the byte they happened
+    /// at ("writing out.json at byte 4096: No space left on device").
+    pub fn named_writer(&self) -> Result<NamedWriter> {
+        Ok(NamedWriter {
+            file: self.writer()?,
+            name: self.target.clone(),
+            offset: 0,
+        })
+    }
+
     /// The output is complete: synced, and renamed over the target when it
     /// was written to a temporary file. Call after the writer is flushed.
     pub fn commit(mut self) -> Result<()> {
@@ -274,6 +284,43 @@ impl Drop for Output {
     }
 }
 
+/// Writes to an output; errors say which file and where.
+pub struct NamedWriter {
+    file: File,
+    name: PathBuf,
+    offset: u64,
+}
+
+impl NamedWriter {
+    fn annotate(&self, e: std::io::Error) -> std::io::Error {
+        // The kind is kept (write_all retries Interrupted).
+        std::io::Error::new(
+            e.kind(),
+            format!(
+                "writing {} at byte {}: {e}",
+                self.name.display(),
+                self.offset
+            ),
+        )
+    }
+}
+
+impl Write for NamedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.file.write(buf) {
+            Ok(n) => {
+                self.offset += n as u64;
+                Ok(n)
+            }
+            Err(e) => Err(self.annotate(e)),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush().map_err(|e| self.annotate(e))
+    }
+}
+
 /// A new file beside `dest` (same directory, so the final rename is
 /// atomic), with `mode` if given.
 fn temp_beside(dest: &Path, mode: Option<u32>) -> Result<(PathBuf, File)> {
@@ -319,8 +366,6 @@ fn temp_beside(dest: &Path, mode: Option<u32>) -> Result<(PathBuf, File)> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
 
     fn dir(name: &str) -> PathBuf {
@@ -429,6 +474,15 @@ mod tests {
         assert_eq!(std::fs::read(&out).unwrap(), b"second");
         assert_eq!(names(&d), ["r.vtrace"]);
         let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn write_errors_name_the_file_and_the_byte() {
+        let o = Output::create(Path::new("/dev/full"), &[], false, Kind::Whole).unwrap();
+        let mut w = o.named_writer().unwrap();
+        let e = w.write_all(b"x").unwrap_err().to_string();
+        assert!(e.starts_with("writing /dev/full at byte 0: "), "{e}");
+        assert_eq!(e.matches("os error").count(), 1, "{e}");
     }
 
     #[test]

@@ -16,10 +16,8 @@ use tracer_core::{
     tracefile::aligned_ns,
 };
 
-use super::{
-    files::{for_each_event, read_all_events, report_damage},
-    output::{self, Kind, Output},
-};
+use super::files::{for_each_event, read_all_events, report_damage};
+use super::output::{self, Kind, Output};
 use crate::cli::{ExportArgs, ExportFormat};
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {

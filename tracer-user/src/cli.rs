@@ -4,6 +4,7 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use tracer_core::wire::{MAX_NAME_LEN, MAX_TOKEN_LEN};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -41,11 +42,12 @@ pub enum Command {
 /// Options shared by every command that runs live probes.
 #[derive(Args, Debug, Clone, Default)]
 pub struct ProbeArgs {
-    /// Name of this node in events (default: the hostname).
-    #[arg(long, value_name = "NAME")]
+    /// Name of this node in events (default: the hostname); 1 to 64 bytes,
+    /// no whitespace.
+    #[arg(long, value_name = "NAME", value_parser = parse_node_name)]
     pub node: Option<String>,
     /// Trace only this process.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", value_parser = clap::value_parser!(u32).range(1..))]
     pub pid: Option<u32>,
     /// A probe that must attach (repeatable); others are skipped with a reason.
     #[arg(long = "probe", value_name = "NAME")]
@@ -65,8 +67,9 @@ pub struct RemoteArgs {
     /// With --listen: no local probes, only agents (needs no root).
     #[arg(long)]
     pub no_local: bool,
-    /// Shared token, required over TCP (default: $VFIO_TRACE_TOKEN).
-    #[arg(long, value_name = "T")]
+    /// Shared token, required over TCP (default: $VFIO_TRACE_TOKEN); at
+    /// most 256 bytes.
+    #[arg(long, value_name = "T", value_parser = parse_token)]
     pub token: Option<String>,
 }
 
@@ -77,7 +80,8 @@ pub struct LiveArgs {
     /// Print events and findings as text instead of the terminal UI.
     #[arg(long)]
     pub no_tui: bool,
-    /// Stop after this long (e.g. 500ms, 5s, 2m).
+    /// Stop after this long (e.g. 500ms, 5s, 2m, 1h30m; plain numbers are
+    /// seconds; more than 0, at most 10 years).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 }
@@ -86,10 +90,16 @@ pub struct LiveArgs {
 pub struct RecordArgs {
     #[command(flatten)]
     pub probe: ProbeArgs,
-    /// Trace file to write.
+    /// Trace file to write (a new file: written at this name from the
+    /// start, so a killed recorder leaves it readable).
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Stop after this long (e.g. 500ms, 5s, 2m).
+    /// Replace FILE if it exists (the new recording goes to a temporary
+    /// file beside it and replaces it when the recording ends).
+    #[arg(long)]
+    pub force: bool,
+    /// Stop after this long (e.g. 500ms, 5s, 2m, 1h30m; plain numbers are
+    /// seconds; more than 0, at most 10 years).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// No status line on stderr.
@@ -126,16 +136,17 @@ pub struct CheckArgs {
     /// Recorded trace files to check (none: check live).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// Live: check for this long.
+    /// Live: check for this long (e.g. 500ms, 5s, 2m, 1h30m; plain numbers
+    /// are seconds; more than 0, at most 10 years).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     #[arg(long, value_enum, default_value = "text")]
     pub format: ReportFormat,
     /// Only these rules (id or name; repeatable).
-    #[arg(long = "rule", value_name = "RULE")]
+    #[arg(long = "rule", value_name = "RULE", value_parser = parse_rule_list)]
     pub rules: Vec<String>,
     /// Suppress these rules (id or name; repeatable).
-    #[arg(long = "allow", value_name = "RULE")]
+    #[arg(long = "allow", value_name = "RULE", value_parser = parse_rule_list)]
     pub allow: Vec<String>,
     /// Force a guest/host pairing: `guest-node:BDF=host-BDF` (repeatable).
     #[arg(long = "pair", value_name = "PAIR")]
@@ -160,9 +171,13 @@ pub struct ExportArgs {
     pub files: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "jsonl")]
     pub format: ExportFormat,
-    /// Write here instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
+    /// Write here instead of stdout (never one of the inputs; written to a
+    /// temporary file and renamed to OUT when complete).
+    #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Read what can be read from damaged files.
     #[arg(long)]
     pub salvage: bool,
@@ -175,12 +190,13 @@ pub struct AgentArgs {
     /// Aggregator address: vsock:CID:PORT, tcp:HOST:PORT, unix:PATH, serial:/dev/vportNpM.
     #[arg(long, value_name = "ADDR")]
     pub connect: String,
-    /// Stop after this long (e.g. 500ms, 5s, 2m).
+    /// Stop after this long (e.g. 500ms, 5s, 2m, 1h30m; plain numbers are
+    /// seconds; more than 0, at most 10 years).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Most MiB buffered for the aggregator (while disconnected or slow);
     /// beyond it new events are dropped and counted.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    #[arg(long, value_name = "MIB", default_value_t = 64, value_parser = parse_buffer_mib)]
     pub buffer_mib: usize,
     /// Testing: send N synthetic events a second (0: as fast as possible)
     /// instead of running the probes.
@@ -207,31 +223,106 @@ pub struct ProbesArgs {
     pub leftovers: bool,
 }
 
-/// `500ms`, `5s`, `2m`, `1h`, or plain seconds.
+/// The longest `--duration` accepted (10 years, a year being 365.25 days):
+/// longer is a typo, and timers that far out overflow clocks.
+pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
+const MAX_DURATION_TEXT: &str = "10 years";
+
+/// A `--duration`: `500ms`, `5s`, `2m`, `1h30m`, `1.5s`, `2days`, or plain
+/// seconds (`3`, `0.5`); the units and their spellings are humantime's
+/// (ns, us, ms, s/sec, m/min, h/hours, d/days, w/weeks, M/months,
+/// y/years). More than 0, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration {s:?}: expected e.g. 500ms, 5s, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "" | "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "bad duration unit {unit:?} in {s:?}: use ms, s, m or h"
-            ))
-        }
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("bad duration {s:?}"));
+    let t = s.trim();
+    if t.is_empty() {
+        return Err(format!(
+            "empty duration {s:?}: expected e.g. 500ms, 5s, 2m, 1h"
+        ));
     }
-    Ok(Duration::from_secs_f64(secs))
+    // Plain numbers are seconds (the original grammar); humantime wants a unit.
+    let plain = t.chars().all(|c| c.is_ascii_digit() || c == '.');
+    let spelled = if plain {
+        format!("{t}s")
+    } else {
+        t.to_string()
+    };
+    let d = humantime::parse_duration(&spelled).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => {
+            format!("duration {s:?} is too long (at most {MAX_DURATION_TEXT}) or finer than 1ns")
+        }
+        e => format!("bad duration {s:?}: {e} (e.g. 500ms, 5s, 2m, 1h)"),
+    })?;
+    if d.is_zero() {
+        return Err(format!(
+            "duration {s:?} is zero: give how long to run, e.g. 5s (omit --duration to run until stopped)"
+        ));
+    }
+    if d > MAX_DURATION {
+        return Err(format!(
+            "duration {s:?} is too long: at most {MAX_DURATION_TEXT} (omit --duration to run until stopped)"
+        ));
+    }
+    Ok(d)
+}
+
+/// The largest `--buffer-mib` (64 GiB): beyond it the buffer is not a
+/// bound any more.
+pub const MAX_BUFFER_MIB: usize = 64 << 10;
+
+/// `--buffer-mib N`: 1 to [`MAX_BUFFER_MIB`].
+pub fn parse_buffer_mib(s: &str) -> Result<usize, String> {
+    let n: usize = s
+        .trim()
+        .parse()
+        .map_err(|e| format!("bad size {s:?}: {e} (a whole number of MiB, e.g. 64)"))?;
+    if n == 0 || n > MAX_BUFFER_MIB {
+        return Err(format!(
+            "{n} MiB is out of range: 1 to {MAX_BUFFER_MIB} MiB"
+        ));
+    }
+    Ok(n)
+}
+
+/// `--node NAME`: 1 to 64 bytes, no whitespace or control characters (the
+/// agent protocol's rule; the name is in every event line and trace file).
+pub fn parse_node_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("empty node name".into());
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "node name {s:?} is {} bytes long: at most {MAX_NAME_LEN}",
+            s.len()
+        ));
+    }
+    if let Some(c) = s.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("node name {s:?} contains {c:?}"));
+    }
+    Ok(s.to_string())
+}
+
+/// `--rule R`/`--allow R`: rule ids or names, comma-separated; at least one
+/// (an empty value, say from an unset variable, would silently mean "every
+/// rule" for `--rule`). Unknown names are refused by `check` itself.
+pub fn parse_rule_list(s: &str) -> Result<String, String> {
+    if s.split(',').all(|r| r.trim().is_empty()) {
+        return Err(format!(
+            "no rule in {s:?}: give a rule id or name, e.g. VT001 or stale-mapping"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// `--token T`: at most 256 bytes (the agent protocol's limit). The value
+/// is secret, so errors do not repeat it.
+pub fn parse_token(s: &str) -> Result<String, String> {
+    if s.len() > MAX_TOKEN_LEN {
+        return Err(format!(
+            "the token is {} bytes long: at most {MAX_TOKEN_LEN}",
+            s.len()
+        ));
+    }
+    Ok(s.to_string())
 }
 
 #[cfg(test)]
@@ -243,9 +334,68 @@ mod tests {
         assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert!(parse_duration("5 parsecs").is_err());
-        assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration(" 1m30s "), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10y"), Ok(MAX_DURATION));
+        for bad in [
+            "5 parsecs",
+            "",
+            "  ",
+            "0",
+            "0s",
+            "0.0",
+            "-5s",
+            "5s-",
+            "nan",
+            "inf",
+            "1e9",
+            "18446744073709551615s",
+            "18446744073709551615",
+            "99999999999999999999999s",
+            "11y",
+            "0.1ns",
+            "1.",
+            "s",
+            "５s",
+            "5\u{0}s",
+        ] {
+            let e = parse_duration(bad).expect_err(bad);
+            assert!(
+                e.contains(&format!("{bad:?}")),
+                "{bad:?}: the error names the value: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn buffer_sizes() {
+        assert_eq!(parse_buffer_mib("64"), Ok(64));
+        assert_eq!(parse_buffer_mib("65536"), Ok(MAX_BUFFER_MIB));
+        for bad in [
+            "0",
+            "65537",
+            "-1",
+            "18446744073709551615",
+            "1e3",
+            "",
+            "lots",
+        ] {
+            let e = parse_buffer_mib(bad).expect_err(bad);
+            assert!(e.contains(bad), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn node_names() {
+        assert_eq!(parse_node_name("l1"), Ok("l1".to_string()));
+        assert_eq!(parse_node_name("hôte-β"), Ok("hôte-β".to_string()));
+        assert!(parse_node_name("").is_err());
+        assert!(parse_node_name("a\nb").is_err());
+        assert!(parse_node_name("a b").is_err());
+        assert!(parse_node_name(&"x".repeat(65)).is_err());
     }
 
     #[test]

@@ -27,6 +27,15 @@ use crate::{
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
     let addr = Addr::parse_connect(&args.connect).map_err(anyhow::Error::msg)?;
+    // A path that cannot fit a socket address would be retried forever.
+    if let Addr::Unix(p) = &addr {
+        let n = p.as_os_str().len();
+        if n > 107 {
+            bail!(
+                "--connect {addr}: the socket path is {n} bytes long, at most 107 fit (sun_path)"
+            );
+        }
+    }
     let r = &args.probe.remote;
     if !r.listen.is_empty() || r.no_local {
         bail!("--listen and --no-local are for live/record (the aggregator), not the agent");

@@ -1,12 +1,11 @@
 //! `vfio-trace export FILE... --format jsonl|perfetto`.
 
 use std::{
-    fs::File,
     io::{BufWriter, Write},
     process::ExitCode,
 };
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tracer_core::{
     engine::{Engine, EngineConfig},
     event::{Event, NodeInfo},
@@ -18,11 +17,19 @@ use tracer_core::{
 };
 
 use super::files::{for_each_event, read_all_events, read_exit};
+use super::output::{self, Kind, Output};
 use crate::cli::{ExportArgs, ExportFormat};
 
 pub fn run(args: ExportArgs) -> Result<ExitCode> {
-    let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(File::create(p).with_context(|| format!("creating {}", p.display()))?),
+    let output = match &args.output {
+        Some(p) => Some(Output::create(p, &args.files, args.force, Kind::Whole)?),
+        None => {
+            output::check_stdout(&args.files)?;
+            None
+        }
+    };
+    let out: Box<dyn Write> = match &output {
+        Some(o) => Box::new(o.named_writer()?),
         None => Box::new(std::io::stdout().lock()),
     };
     let out = BufWriter::new(out);
@@ -49,7 +56,10 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             read
         }
     };
-    // Everything read is in the output; an incomplete input still fails.
+    if let Some(o) = output {
+        o.commit()?;
+    }
+    // Everything read is in the output; a damaged input still fails.
     Ok(read_exit(&read))
 }
 

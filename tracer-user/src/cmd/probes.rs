@@ -3,10 +3,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 use tracer_core::event::{Drops, ProbeState, ProbeStatus};
 
+use super::privilege;
 use crate::{
     cli::{ListFormat, ProbesArgs},
     probes::{table, LoadOptions, Probes},
@@ -89,40 +90,79 @@ fn render_text(l: &Listing) -> String {
 
 /// What vfio-trace may leave in the kernel after it stopped: nothing. Every
 /// program is loaded and linked through fds this process owns, so the
-/// kernel removes them when it exits; this checks that it did.
+/// kernel removes them when it exits; this checks that it did. Listing BPF
+/// programs needs CAP_SYS_ADMIN and kprobe_events is root's: what could not
+/// be looked at is said, with the command to run, and is never "none left"
+/// (exit 2).
 fn leftovers() -> Result<ExitCode> {
     // The kernel keeps the first 15 bytes of a program's name.
     let ours: Vec<String> = table::all()
         .map(|p| p.program.chars().take(15).collect())
         .collect();
     let mut found = Vec::new();
+    let mut unchecked = Vec::new();
     for info in aya::programs::loaded_programs() {
-        let info = info?;
-        let name = info.name_as_str().unwrap_or_default().to_string();
-        if ours.contains(&name) {
-            found.push(format!("BPF program {name} (id {})", info.id()));
+        match info {
+            Ok(info) => {
+                let name = info.name_as_str().unwrap_or_default().to_string();
+                if ours.contains(&name) {
+                    found.push(format!("BPF program {name} (id {})", info.id()));
+                }
+            }
+            Err(e) => {
+                let need = if privilege::has(privilege::CAP_SYS_ADMIN) {
+                    String::new()
+                } else {
+                    " (listing BPF programs needs CAP_SYS_ADMIN)".to_string()
+                };
+                unchecked.push(format!("BPF programs: {e}{need}"));
+                break;
+            }
         }
     }
+    let mut kprobes_read = false;
+    let mut kprobe_errors = Vec::new();
     for path in [
         "/sys/kernel/tracing/kprobe_events",
         "/sys/kernel/debug/tracing/kprobe_events",
     ] {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            // aya names the kprobe events it creates through tracefs aya_*.
-            found.extend(
-                text.lines()
-                    .filter(|l| l.contains("aya_"))
-                    .map(|l| format!("kprobe event {l}")),
-            );
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                kprobes_read = true;
+                // aya names the kprobe events it creates through tracefs aya_*.
+                found.extend(
+                    text.lines()
+                        .filter(|l| l.contains("aya_"))
+                        .map(|l| format!("kprobe event {l}")),
+                );
+            }
+            // tracefs not mounted there: nothing can be left there.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => kprobe_errors.push(format!("{path}: {e}")),
         }
     }
-    if found.is_empty() {
-        println!("no vfio-trace BPF program or kprobe event left in the kernel");
-        Ok(ExitCode::SUCCESS)
-    } else {
+    if !kprobes_read && !kprobe_errors.is_empty() {
+        unchecked.extend(kprobe_errors);
+    }
+    let unchecked = (!unchecked.is_empty()).then(|| {
+        format!(
+            "could not check for leftovers: {}; run it as root: {}",
+            unchecked.join("; "),
+            privilege::sudo_command()
+        )
+    });
+    if !found.is_empty() {
         for f in &found {
             println!("left behind: {f}");
         }
-        Ok(ExitCode::from(1))
+        if let Some(u) = unchecked {
+            eprintln!("vfio-trace: warning: {u}");
+        }
+        return Ok(ExitCode::from(1));
     }
+    if let Some(u) = unchecked {
+        bail!(u);
+    }
+    println!("no vfio-trace BPF program or kprobe event left in the kernel");
+    Ok(ExitCode::SUCCESS)
 }

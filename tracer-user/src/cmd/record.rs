@@ -8,7 +8,7 @@
 //! added to the file's node table when it joins, before its first event.
 
 use std::{
-    collections::HashMap, fs::File, io::Write, path::Path, process::ExitCode, time::Instant,
+    collections::HashMap, io::Write, process::ExitCode, time::Instant,
 };
 
 use anyhow::{Context, Result};
@@ -18,19 +18,18 @@ use tracer_core::{
     tracefile::{RecordError, Recorder, TraceHeader, FLUSH_TICK},
 };
 
-use super::session::{runtime, Session, StopReason, StopWhen};
+use super::{
+    output::{self, Kind, Output},
+    session::{runtime, Session, StopReason, StopWhen},
+};
 use crate::{cli::RecordArgs, net::aggregator::Notice, node};
 
 pub fn run(args: RecordArgs) -> Result<ExitCode> {
     runtime()?.block_on(record(args))
 }
 
-/// Creates the output file (the one place that does).
-fn create_output(path: &Path) -> Result<File> {
-    File::create(path).with_context(|| format!("creating {}", path.display()))
-}
-
 async fn record(args: RecordArgs) -> Result<ExitCode> {
+    output::check(&args.output, &[], args.force)?;
     let mut session = Session::start(&args.probe)?;
     let header = TraceHeader {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -44,7 +43,10 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         ..TraceHeader::default()
     };
     let path = &args.output;
-    let mut recorder = Recorder::new(create_output(path)?, path, &header)?;
+    // The recorder writes where the output says: the file itself, or with
+    // --force over an existing one a temporary file renamed at the end.
+    let out = Output::create(path, &[], args.force, Kind::Recording)?;
+    let mut recorder = Recorder::new(out.writer()?, out.write_path(), &header)?;
     let attached = session
         .probe_table
         .iter()
@@ -134,6 +136,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         (Err(e), _) | (Ok(_), Some(e)) => return Err(e.into()),
         (Ok(done), None) => done,
     };
+    out.commit()?;
     let why = match reason {
         Some(StopReason::Duration) => "duration reached".to_string(),
         Some(StopReason::Signal(s)) => s.to_string(),
@@ -145,7 +148,7 @@ async fn record(args: RecordArgs) -> Result<ExitCode> {
         "vfio-trace: recorded {} events ({} drops) to {} ({} bytes): {why}",
         done.events,
         status.drops,
-        done.path.display(),
+        path.display(),
         done.bytes
     );
     Ok(ExitCode::SUCCESS)

@@ -138,10 +138,7 @@ fn a_flipped_byte_is_incomplete_in_every_format_strict_or_salvaging() {
         // missing UNMAPs cause are marked as possibly that.
         if mode == ReadMode::Salvage {
             assert!(!r.findings.is_empty());
-            assert!(r
-                .findings
-                .iter()
-                .all(|f| f.possibly_caused_by_missing_data));
+            assert!(r.findings.iter().all(|f| f.possibly_caused_by_missing_data));
         }
     }
 }
@@ -177,7 +174,9 @@ fn only_findings_near_or_after_a_gap_are_marked() {
     let r = check::run_covered(&events, &nodes, &CheckOptions::default(), &cov);
     assert!(!r.findings.is_empty());
     assert!(
-        r.findings.iter().any(|f| !f.possibly_caused_by_missing_data),
+        r.findings
+            .iter()
+            .any(|f| !f.possibly_caused_by_missing_data),
         "{}",
         r.to_text()
     );

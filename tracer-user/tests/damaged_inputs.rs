@@ -60,8 +60,18 @@ fn no_damaged_input_is_ever_clean_and_no_intact_event_is_lost() {
     let dir = std::env::temp_dir().join(format!("vfio-trace-damage-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let files = [
-        ("nested-l1-host.vtrace", "l1", "nested-l2-guest.vtrace", "l2"),
-        ("nested-l2-guest.vtrace", "l2", "nested-l1-host.vtrace", "l1"),
+        (
+            "nested-l1-host.vtrace",
+            "l1",
+            "nested-l2-guest.vtrace",
+            "l2",
+        ),
+        (
+            "nested-l2-guest.vtrace",
+            "l2",
+            "nested-l1-host.vtrace",
+            "l1",
+        ),
     ];
     // The intact files' event counts per node, as exported.
     let (code, all, _) = run(

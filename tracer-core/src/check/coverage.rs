@@ -68,7 +68,9 @@ impl Coverage {
             .iter()
             .find(|e| matches!(&e.kind, EventKind::Drops(d) if d.total() > 0))
         {
-            let node = nodes.get(usize::from(d.node)).map_or(0, |n| n.clock_offset_ns);
+            let node = nodes
+                .get(usize::from(d.node))
+                .map_or(0, |n| n.clock_offset_ns);
             earliest(i128::from(d.ts_ns) + i128::from(node) - GAP_MARGIN_NS);
         }
         from

@@ -145,7 +145,10 @@ impl Report {
                 let mut body = String::new();
                 let _ = writeln!(body, "{}", f.message);
                 if f.possibly_caused_by_missing_data {
-                    let _ = writeln!(body, "(may have been caused by data missing from the trace)");
+                    let _ = writeln!(
+                        body,
+                        "(may have been caused by data missing from the trace)"
+                    );
                 }
                 for e in &f.evidence_text {
                     let _ = writeln!(body, "  {e}");

@@ -7,11 +7,9 @@
 //! With `--listen`, agents' events are recorded too: each agent's node is
 //! added to the file's node table when it joins, before its first event.
 
-use std::{
-    collections::HashMap, io::Write, process::ExitCode, time::Instant,
-};
+use std::{collections::HashMap, io::Write, process::ExitCode, time::Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tokio::sync::mpsc;
 use tracer_core::{
     event::{EventKind, NodeId, ProbeState},

@@ -24,15 +24,13 @@ fn state(s: ProbeState) -> (&'static str, ratatui::style::Style) {
 
 pub fn draw(p: &HealthPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     let rate_rows = u16::try_from(p.nodes.len() * 3).unwrap_or(u16::MAX);
-    let input_rows = p
-        .inputs
-        .iter()
-        .map(|i| 1 + i.reasons.len())
-        .sum::<usize>();
+    let input_rows = p.inputs.iter().map(|i| 1 + i.reasons.len()).sum::<usize>();
     let input_rows = if input_rows == 0 {
         0
     } else {
-        u16::try_from(input_rows).unwrap_or(u16::MAX).saturating_add(2)
+        u16::try_from(input_rows)
+            .unwrap_or(u16::MAX)
+            .saturating_add(2)
     };
     let [inputs, probes, rates] = Layout::vertical([
         Constraint::Length(input_rows),
@@ -60,7 +58,11 @@ fn draw_inputs(p: &HealthPane, frame: &mut Frame, area: Rect) {
         .title_style(if all { style::title() } else { style::error() });
     let mut lines = Vec::new();
     for i in &p.inputs {
-        let st = if i.complete { style::ok() } else { style::error() };
+        let st = if i.complete {
+            style::ok()
+        } else {
+            style::error()
+        };
         lines.push(Line::styled(i.summary.clone(), st));
         for r in &i.reasons {
             lines.push(Line::styled(format!("  {r}"), style::error()));

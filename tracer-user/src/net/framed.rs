@@ -173,7 +173,7 @@ mod tests {
             }),
             &mut f,
         );
-        let (mut a, b) = tokio::io::duplex(1 << 20);
+        let (mut a, b) = tokio::io::duplex(8 << 20);
         let mut r = FrameReader::new(b, MAX_PAYLOAD);
         a.write_all(&f[..HEADER_LEN + 10]).await.unwrap();
         let got = tokio::time::timeout(std::time::Duration::from_millis(50), r.next()).await;

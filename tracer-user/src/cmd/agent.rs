@@ -37,8 +37,7 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         }
     }
     let r = &args.probe.remote;
-    if !r.listen.is_empty() || r.no_local || r.max_agents.is_some() || r.agent_timeout.is_some()
-    {
+    if !r.listen.is_empty() || r.no_local || r.max_agents.is_some() || r.agent_timeout.is_some() {
         bail!(
             "--listen, --no-local, --max-agents and --agent-timeout are for live/record/check \
              (the aggregator), not the agent"

@@ -639,7 +639,10 @@ mod tests {
         let mut notices = agg.take_notices();
         let node = crate::node::local(Some("quiet"), tracer_core::event::NodeRole::Guest);
         let (etx, erx) = mpsc::channel(1);
-        let agent = tokio::spawn(run(AgentConfig::new(listen, node, vec![], String::new()), erx));
+        let agent = tokio::spawn(run(
+            AgentConfig::new(listen, node, vec![], String::new()),
+            erx,
+        ));
         // Twice the idle timeout with nothing to send.
         let end = Instant::now() + Duration::from_secs(4);
         let mut joined = false;
@@ -676,7 +679,10 @@ mod tests {
             ..AgentReport::default()
         };
         let why = r.nothing_delivered().unwrap();
-        assert!(why.contains("never connected") && why.contains("refused"), "{why}");
+        assert!(
+            why.contains("never connected") && why.contains("refused"),
+            "{why}"
+        );
         r.connects = 1;
         assert!(r.nothing_delivered().unwrap().contains("none of 10 events"));
         r.sent = 1;

@@ -425,7 +425,8 @@ impl Aggregator {
             let l = Listener::bind(a).with_context(|| format!("listening on {a}"))?;
             // Where it really listens (a host name resolves to loopback or
             // not): checked before the first accept.
-            check_listen_token(a, l.local_ip(), cfg.token.as_deref()).map_err(anyhow::Error::msg)?;
+            check_listen_token(a, l.local_ip(), cfg.token.as_deref())
+                .map_err(anyhow::Error::msg)?;
             listeners.push(l);
         }
         if cfg.limits.max_connections == 0 {
@@ -1003,7 +1004,9 @@ mod tests {
             // Unknown address: treated as reachable.
             assert!(check_listen_token(&tcp, None, Some(t)).is_err());
         }
-        assert!(check_listen_token(&tcp, Some(any), Some(" ")).unwrap_err().contains("whitespace"));
+        assert!(check_listen_token(&tcp, Some(any), Some(" "))
+            .unwrap_err()
+            .contains("whitespace"));
         check_listen_token(&tcp, Some(any), Some(good)).unwrap();
         // Loopback: any non-empty token (as before).
         for ip in [lo, lo6, mapped] {

@@ -189,7 +189,11 @@ mod tests {
         a.write_all(&f[HEADER_LEN + 10..half]).await.unwrap();
         let got = tokio::time::timeout(std::time::Duration::from_millis(50), r.next()).await;
         assert!(got.is_err(), "incomplete frame");
-        assert!(r.buffered_capacity() <= 2 * half, "{}", r.buffered_capacity());
+        assert!(
+            r.buffered_capacity() <= 2 * half,
+            "{}",
+            r.buffered_capacity()
+        );
         let w = tokio::spawn(async move {
             a.write_all(&f[half..]).await.unwrap();
             a

@@ -137,6 +137,7 @@ async fn run(per_agent: u64, rate: u64, buffer_bytes: usize) -> Run {
             token: Some(token.clone()),
             local,
             ping_every: Duration::from_secs(1),
+            limits: Default::default(),
         },
         tx,
         stop_rx,

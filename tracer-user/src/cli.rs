@@ -64,6 +64,14 @@ pub struct RemoteArgs {
     /// record): tcp:PORT (loopback), tcp:HOST:PORT, unix:PATH, vsock:PORT.
     #[arg(long = "listen", value_name = "ADDR")]
     pub listen: Vec<String>,
+    /// With --listen: most connections open at once (default 64); another
+    /// is refused with a log line naming the peer.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_agents: Option<u32>,
+    /// With --listen: drop an agent that sent no frame for this long after
+    /// its hello (default 30s, at least 2s; agents send health every second).
+    #[arg(long, value_name = "D", value_parser = parse_duration)]
+    pub agent_timeout: Option<Duration>,
     /// With --listen: no local probes, only agents (needs no root).
     #[arg(long)]
     pub no_local: bool,

@@ -37,8 +37,11 @@ pub fn run(args: AgentArgs) -> Result<ExitCode> {
         }
     }
     let r = &args.probe.remote;
-    if !r.listen.is_empty() || r.no_local {
-        bail!("--listen and --no-local are for live/record (the aggregator), not the agent");
+    if !r.listen.is_empty() || r.no_local || r.max_agents.is_some() || r.agent_timeout.is_some() {
+        bail!(
+            "--listen, --no-local, --max-agents and --agent-timeout are for live/record/check \
+             (the aggregator), not the agent"
+        );
     }
     let token = token(r).unwrap_or_default();
     if addr.needs_token() && token.is_empty() {
@@ -119,6 +122,11 @@ async fn agent(args: AgentArgs, addr: Addr, token: String) -> Result<ExitCode> {
     match result? {
         Ok(report) => {
             summary(&addr, &report);
+            // Exit 2: a script must not take an agent that reached nobody
+            // for one that did its job.
+            if let Some(why) = report.nothing_delivered() {
+                bail!("nothing was delivered to {addr}: {why}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(AgentError::Refused {

@@ -57,6 +57,11 @@ impl Session {
         if r.no_local && r.listen.is_empty() {
             bail!("--no-local needs --listen ADDR (where agents connect)");
         }
+        let limits = crate::net::aggregator::limits(r.max_agents, r.agent_timeout)
+            .map_err(anyhow::Error::msg)?;
+        if r.listen.is_empty() && limits != Default::default() {
+            bail!("--max-agents and --agent-timeout need --listen ADDR (where agents connect)");
+        }
         let listen = r
             .listen
             .iter()
@@ -75,6 +80,7 @@ impl Session {
                     token: token(r),
                     local: node.clone(),
                     ping_every: PING_EVERY,
+                    limits,
                 },
                 tx.clone(),
                 stop_rx.clone(),

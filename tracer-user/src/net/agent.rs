@@ -59,8 +59,13 @@ pub struct AgentConfig {
     pub flush_every: Duration,
     pub backoff_min: Duration,
     pub backoff_max: Duration,
-    /// After the source ended: how long to keep trying to deliver the rest.
+    /// After the source ended, while connected: how long to keep
+    /// delivering the rest.
     pub drain_timeout: Duration,
+    /// After the source ended, while not connected: one immediate attempt
+    /// (no backoff) for at most this long; connected within it, the rest
+    /// is delivered (up to `drain_timeout`), else the agent gives up.
+    pub last_try: Duration,
     pub health_every: Duration,
 }
 
@@ -78,6 +83,7 @@ impl AgentConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(5),
+            last_try: Duration::from_secs(1),
             health_every: Duration::from_secs(1),
         }
     }
@@ -98,6 +104,27 @@ pub struct AgentReport {
     pub unsent: u64,
     /// Successful handshakes.
     pub connects: u64,
+    /// Why the last connection (or attempt) failed, if one did.
+    pub last_error: Option<String>,
+}
+
+impl AgentReport {
+    /// Nothing reached the aggregator: never connected, or none of the
+    /// events the source produced was written. `None` when something was
+    /// delivered, else why not.
+    pub fn nothing_delivered(&self) -> Option<String> {
+        let last = self
+            .last_error
+            .as_deref()
+            .map_or_else(String::new, |e| format!(" (last error: {e})"));
+        if self.connects == 0 {
+            Some(format!("never connected{last}"))
+        } else if self.events_in > 0 && self.sent == 0 {
+            Some(format!("none of {} events was sent{last}", self.events_in))
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Debug, Error)]
@@ -213,7 +240,10 @@ pub async fn run(
     let mut health = interval(cfg.health_every);
     health.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut source_open = true;
+    // When the source ended, and until when to keep delivering.
+    let mut ended: Option<Instant> = None;
     let mut deadline: Option<Instant> = None;
+    let mut last_error: Option<String> = None;
     let refused = loop {
         tokio::select! {
             b = events.recv(), if source_open => match b {
@@ -229,9 +259,23 @@ pub async fn run(
                 None => {
                     source_open = false;
                     seal(&mut enc, &mut seq, &shared, &cfg, &mut dropping);
-                    shared.lock().closing = true;
+                    let connected = {
+                        let mut q = shared.lock();
+                        q.closing = true;
+                        q.connected
+                    };
                     shared.notify.notify_one();
-                    deadline = Some(Instant::now() + cfg.drain_timeout);
+                    let now = Instant::now();
+                    ended = Some(now);
+                    if connected {
+                        deadline = Some(now + cfg.drain_timeout);
+                    } else {
+                        // Not connected (waiting out a backoff, or still
+                        // trying): one last attempt now, briefly.
+                        conn.abort();
+                        conn = tokio::spawn(connection(cfg.clone(), shared.clone(), Duration::ZERO));
+                        deadline = Some(now + cfg.last_try.min(cfg.drain_timeout));
+                    }
                 }
             },
             _ = flush.tick() => seal(&mut enc, &mut seq, &shared, &cfg, &mut dropping),
@@ -252,6 +296,33 @@ pub async fn run(
                         q.lost += n;
                         log::warn!("{n} events were being written when the connection died (lost or partly delivered)");
                     }
+                }
+                let retry_now = match &end {
+                    ConnEnd::Finished => break None,
+                    ConnEnd::Refused(g) if g.code.is_fatal() => break Some(g.clone()),
+                    ConnEnd::Refused(g) => {
+                        last_error = Some(format!("aggregator said goodbye ({:?}): {}", g.code, g.message));
+                        false
+                    }
+                    ConnEnd::Lost { connected, why } => {
+                        last_error = Some(why.clone());
+                        *connected
+                    }
+                };
+                if !source_open {
+                    // The end: a connection lost while delivering is tried
+                    // again at once (until the deadline); a failed attempt
+                    // is the last one.
+                    if !retry_now || deadline.is_some_and(|d| Instant::now() >= d) {
+                        log::warn!(
+                            "could not deliver the rest to {}: {}",
+                            cfg.addr,
+                            last_error.as_deref().unwrap_or("?")
+                        );
+                        break None;
+                    }
+                    conn = tokio::spawn(connection(cfg.clone(), shared.clone(), Duration::ZERO));
+                    continue;
                 }
                 match end {
                     ConnEnd::Finished => break None,
@@ -281,15 +352,19 @@ pub async fn run(
                         }
                     }
                 }
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    break None;
-                }
                 let delay = backoff(&cfg, failures);
                 conn = tokio::spawn(connection(cfg.clone(), shared.clone(), delay));
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                // Connected during the last try: deliver the rest.
+                let full = ended.map(|t| t + cfg.drain_timeout);
+                if shared.lock().connected && full.is_some_and(|f| Instant::now() < f) {
+                    deadline = full;
+                    continue;
+                }
                 conn.abort();
-                log::warn!("gave up delivering to {} after {:?}", cfg.addr, cfg.drain_timeout);
+                let waited = ended.map_or(Duration::ZERO, |t| t.elapsed());
+                log::warn!("gave up delivering to {} {waited:?} after the end", cfg.addr);
                 break None;
             }
         }
@@ -303,6 +378,7 @@ pub async fn run(
         lost: q.lost + q.in_flight,
         unsent: q.data_events + u64::from(enc.count()),
         connects: q.connects,
+        last_error,
     };
     match refused {
         Some(g) => Err(AgentError::Refused {
@@ -531,6 +607,87 @@ async fn connection(cfg: Arc<AgentConfig>, shared: Arc<Shared>, delay: Duration)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::aggregator::{Aggregator, AggregatorConfig, Limits, Notice};
+
+    /// An agent with no events at all stays connected past the
+    /// aggregator's idle timeout: its health frames are its heartbeat. Its
+    /// report says it delivered (it connected; there was nothing to send).
+    #[tokio::test]
+    async fn a_quiet_agent_outlives_the_idle_timeout_on_its_heartbeat() {
+        let dir = std::env::temp_dir().join(format!("vt-quiet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let listen = Addr::Unix(dir.join("agg.sock"));
+        let local = crate::node::local(Some("agg"), tracer_core::event::NodeRole::Host);
+        let (tx, mut events) = mpsc::channel(16);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut agg = Aggregator::start(
+            AggregatorConfig {
+                listen: vec![listen.clone()],
+                token: None,
+                local,
+                ping_every: Duration::from_secs(1),
+                limits: Limits {
+                    idle_timeout: Duration::from_secs(2),
+                    ..Limits::default()
+                },
+            },
+            tx,
+            stop_rx,
+        )
+        .unwrap();
+        let mut notices = agg.take_notices();
+        let node = crate::node::local(Some("quiet"), tracer_core::event::NodeRole::Guest);
+        let (etx, erx) = mpsc::channel(1);
+        let agent = tokio::spawn(run(
+            AgentConfig::new(listen, node, vec![], String::new()),
+            erx,
+        ));
+        // Twice the idle timeout with nothing to send.
+        let end = Instant::now() + Duration::from_secs(4);
+        let mut joined = false;
+        loop {
+            tokio::select! {
+                n = notices.recv() => match n.unwrap() {
+                    Notice::Joined { .. } => joined = true,
+                    n => panic!("unexpected notice: {n}"),
+                },
+                _ = events.recv() => {}
+                _ = tokio::time::sleep_until(end) => break,
+            }
+        }
+        assert!(joined);
+        drop(etx);
+        let report = agent.await.unwrap().unwrap();
+        assert_eq!((report.connects, report.sent, report.unsent), (1, 0, 0));
+        assert_eq!(report.nothing_delivered(), None);
+        let n = notices.recv().await.unwrap();
+        assert!(
+            matches!(&n, Notice::Left { clean: true, .. }),
+            "left cleanly: {n}"
+        );
+        let _ = stop_tx.send(true);
+        agg.finish().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn nothing_delivered_says_why() {
+        let mut r = AgentReport {
+            events_in: 10,
+            last_error: Some("Connection refused (os error 111)".into()),
+            ..AgentReport::default()
+        };
+        let why = r.nothing_delivered().unwrap();
+        assert!(
+            why.contains("never connected") && why.contains("refused"),
+            "{why}"
+        );
+        r.connects = 1;
+        assert!(r.nothing_delivered().unwrap().contains("none of 10 events"));
+        r.sent = 1;
+        assert_eq!(r.nothing_delivered(), None);
+    }
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

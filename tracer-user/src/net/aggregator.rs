@@ -3,10 +3,16 @@
 //! (renumbered to that id) into the session's event channel next to the
 //! local probes. A malformed, oversized or unauthenticated peer is
 //! disconnected with a log line naming it; the others go on.
+//!
+//! Everything a peer can make it hold is bounded ([`Limits`]): connections
+//! at once, a frame's payload (allocated as its bytes arrive, never from
+//! the declared length), the time to say hello and, after it, the time
+//! between two frames; queued notices and refusal log lines too.
 
 use std::{
+    net::IpAddr,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard,
     },
     time::Duration,
@@ -17,7 +23,7 @@ use tokio::{
     io::{AsyncWrite, BufReader},
     sync::{mpsc, watch},
     task::{JoinHandle, JoinSet},
-    time::{interval_at, timeout, Instant, MissedTickBehavior},
+    time::{interval_at, sleep, timeout, Instant, MissedTickBehavior},
 };
 use tracer_core::{
     event::{Event, NodeId, NodeInfo},
@@ -43,8 +49,52 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const REJOIN_TOLERANCE_NS: i64 = 50_000_000;
 /// Most nodes in one session.
 const MAX_NODES: usize = 1024;
-/// Most agents connected at once.
-const MAX_AGENTS: usize = 256;
+/// Notices kept for a consumer that has not taken them (yet, or ever: the
+/// terminal UI logs them instead); beyond this they are only logged.
+const MAX_UNSHOWN_NOTICES: usize = 4096;
+/// Refusals logged per second; the rest are counted and the count is said
+/// with the next one logged (a flood of connections cannot flood the log).
+const REFUSALS_LOGGED_PER_SEC: u32 = 20;
+
+/// Default [`Limits::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Default [`Limits::idle_timeout`]: 30 of the agents' 1 s health frames.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default [`Limits::max_frame`]: 4 times the largest frame an agent
+/// writes (a batch is closed at 256 KiB).
+pub const DEFAULT_MAX_FRAME: u32 = 1 << 20;
+/// A TCP listener other machines can reach needs a token this long.
+pub const MIN_NETWORK_TOKEN_LEN: usize = 16;
+
+/// What any one peer, and all of them together, can cost the aggregator.
+/// At most `max_connections × (max_frame + 64 KiB read buffer)` of frame
+/// memory, and that only while bytes keep arriving: a header declaring a
+/// large frame allocates nothing until its payload comes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most connections open at once over every listener (agents, and
+    /// peers that have not said hello yet). Another one is answered with a
+    /// goodbye (not fatal: an agent retries with backoff) and closed, with
+    /// a log line naming the peer.
+    pub max_connections: usize,
+    /// An agent from which no whole frame arrived for this long after its
+    /// hello is dropped, with a log line naming it. Agents send `health`
+    /// every second, so this is a multiple of their heartbeat.
+    pub idle_timeout: Duration,
+    /// Largest frame payload accepted after the hello (≤ the protocol's
+    /// 4 MiB; sent to the agent in its welcome).
+    pub max_frame: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_frame: DEFAULT_MAX_FRAME,
+        }
+    }
+}
 
 pub struct AggregatorConfig {
     pub listen: Vec<Addr>,
@@ -53,6 +103,71 @@ pub struct AggregatorConfig {
     /// This machine: node 0.
     pub local: NodeInfo,
     pub ping_every: Duration,
+    pub limits: Limits,
+}
+
+/// Shortest and longest [`Limits::idle_timeout`]: at least two of the
+/// agents' heartbeats; a day at most.
+pub const IDLE_TIMEOUT_RANGE: (Duration, Duration) =
+    (Duration::from_secs(2), Duration::from_secs(24 * 3600));
+
+/// The limits from the command line (`--max-agents`, `--agent-timeout`),
+/// defaults for what is not given.
+pub fn limits(max_agents: Option<u32>, idle: Option<Duration>) -> Result<Limits, String> {
+    let mut l = Limits::default();
+    if let Some(n) = max_agents {
+        if n == 0 {
+            return Err("--max-agents must be at least 1".into());
+        }
+        l.max_connections = n as usize;
+    }
+    if let Some(d) = idle {
+        let (lo, hi) = IDLE_TIMEOUT_RANGE;
+        if d < lo || d > hi {
+            return Err(format!(
+                "--agent-timeout {d:?} is out of range: between {lo:?} (agents send health every \
+                 second) and {hi:?}"
+            ));
+        }
+        l.idle_timeout = d;
+    }
+    Ok(l)
+}
+
+/// The token rule for a listener: TCP needs a token; a TCP listener bound
+/// to an address other machines can reach (`bound` not loopback, or not
+/// known) needs one of at least [`MIN_NETWORK_TOKEN_LEN`] bytes that is
+/// not only whitespace. Unix and vsock listeners need none (their peers
+/// are this machine's processes and VMs); a token offered there is checked.
+pub fn check_listen_token(
+    listen: &Addr,
+    bound: Option<IpAddr>,
+    token: Option<&str>,
+) -> Result<(), String> {
+    if !listen.needs_token() {
+        return Ok(());
+    }
+    let t = token.unwrap_or("");
+    if t.is_empty() {
+        return Err(format!(
+            "--listen {listen} needs a shared token: --token T or VFIO_TRACE_TOKEN"
+        ));
+    }
+    let loopback = bound.is_some_and(|ip| ip.to_canonical().is_loopback());
+    if !loopback && (t.len() < MIN_NETWORK_TOKEN_LEN || t.trim().is_empty()) {
+        let what = if t.trim().is_empty() {
+            format!("{} byte(s) of whitespace", t.len())
+        } else {
+            format!("{} byte(s)", t.len())
+        };
+        return Err(format!(
+            "refusing to listen on {listen} with a token of {what}: a TCP listener that other \
+             machines can reach (not loopback) needs a token of at least \
+             {MIN_NETWORK_TOKEN_LEN} bytes, not only whitespace (make one with \
+             `head -c 24 /dev/urandom | base64`); tcp:PORT listens on loopback only"
+        ));
+    }
+    Ok(())
 }
 
 /// What happened to remote nodes, in order. Sent before the node's first
@@ -227,22 +342,69 @@ struct Ctx {
     events: mpsc::Sender<Vec<Event>>,
     notices: mpsc::UnboundedSender<Notice>,
     ping_every: Duration,
-    agents: Mutex<usize>,
+    limits: Limits,
+    /// Connections open (every listener).
+    conns: Mutex<usize>,
     shown: Arc<AtomicBool>,
+    /// Notices queued while nobody had taken them.
+    unshown: AtomicUsize,
+    refusals: Mutex<RefusalLog>,
+}
+
+/// Counts refusals per second so that only the first few are logged.
+struct RefusalLog {
+    window: Instant,
+    logged: u32,
+    /// Refusals not logged since the last one logged.
+    quiet: u64,
+}
+
+impl RefusalLog {
+    /// Whether to log this refusal, and how many were not logged before it.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        if now.duration_since(self.window) >= Duration::from_secs(1) {
+            self.window = now;
+            self.logged = 0;
+        }
+        if self.logged >= REFUSALS_LOGGED_PER_SEC {
+            self.quiet += 1;
+            return None;
+        }
+        self.logged += 1;
+        Some(std::mem::take(&mut self.quiet))
+    }
 }
 
 impl Ctx {
     /// Logs a notice (losses and refusals as warnings) unless its consumer
-    /// shows it, and queues it.
-    fn notice(&self, n: Notice) {
-        if self.shown.load(Ordering::Relaxed) {
+    /// shows it, and queues it. Refusals beyond a few a second are counted
+    /// and said with the next one.
+    fn notice(&self, mut n: Notice) {
+        if let Notice::Refused { why, .. } = &mut n {
+            let admitted = self
+                .refusals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .admit(Instant::now());
+            match admitted {
+                None => return,
+                Some(0) => {}
+                Some(k) => why.push_str(&format!(
+                    " ({k} more connection(s) refused before this one and not logged)"
+                )),
+            }
+        }
+        let shown = self.shown.load(Ordering::Relaxed);
+        if shown {
             log::debug!("{n}");
         } else if matches!(n, Notice::Joined { .. } | Notice::Left { clean: true, .. }) {
             log::info!("{n}");
         } else {
             log::warn!("{n}");
         }
-        let _ = self.notices.send(n);
+        if shown || self.unshown.fetch_add(1, Ordering::Relaxed) < MAX_UNSHOWN_NOTICES {
+            let _ = self.notices.send(n);
+        }
     }
 }
 
@@ -260,7 +422,22 @@ impl Aggregator {
             if a.needs_token() && cfg.token.as_deref().is_none_or(str::is_empty) {
                 bail!("--listen {a} needs a shared token: --token T or VFIO_TRACE_TOKEN");
             }
-            listeners.push(Listener::bind(a).with_context(|| format!("listening on {a}"))?);
+            let l = Listener::bind(a).with_context(|| format!("listening on {a}"))?;
+            // Where it really listens (a host name resolves to loopback or
+            // not): checked before the first accept.
+            check_listen_token(a, l.local_ip(), cfg.token.as_deref())
+                .map_err(anyhow::Error::msg)?;
+            listeners.push(l);
+        }
+        if cfg.limits.max_connections == 0 {
+            bail!("the connection limit must be at least 1");
+        }
+        if cfg.limits.idle_timeout > IDLE_TIMEOUT_RANGE.1 {
+            bail!(
+                "the idle timeout {:?} is longer than {:?}",
+                cfg.limits.idle_timeout,
+                IDLE_TIMEOUT_RANGE.1
+            );
         }
         let bound: Vec<Addr> = listeners.iter().map(Listener::local).collect();
         let nodes = NodeTable::new(cfg.local.clone());
@@ -273,8 +450,18 @@ impl Aggregator {
             events,
             notices: ntx,
             ping_every: cfg.ping_every,
-            agents: Mutex::new(0),
+            limits: Limits {
+                max_frame: cfg.limits.max_frame.min(MAX_PAYLOAD),
+                ..cfg.limits
+            },
+            conns: Mutex::new(0),
             shown: shown.clone(),
+            unshown: AtomicUsize::new(0),
+            refusals: Mutex::new(RefusalLog {
+                window: Instant::now(),
+                logged: 0,
+                quiet: 0,
+            }),
         });
         let task = tokio::spawn(async move {
             let mut accepting = JoinSet::new();
@@ -313,20 +500,29 @@ async fn accept_loop(l: Listener, ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>
     loop {
         tokio::select! {
             r = l.accept() => match r {
-                Ok((s, peer)) => {
+                Ok((mut s, peer)) => {
+                    let max = ctx.limits.max_connections;
                     let full = {
-                        let mut n = ctx.agents.lock().unwrap_or_else(|p| p.into_inner());
-                        if *n >= MAX_AGENTS { true } else { *n += 1; false }
+                        let mut n = ctx.conns.lock().unwrap_or_else(|p| p.into_inner());
+                        if *n >= max { true } else { *n += 1; false }
                     };
                     if full {
-                        ctx.notice(Notice::Refused { peer, why: format!("{MAX_AGENTS} agents already connected") });
+                        let why = format!(
+                            "connection limit reached: {max} connections already open (--max-agents)"
+                        );
+                        // Not fatal to an agent: it retries with backoff.
+                        // Written only if the socket takes it at once.
+                        let m = bye(ByeCode::Done, format!("aggregator busy, try again later: {why}"));
+                        let _ = timeout(Duration::ZERO, write_msg(&mut s, &m)).await;
+                        drop(s);
+                        ctx.notice(Notice::Refused { peer, why });
                         continue;
                     }
                     let ctx2 = ctx.clone();
                     let stop2 = stop.clone();
                     conns.spawn(async move {
                         serve(s, peer, needs_token, &ctx2, stop2).await;
-                        *ctx2.agents.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                        *ctx2.conns.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                     });
                 }
                 Err(e) => {
@@ -389,6 +585,10 @@ enum Next {
     Hello(Hello),
 }
 
+/// Read buffer of a connection (frames larger than it are read straight
+/// into their own buffer, which grows as their bytes arrive).
+const READ_BUFFER: usize = 64 << 10;
+
 /// One connection: agent sessions one after another. A VMM's chardev
 /// (unix, vsock, a serial port's host side) stays connected while the
 /// agent inside the guest stops and starts again, so after a goodbye, or a
@@ -402,7 +602,7 @@ async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let (rd, mut wr) = tokio::io::split(stream);
-    let mut rd = FrameReader::new(BufReader::with_capacity(256 << 10, rd), MAX_HELLO_PAYLOAD);
+    let mut rd = FrameReader::new(BufReader::with_capacity(READ_BUFFER, rd), MAX_HELLO_PAYLOAD);
     let mut pending = None;
     loop {
         rd.set_limit(MAX_HELLO_PAYLOAD);
@@ -573,13 +773,13 @@ where
         node_id: id,
         aggregator: ctx.local_name.clone(),
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
-        max_payload: MAX_PAYLOAD,
+        max_payload: ctx.limits.max_frame,
     });
     let mut events = 0u64;
     let (clean, why, next) = match send(wr, &welcome).await {
         Err(e) => (false, e, Next::Stop),
         Ok(()) => {
-            rd.set_limit(MAX_PAYLOAD);
+            rd.set_limit(ctx.limits.max_frame);
             let mut s = Streaming {
                 id,
                 name: &info.name,
@@ -635,9 +835,16 @@ impl Streaming<'_> {
         // A failed write ends the pings, not the connection: what the agent
         // sent before closing (its last events, its goodbye) is still read.
         let mut can_write = true;
+        // Agents send health every second: a whole frame must come within
+        // the idle timeout (bytes trickling into one frame do not count).
+        let idle_after = self.ctx.limits.idle_timeout;
+        let idle = sleep(idle_after);
+        tokio::pin!(idle);
         loop {
             tokio::select! {
-                m = rd.next() => match m {
+                m = rd.next() => {
+                    idle.as_mut().reset(Instant::now() + idle_after);
+                    match m {
                     Ok(Some(Message::Events(b))) => {
                         self.check_seq(b.seq);
                         match b.decode(Some(self.id)) {
@@ -676,7 +883,15 @@ impl Streaming<'_> {
                         }
                         return (false, e.to_string(), Next::Stop);
                     }
-                },
+                }},
+                () = &mut idle => {
+                    let why = format!(
+                        "idle: no whole frame for {idle_after:?} after its hello (agents send \
+                         health every second); dropped"
+                    );
+                    let _ = send(wr, &bye(ByeCode::Done, why.clone())).await;
+                    return (false, why, Next::Stop);
+                }
                 _ = ping.tick(), if can_write => {
                     let p = Message::Ping(Ping { seq: ping_seq, t_ns: monotonic_ns() });
                     ping_seq = ping_seq.wrapping_add(1);
@@ -764,6 +979,62 @@ mod tests {
         let (d, info, _, _) = t.join(node("host", 0)).unwrap();
         assert_eq!((d, info.name.as_str()), (4, "host#2"));
         assert_eq!(t.snapshot().len(), 5);
+    }
+
+    #[test]
+    fn tokens_on_listeners_other_machines_reach_are_long() {
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lo6: IpAddr = "::1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        let tcp = Addr::parse_listen("tcp:0.0.0.0:7000").unwrap();
+        let good = "0123456789abcdef";
+        // TCP without a token: never.
+        for ip in [Some(any), Some(lo), None] {
+            let e = check_listen_token(&tcp, ip, None).unwrap_err();
+            assert!(e.contains("needs a shared token"), "{e}");
+            assert!(check_listen_token(&tcp, ip, Some("")).is_err());
+        }
+        // Reachable from other machines: 16 bytes, not only whitespace.
+        for t in [" ", "short", "0123456789abcde", "                "] {
+            let e = check_listen_token(&tcp, Some(any), Some(t)).unwrap_err();
+            assert!(e.contains("at least 16 bytes"), "{e}");
+            assert!(e.contains("tcp:0.0.0.0:7000"), "{e}");
+            assert!(e.contains(&format!("{} byte(s)", t.len())), "{e}");
+            // Unknown address: treated as reachable.
+            assert!(check_listen_token(&tcp, None, Some(t)).is_err());
+        }
+        assert!(check_listen_token(&tcp, Some(any), Some(" "))
+            .unwrap_err()
+            .contains("whitespace"));
+        check_listen_token(&tcp, Some(any), Some(good)).unwrap();
+        // Loopback: any non-empty token (as before).
+        for ip in [lo, lo6, mapped] {
+            check_listen_token(&tcp, Some(ip), Some("t")).unwrap();
+        }
+        // Local transports need none.
+        let unix = Addr::parse_listen("unix:/x").unwrap();
+        check_listen_token(&unix, None, None).unwrap();
+        check_listen_token(&unix, None, Some(" ")).unwrap();
+    }
+
+    #[test]
+    fn refusals_are_logged_a_few_a_second_and_the_rest_counted() {
+        let t0 = Instant::now();
+        let mut r = RefusalLog {
+            window: t0,
+            logged: 0,
+            quiet: 0,
+        };
+        for _ in 0..REFUSALS_LOGGED_PER_SEC {
+            assert_eq!(r.admit(t0), Some(0));
+        }
+        for _ in 0..100 {
+            assert_eq!(r.admit(t0 + Duration::from_millis(500)), None);
+        }
+        // The next second: logged, with the count of those not logged.
+        assert_eq!(r.admit(t0 + Duration::from_millis(1001)), Some(100));
+        assert_eq!(r.admit(t0 + Duration::from_millis(1002)), Some(0));
     }
 
     #[test]

@@ -16,6 +16,13 @@ pub enum ReadError {
     Eof { have: usize, need: usize },
 }
 
+/// Payload memory is allocated as its bytes arrive, in steps of this much
+/// (or, for larger frames, of what already arrived: the buffer at most
+/// doubles per step): a header that declares a large frame costs nothing
+/// until the bytes come, and a peer that trickles holds at most twice what
+/// it sent (never more than the frame, never more than the limit).
+pub const GROW_STEP: usize = 64 << 10;
+
 /// Reads frames one at a time. `next` is cancel-safe (progress is kept in
 /// `self` after every read), so it can sit in a `select!`.
 pub struct FrameReader<R> {
@@ -50,6 +57,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.have > 0 || self.header.is_some()
     }
 
+    /// Bytes this reader holds for frames (its payload buffer's capacity).
+    #[cfg(test)]
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// The next frame; `Ok(None)` when the peer closed between frames.
     pub async fn next(&mut self) -> Result<Option<Message>, ReadError> {
         loop {
@@ -75,20 +88,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     }
                     continue;
                 }
-                // Validated (length within the limit) before any allocation.
+                // Validated (length within the limit) before anything else;
+                // the payload's memory comes as its bytes do.
                 let h = parse_header(&self.head, self.limit)?;
                 self.header = Some(h);
                 self.buf.clear();
-                self.buf.resize(h.len as usize, 0);
                 self.have = 0;
                 continue;
             };
-            if self.have < self.buf.len() {
+            let need = h.len as usize;
+            if self.have < need {
+                if self.have == self.buf.len() {
+                    let step = GROW_STEP.max(self.have).min(need - self.have);
+                    self.buf.reserve_exact(step);
+                    self.buf.resize(self.have + step, 0);
+                }
                 let n = self.r.read(&mut self.buf[self.have..]).await?;
                 if n == 0 {
                     return Err(ReadError::Eof {
                         have: HEADER_LEN + self.have,
-                        need: HEADER_LEN + self.buf.len(),
+                        need: HEADER_LEN + need,
                     });
                 }
                 self.have += n;
@@ -137,6 +156,52 @@ mod tests {
         }
         w.await.unwrap();
         assert!(r.next().await.unwrap().is_none());
+    }
+
+    /// A header declaring the largest frame, then a trickle: the buffer
+    /// grows with the bytes, not with the declared length.
+    #[tokio::test]
+    async fn memory_follows_the_bytes_not_the_declared_length() {
+        let payload: Vec<u8> = (0..MAX_PAYLOAD - 3).map(|i| i as u8).collect();
+        let mut f = Vec::new();
+        tracer_core::wire::encode_frame(
+            &Message::Events(tracer_core::wire::EventBatch {
+                seq: 1,
+                count: 0,
+                ts_first: 0,
+                data: payload,
+            }),
+            &mut f,
+        );
+        let (mut a, b) = tokio::io::duplex(8 << 20);
+        let mut r = FrameReader::new(b, MAX_PAYLOAD);
+        a.write_all(&f[..HEADER_LEN + 10]).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_millis(50), r.next()).await;
+        assert!(got.is_err(), "incomplete frame");
+        assert!(r.started());
+        assert!(
+            r.buffered_capacity() <= GROW_STEP,
+            "{} bytes held for 10 received",
+            r.buffered_capacity()
+        );
+        // Half the frame: at most twice that held.
+        let half = f.len() / 2;
+        a.write_all(&f[HEADER_LEN + 10..half]).await.unwrap();
+        let got = tokio::time::timeout(std::time::Duration::from_millis(50), r.next()).await;
+        assert!(got.is_err(), "incomplete frame");
+        assert!(
+            r.buffered_capacity() <= 2 * half,
+            "{}",
+            r.buffered_capacity()
+        );
+        let w = tokio::spawn(async move {
+            a.write_all(&f[half..]).await.unwrap();
+            a
+        });
+        let m = r.next().await.unwrap().unwrap();
+        assert!(matches!(m, Message::Events(b) if b.data.len() == MAX_PAYLOAD as usize - 3));
+        assert!(r.buffered_capacity() <= MAX_PAYLOAD as usize);
+        drop(w.await.unwrap());
     }
 
     #[tokio::test]

@@ -98,6 +98,14 @@ impl Listener {
         }
     }
 
+    /// The IP address a TCP listener is bound to (`None` for others).
+    pub fn local_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Listener::Tcp(l) => l.local_addr().ok().map(|a| a.ip()),
+            _ => None,
+        }
+    }
+
     /// The next connection and a name for its peer.
     pub async fn accept(&self) -> io::Result<(Stream, String)> {
         match self {

@@ -23,7 +23,7 @@ fn load(paths: &[PathBuf]) -> (Vec<Event>, Vec<NodeInfo>) {
         events.push(e.expect("read"));
     }
     let mut nodes = t.nodes().to_vec();
-    if !align_nodes(&mut events, &mut nodes).is_empty() {
+    if !align_nodes(&events, &mut nodes).is_empty() {
         events.sort_by_key(|e| aligned_ns(e, &nodes));
     }
     (events, nodes)
@@ -120,7 +120,7 @@ fn random_stream(seed: u64, n: usize) -> Vec<Event> {
     let mut out = Vec::with_capacity(n);
     let mut ts = 1_000_000u64;
     for _ in 0..n {
-        let mut pick =
+        let pick =
             |pool: &[u64], r: &mut dyn FnMut(u64) -> u64| pool[r(pool.len() as u64) as usize];
         let bases = [
             0x4000_0000,

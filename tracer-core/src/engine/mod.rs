@@ -59,6 +59,7 @@ pub mod join;
 pub mod keys;
 pub mod msi;
 pub mod pairing;
+mod prefetch;
 pub mod rules;
 pub mod snapshot;
 mod state;

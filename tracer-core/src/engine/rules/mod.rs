@@ -108,14 +108,9 @@ pub(crate) fn on_event(
         }
         EventKind::VfioSetIrqs(s) => vt010::on_set_irqs(st, &mut mem.vt010, e, s, fx, id, out),
         EventKind::MsiVector(v) => vt010::on_msi_vector(st, &mut mem.vt010, e, v, fx, id, out),
-        EventKind::VfioIommuInfo(_)
-        | EventKind::VfioSetIommu(_)
-        | EventKind::VfioPin(_)
-        | EventKind::MsiMask(_)
-        | EventKind::MsiDoorbellMap(_)
-        | EventKind::KvmMemslot(_)
-        | EventKind::ProbeStatus(_)
-        | EventKind::Drops(_) => {}
+        // No rule reads the other kinds: a new kind joins this table only
+        // with its first rule.
+        _ => {}
     }
 }
 

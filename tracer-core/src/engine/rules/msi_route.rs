@@ -15,10 +15,9 @@ use crate::event::{Event, MsiWrite, ResvType};
 pub(crate) enum Route {
     /// A doorbell, or nothing known to judge it by.
     Fine,
-    /// Guest: inside the driver's SW_MSI window `(w0, w1)` of an endpoint
-    /// attached to domain `dom`, which maps nothing there.
-    GuestWindowEmpty {
-        dom: u32,
+    /// Inside a software-MSI window `(w0, w1)` that maps nothing there.
+    WindowEmpty {
+        owner: WindowOwner,
         window: (u64, u64),
         evidence: Vec<EvId>,
     },
@@ -32,12 +31,6 @@ pub(crate) enum Route {
     GuestUnmapped {
         dom: u32,
         ep: u32,
-        evidence: Vec<EvId>,
-    },
-    /// Host: inside the SW-MSI window of `domain`, no doorbell page there.
-    HostWindowEmpty {
-        domain: u64,
-        window: (u64, u64),
         evidence: Vec<EvId>,
     },
     /// Host: a container of the device maps the address as DMA to `hva`.
@@ -54,6 +47,15 @@ pub(crate) enum Route {
     },
     /// Host: nothing maps it; `names` lists where it was looked for.
     HostUnrouted { names: String, evidence: Vec<EvId> },
+}
+
+/// Whose software-MSI window an address fell in.
+pub(crate) enum WindowOwner {
+    /// The guest driver's own SW_MSI window of an endpoint attached to
+    /// this virtio-iommu domain.
+    Guest(u32),
+    /// The MSI cookie of this host IOMMU domain.
+    Host(u64),
 }
 
 /// `pid:fd`, or `pid:fd/ioas` for an iommufd IOAS.
@@ -107,8 +109,8 @@ fn guest(st: &State, k: DevKey, w: &MsiWrite, id: EvId) -> Option<Route> {
     evidence.push(id);
     let in_window = e.implicit_sw_msi().filter(|(w0, w1)| *w0 <= a && a <= *w1);
     Some(match (mapped, in_window) {
-        (None, Some(window)) => Route::GuestWindowEmpty {
-            dom,
+        (None, Some(window)) => Route::WindowEmpty {
+            owner: WindowOwner::Guest(dom),
             window,
             evidence,
         },
@@ -155,8 +157,8 @@ fn host(st: &State, k: DevKey, pid: u32, w: &MsiWrite, id: EvId) -> Route {
         (w0 <= a && a <= w1).then_some((*dk, w0, w1, cev))
     });
     if let Some((dk, w0, w1, cev)) = cookie {
-        return Route::HostWindowEmpty {
-            domain: dk.domain,
+        return Route::WindowEmpty {
+            owner: WindowOwner::Host(dk.domain),
             window: (w0, w1),
             evidence: vec![cev, id],
         };

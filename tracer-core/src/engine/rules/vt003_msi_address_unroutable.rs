@@ -53,7 +53,7 @@ pub(crate) fn on_msi_write(e: &Event, w: &MsiWrite, route: &Route, out: &mut Fin
             ),
             evidence.clone(),
         ),
-        Route::Fine | Route::GuestWindowEmpty { .. } | Route::HostWindowEmpty { .. } => return,
+        Route::Fine | Route::WindowEmpty { .. } => return,
     };
     out.push(
         Finding::new(RuleId::MsiUnroutable, e.node, msg, evidence)

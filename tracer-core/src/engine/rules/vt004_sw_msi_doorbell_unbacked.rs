@@ -5,7 +5,7 @@
 //! pairing: guest doorbells the host's window does not back; after the
 //! pairings: doorbell mappings that point elsewhere.
 
-use super::msi_route::Route;
+use super::msi_route::{Route, WindowOwner};
 use super::{hex, range, Finding, Findings, RuleId};
 use crate::engine::guest::MAP_MMIO;
 use crate::engine::host::is_mmio_prot;
@@ -17,30 +17,23 @@ use crate::event::{Event, MsiWrite};
 
 /// A doorbell IOVA inside a software-MSI window that maps nothing there.
 pub(crate) fn on_msi_write(e: &Event, w: &MsiWrite, route: &Route, out: &mut Findings) {
-    let (inside, evidence) = match route {
-        Route::GuestWindowEmpty {
-            dom,
-            window: (w0, w1),
-            evidence,
-        } => (
-            format!(
-                "the guest's SW_MSI window {} but domain {dom} maps nothing there",
-                range(*w0, *w1)
-            ),
-            evidence,
+    let Route::WindowEmpty {
+        owner,
+        window: (w0, w1),
+        evidence,
+    } = route
+    else {
+        return;
+    };
+    let inside = match owner {
+        WindowOwner::Guest(dom) => format!(
+            "the guest's SW_MSI window {} but domain {dom} maps nothing there",
+            range(*w0, *w1)
         ),
-        Route::HostWindowEmpty {
-            domain,
-            window: (w0, w1),
-            evidence,
-        } => (
-            format!(
-                "the SW-MSI window {} of domain {domain:#x}, but no doorbell page is mapped there",
-                range(*w0, *w1)
-            ),
-            evidence,
+        WindowOwner::Host(domain) => format!(
+            "the SW-MSI window {} of domain {domain:#x}, but no doorbell page is mapped there",
+            range(*w0, *w1)
         ),
-        _ => return,
     };
     let msg = format!(
         "vector {} programmed with doorbell IOVA {} inside {inside}",

@@ -1,81 +1,54 @@
-//! Event dispatch: each event updates the state of its layer and runs the
-//! point-in-time rules that need the state as it was at that moment.
+//! Applying one event to the [`State`]: each event updates the state of its
+//! layer (and the join, and the health counters) and returns the [`Delta`]
+//! its rules need besides the new state. No rule runs here.
 
+use super::delta::Delta;
 use super::guest::{MAP_MMIO, S_OK};
-use super::host::HostState;
-use super::host::{PROT_MMIO, UNMAP_ALL};
-use super::interval::{span, Mapping, Meta};
+use super::host::{HostState, UNMAP_ALL};
+use super::interval::{mapped_span, span, Mapping, Meta};
 use super::join::{HostOp, HostView};
 use super::keys::{page, ContainerKey, DevKey, EvId, GuestDomainKey, IommuDomainKey};
-use super::msi::Message;
-use super::Engine;
+use super::msi::Vector;
+use super::state::State;
 use crate::event::{
-    Event, EventKind, IoasMap, IoasUnmap, IommuMap, IommuUnmap, MsiVector, ProbeState, VfioMapDma,
+    Event, EventKind, IoasMap, IoasUnmap, IommuMap, IommuUnmap, MsiVector, VfioMapDma, VfioSetIrqs,
     VfioUnmapDma, ViommuOp, ViommuReq,
 };
 
-impl Engine {
-    pub(super) fn apply_event(&mut self, e: &Event, id: EvId) {
+impl State {
+    pub(super) fn apply(&mut self, e: &Event, id: EvId) -> Delta {
         let wall = self.clock.observe(e.node, e.ts_ns);
         self.join.tick(self.clock.now());
         match &e.kind {
-            EventKind::VfioMapDma(m) => self.on_map_dma(e, m, id, wall),
-            EventKind::VfioUnmapDma(u) => self.on_unmap_dma(e, u, id, wall),
+            EventKind::VfioMapDma(m) => return self.on_map_dma(e, m, id, wall),
+            EventKind::VfioUnmapDma(u) => return self.on_unmap_dma(e, u, id, wall),
             EventKind::VfioIommuInfo(i) => {
                 self.host.clear_pending(e.node, e.tid);
                 if i.errno == 0 {
-                    let k = ContainerKey {
-                        node: e.node,
-                        container: i.container,
-                        ioas: 0,
-                    };
+                    let k = ContainerKey::vfio(e.node, i.container);
                     self.host.containers.entry(k).or_default().info = Some((id, i.clone()));
                 }
             }
             EventKind::VfioSetIommu(s) => {
                 self.host.clear_pending(e.node, e.tid);
                 if s.errno == 0 {
-                    let k = ContainerKey {
-                        node: e.node,
-                        container: s.container,
-                        ioas: 0,
-                    };
+                    let k = ContainerKey::vfio(e.node, s.container);
                     self.host.containers.entry(k).or_default().set_iommu = Some(id);
                 }
             }
             EventKind::VfioPin(p) => self.host.push_pin(e.node, e.tid, id, p),
             EventKind::IommuMap(m) => self.on_iommu_map(e, m, id),
-            EventKind::IommuUnmap(u) => self.on_iommu_unmap(e, u, id),
-            EventKind::ViommuReq(r) => self.on_viommu(e, r, id, wall),
+            EventKind::IommuUnmap(u) => return self.on_iommu_unmap(e, u),
+            EventKind::ViommuReq(r) => return self.on_viommu(e, r, id, wall),
             EventKind::ResvRegion(r) => {
                 if self.msi.add_resv(e.node, r, id) {
-                    self.check_resv_vs_mappings(e.node, r, id);
+                    return Delta::NewRegion;
                 }
             }
-            EventKind::VfioSetIrqs(s) => {
-                self.host.clear_pending(e.node, e.tid);
-                if s.errno == 0 {
-                    let k = DevKey::new(e.node, e.pid, s.device);
-                    self.check_irq_signal(k, s, id);
-                    let before = self.msi.bound(k, s.index);
-                    self.msi.set_irqs(k, s, id);
-                    let after = self.msi.bound(k, s.index);
-                    for (v, bind) in before {
-                        if !after.iter().any(|(w, _)| *w == v) {
-                            self.check_unmasked_teardown(k, s.index, v, bind, id);
-                        }
-                    }
-                    self.msi.dev(k).owners.insert(e.pid);
-                    self.check_cleared_but_bound(k, s, id);
-                }
-            }
-            EventKind::MsiVector(v) => self.on_msi_vector(e, v, id),
+            EventKind::VfioSetIrqs(s) => return self.on_set_irqs(e, s, id),
+            EventKind::MsiVector(v) => return self.on_msi_vector(e, v, id),
             EventKind::MsiWrite(w) => {
                 let k = DevKey::new(e.node, e.pid, w.device);
-                // A zeroed message clears the vector: nothing to route.
-                if !Message::is_cleared(w.address, w.data) {
-                    self.check_msi_write(k, e.pid, w, id);
-                }
                 self.msi.dev(k).program(w.vector, w.address, w.data, id);
             }
             EventKind::MsiMask(m) => {
@@ -99,7 +72,6 @@ impl Engine {
                     domain: c.domain,
                 };
                 self.host.domains.entry(k).or_default().cookie = Some((c.base, id));
-                self.check_cookie_vs_mappings(k, c.base, id);
             }
             EventKind::KvmMemslot(m) => {
                 self.host.clear_pending(e.node, e.tid);
@@ -108,50 +80,31 @@ impl Engine {
                 }
             }
             EventKind::IoasMap(m) => self.on_ioas_map(e, m, id),
-            EventKind::IoasUnmap(u) => self.on_ioas_unmap(e, u, id),
-            EventKind::ProbeStatus(p) => {
-                let ok = p.status == ProbeState::Attached;
-                let slot = self
-                    .health
-                    .probes
-                    .entry((e.node, p.probe.clone()))
-                    .or_insert_with(|| (p.clone(), ok));
-                let ever = slot.1 || ok;
-                *slot = (p.clone(), ever);
-            }
-            EventKind::Drops(d) => {
-                self.health.drops.insert(e.node, d.clone());
+            EventKind::IoasUnmap(u) => return self.on_ioas_unmap(e, u, id),
+            EventKind::ProbeStatus(_) | EventKind::Drops(_) => {
+                self.health.fold(e.node, &e.kind);
             }
         }
+        Delta::None
     }
 
-    fn on_map_dma(&mut self, e: &Event, m: &VfioMapDma, id: EvId, wall: u64) {
+    fn on_map_dma(&mut self, e: &Event, m: &VfioMapDma, id: EvId, wall: u64) -> Delta {
         let group = self.host.take_pending(e.node, e.tid);
-        let key = ContainerKey {
-            node: e.node,
-            container: m.container,
-            ioas: 0,
-        };
+        let key = ContainerKey::vfio(e.node, m.container);
         let range = span(m.iova, m.size);
         if let Some((s, l)) = range {
             self.join_host_map(key, wall, (s, l), m.vaddr, m.errno, id);
         }
-        if m.errno != 0 {
-            self.explain_map_dma_failure(key, m, id);
-            return;
-        }
-        let Some((s, l)) = range else {
-            return;
+        let (0, Some((s, l))) = (m.errno, range) else {
+            return Delta::None;
         };
-        self.check_host_map_in_msi(key, s, l, id);
         let c = self.host.containers.entry(key).or_default();
         c.maps
             .insert(s, l, m.vaddr, Meta::new(id, (m.flags & 0xffff) as u16));
         c.mapped_ok = true;
         c.domains.extend(group.maps.iter().map(|(_, im)| im.domain));
         self.host.apply_pins(e.node, key.pid(), &group.pins);
-        self.check_pins_vs_iommu(key, m, &group, id);
-        self.host.recycle_pending(e.node, e.tid, group);
+        Delta::MapDma(group)
     }
 
     fn join_host_map(
@@ -182,38 +135,29 @@ impl Engine {
         self.join.host_map(op, &HostJudge(&self.host));
     }
 
-    fn on_unmap_dma(&mut self, e: &Event, u: &VfioUnmapDma, id: EvId, wall: u64) {
+    fn on_unmap_dma(&mut self, e: &Event, u: &VfioUnmapDma, id: EvId, wall: u64) -> Delta {
         self.host.clear_pending(e.node, e.tid);
-        let key = ContainerKey {
-            node: e.node,
-            container: u.container,
-            ioas: 0,
-        };
+        let key = ContainerKey::vfio(e.node, u.container);
         let all = u.flags & UNMAP_ALL != 0;
         let range = if all {
             Some((0, u64::MAX))
         } else {
             span(u.iova, u.size)
         };
-        self.host_unmap(key, range, u.unmapped, u.size, u.errno, id, wall);
+        self.host_unmap(key, range, (u.unmapped, u.size, u.errno), id, wall)
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one UNMAP, shared by VFIO and iommufd"
-    )]
+    /// One UNMAP, shared by VFIO and iommufd: `(unmapped, size, errno)`.
     fn host_unmap(
         &mut self,
         key: ContainerKey,
         range: Option<(u64, u64)>,
-        unmapped: u64,
-        size: u64,
-        errno: i32,
+        (unmapped, size, errno): (u64, u64, i32),
         id: EvId,
         wall: u64,
-    ) {
+    ) -> Delta {
         let Some((s, l)) = range else {
-            return;
+            return Delta::None;
         };
         self.join.host_unmap(HostOp {
             key,
@@ -225,13 +169,13 @@ impl Engine {
             errno,
         });
         if errno != 0 {
-            return;
+            return Delta::None;
         }
         let HostState {
             containers, pins, ..
         } = &mut self.host;
         let Some(c) = containers.get_mut(&key) else {
-            return;
+            return Delta::None;
         };
         // The HVAs of what was unmapped are unpinned.
         let mut pinned = pins.get_mut(&(key.node, key.pid()));
@@ -242,20 +186,14 @@ impl Engine {
             }
         });
         if unmapped >= size {
-            return;
+            return Delta::None;
         }
-        let left: Vec<Mapping> = c.maps.overlapping(s, l).collect();
-        if !left.is_empty() {
-            self.report_stale_host(key, s, l, unmapped, &left, id);
-        }
+        left(s, l, c.maps.overlapping(s, l).collect())
     }
 
     fn on_ioas_map(&mut self, e: &Event, m: &IoasMap, id: EvId) {
         self.host.clear_pending(e.node, e.tid);
-        if m.errno != 0 {
-            return;
-        }
-        let Some((s, l)) = span(m.iova, m.length) else {
+        let Some((s, l)) = mapped_span(m.errno, m.iova, m.length) else {
             return;
         };
         let key = ContainerKey {
@@ -263,14 +201,13 @@ impl Engine {
             container: m.iommufd,
             ioas: m.ioas,
         };
-        self.check_host_map_in_msi(key, s, l, id);
         let c = self.host.containers.entry(key).or_default();
         c.maps
             .insert(s, l, m.user_va, Meta::new(id, (m.flags & 0xffff) as u16));
         c.mapped_ok = true;
     }
 
-    fn on_ioas_unmap(&mut self, e: &Event, u: &IoasUnmap, id: EvId) {
+    fn on_ioas_unmap(&mut self, e: &Event, u: &IoasUnmap, id: EvId) -> Delta {
         self.host.clear_pending(e.node, e.tid);
         let key = ContainerKey {
             node: e.node,
@@ -284,22 +221,18 @@ impl Engine {
         } else {
             span(u.iova, u.length)
         };
-        self.host_unmap(key, range, u.unmapped, u.length, u.errno, id, wall);
+        self.host_unmap(key, range, (u.unmapped, u.length, u.errno), id, wall)
     }
 
     fn on_iommu_map(&mut self, e: &Event, m: &IommuMap, id: EvId) {
         self.host.push_map(e.node, e.tid, id, m);
-        if m.errno != 0 {
-            return;
-        }
-        let Some((s, l)) = span(m.iova, m.size) else {
+        let Some((s, l)) = mapped_span(m.errno, m.iova, m.size) else {
             return;
         };
         let k = IommuDomainKey {
             node: e.node,
             domain: m.domain,
         };
-        self.check_iommu_map_in_msi(k, m, s, l, id);
         let prot = (m.prot & 0xffff) as u16;
         self.host
             .domains
@@ -309,72 +242,63 @@ impl Engine {
             .insert(s, l, m.paddr, Meta::new(id, prot));
     }
 
-    fn on_iommu_unmap(&mut self, e: &Event, u: &IommuUnmap, id: EvId) {
+    fn on_iommu_unmap(&mut self, e: &Event, u: &IommuUnmap) -> Delta {
         let k = IommuDomainKey {
             node: e.node,
             domain: u.domain,
         };
         let Some(dom) = self.host.domains.get_mut(&k) else {
-            return;
+            return Delta::None;
         };
         if let Some((s, l)) = span(u.iova, u.unmapped) {
             dom.maps.remove_range(s, l, |_| {});
         }
-        if u.unmapped < u.size {
-            if let Some((s, l)) = span(u.iova, u.size) {
-                let left: Vec<Mapping> = dom.maps.overlapping(s, l).collect();
-                if !left.is_empty() {
-                    self.report_stale_domain(k, s, l, u.unmapped, &left, id);
-                }
-            }
+        if u.unmapped >= u.size {
+            return Delta::None;
+        }
+        match span(u.iova, u.size) {
+            Some((s, l)) => left(s, l, dom.maps.overlapping(s, l).collect()),
+            None => Delta::None,
         }
     }
 
-    fn on_viommu(&mut self, e: &Event, r: &ViommuReq, id: EvId, wall: u64) {
+    fn on_viommu(&mut self, e: &Event, r: &ViommuReq, id: EvId, wall: u64) -> Delta {
         let key = GuestDomainKey {
             node: e.node,
             domain: r.domain,
         };
+        let (s, l) = (r.virt_start, r.virt_end);
         match r.op {
-            ViommuOp::Map if r.status != S_OK => self.explain_guest_map_failure(key, r, id),
+            ViommuOp::Map if r.status != S_OK || s > l => {}
             ViommuOp::Map => {
-                if r.virt_start > r.virt_end {
-                    return;
-                }
-                self.check_guest_map_in_msi(key, r, id);
                 self.guest.apply(e.node, r, id);
                 if r.flags & MAP_MMIO == 0 {
                     let m = Mapping {
-                        start: r.virt_start,
-                        last: r.virt_end,
+                        start: s,
+                        last: l,
                         to: r.phys_start,
                         meta: Meta::new(id, 0),
                     };
                     self.join.guest_map(key, wall, m, &HostJudge(&self.host));
                 }
             }
+            ViommuOp::Unmap if s > l => {}
             ViommuOp::Unmap => {
-                if r.virt_start > r.virt_end {
-                    return;
-                }
-                let (removed_dma, left) = if r.status == S_OK {
+                let (removed_dma, rest) = if r.status == S_OK {
                     let out = self.guest.apply(e.node, r, id);
                     (out.removed_dma, out.left)
                 } else {
-                    let left = self
+                    let rest = self
                         .guest
                         .domain(key)
-                        .map(|d| d.maps.overlapping(r.virt_start, r.virt_end).collect())
+                        .map(|d| d.maps.overlapping(s, l).collect())
                         .unwrap_or_default();
-                    (false, left)
+                    (false, rest)
                 };
                 if removed_dma {
-                    self.join
-                        .guest_unmap(key, wall, r.virt_start, r.virt_end, id);
+                    self.join.guest_unmap(key, wall, s, l, id);
                 }
-                if !left.is_empty() {
-                    self.report_stale_guest(key, r, &left, id);
-                }
+                return left(s, l, rest);
             }
             ViommuOp::Attach | ViommuOp::Detach | ViommuOp::Probe => {
                 if r.status == S_OK {
@@ -382,44 +306,51 @@ impl Engine {
                 }
             }
         }
+        Delta::None
     }
 
-    fn on_msi_vector(&mut self, e: &Event, v: &MsiVector, id: EvId) {
+    fn on_set_irqs(&mut self, e: &Event, s: &VfioSetIrqs, id: EvId) -> Delta {
+        self.host.clear_pending(e.node, e.tid);
+        if s.errno != 0 {
+            return Delta::None;
+        }
+        let k = DevKey::new(e.node, e.pid, s.device);
+        let bound_before = self.msi.bound(k, s.index);
+        self.msi.set_irqs(k, s, id);
+        self.msi.dev(k).owners.insert(e.pid);
+        Delta::SetIrqs { bound_before }
+    }
+
+    fn on_msi_vector(&mut self, e: &Event, v: &MsiVector, id: EvId) -> Delta {
         let k = DevKey::new(e.node, e.pid, v.device);
-        if v.enabled && v.eventfd < 0 {
-            self.report_vector_without_eventfd(k, v, id);
-        }
-        // The trigger goes away (de-assigned, or a failed re-bind that
-        // tore the old one down): the kernel must have masked the vector.
-        if !v.enabled {
-            let bound = self
-                .msi
-                .devices
-                .get(&k)
-                .and_then(|d| d.vectors.get(&(v.index, v.vector)))
-                .map(|b| b.ev);
-            if let Some(bind) = bound {
-                self.check_unmasked_teardown(k, v.index, v.vector, bind, id);
-            }
-        }
         let d = self.msi.dev(k);
         if v.enabled && v.eventfd >= 0 {
-            d.vectors.insert(
-                (v.index, v.vector),
-                super::msi::Vector {
-                    eventfd: v.eventfd,
-                    ev: id,
-                },
-            );
-        } else {
-            d.vectors.remove(&(v.index, v.vector));
+            let b = Vector {
+                eventfd: v.eventfd,
+                ev: id,
+            };
+            d.vectors.insert((v.index, v.vector), b);
+            return Delta::None;
+        }
+        match d.vectors.remove(&(v.index, v.vector)) {
+            // The trigger goes away (de-assigned, or a failed re-bind that
+            // tore the old one down).
+            Some(b) if !v.enabled => Delta::Unbound(b.ev),
+            _ => Delta::None,
         }
     }
 }
 
-/// Is a host IOMMU mapping a doorbell (MMIO) rather than DMA to RAM?
-pub(super) fn is_mmio_prot(m: &Mapping) -> bool {
-    u32::from(m.meta.flags()) & PROT_MMIO != 0
+/// What an UNMAP of `[s, l]` left there, when anything.
+fn left(s: u64, l: u64, left: Vec<Mapping>) -> Delta {
+    if left.is_empty() {
+        return Delta::None;
+    }
+    Delta::Left {
+        start: s,
+        last: l,
+        left,
+    }
 }
 
 /// The host state as the join judges HVAs.
@@ -434,58 +365,5 @@ impl HostView for HostJudge<'_> {
         self.0
             .gpa_to_hva(c.node, c.pid(), gpa)
             .map(|(h, s)| (h, s.ev))
-    }
-}
-
-impl Engine {
-    /// Prefetches the page slots `e` will look up (a hint, no state change).
-    pub(super) fn prefetch(&self, e: &Event) {
-        match &e.kind {
-            EventKind::ViommuReq(r) if matches!(r.op, ViommuOp::Map | ViommuOp::Unmap) => {
-                let k = GuestDomainKey {
-                    node: e.node,
-                    domain: r.domain,
-                };
-                if let Some(d) = self.guest.domains.get(&k) {
-                    d.maps.prefetch(r.virt_start);
-                }
-            }
-            EventKind::IommuMap(IommuMap { domain, iova, .. })
-            | EventKind::IommuUnmap(IommuUnmap { domain, iova, .. }) => {
-                let k = IommuDomainKey {
-                    node: e.node,
-                    domain: *domain,
-                };
-                if let Some(d) = self.host.domains.get(&k) {
-                    d.maps.prefetch(*iova);
-                }
-            }
-            EventKind::VfioMapDma(m) => {
-                let k = ContainerKey {
-                    node: e.node,
-                    container: m.container,
-                    ioas: 0,
-                };
-                if let Some(c) = self.host.containers.get(&k) {
-                    c.maps.prefetch(m.iova);
-                }
-            }
-            EventKind::VfioUnmapDma(u) => {
-                let k = ContainerKey {
-                    node: e.node,
-                    container: u.container,
-                    ioas: 0,
-                };
-                if let Some(c) = self.host.containers.get(&k) {
-                    c.maps.prefetch(u.iova);
-                }
-            }
-            EventKind::VfioPin(p) => {
-                if let Some(m) = self.host.pins.get(&(e.node, e.pid)) {
-                    m.prefetch(p.vaddr);
-                }
-            }
-            _ => {}
-        }
     }
 }

@@ -155,18 +155,20 @@ impl Engine {
             ChainStart::GuestDomain(g) => self.guest_chain(g, s, l),
             ChainStart::Device { node, device } => {
                 let ep_dom = rid(device)
-                    .and_then(|ep| self.guest.endpoint(node, ep))
+                    .and_then(|ep| self.state.guest.endpoint(node, ep))
                     .and_then(|e| e.domain);
                 if let Some(domain) = ep_dom {
                     return self.guest_chain(GuestDomainKey { node, domain }, s, l);
                 }
                 let dom = self
+                    .state
                     .host
                     .domains
                     .iter()
                     .find(|(k, d)| k.node == node && d.devices.contains(&device));
                 let cont = dom.and_then(|(dk, _)| {
-                    self.host
+                    self.state
+                        .host
                         .containers_on(node)
                         .find(|(_, c)| c.domains.contains(&dk.domain))
                 });
@@ -182,9 +184,10 @@ impl Engine {
     }
 
     fn guest_chain(&self, g: GuestDomainKey, s: u64, l: u64) -> Vec<Chain> {
-        let map = self.guest.domain(g).map(|d| &d.maps);
+        let map = self.state.guest.domain(g).map(|d| &d.maps);
         let host = self
-            .resolve_pairings()
+            .state
+            .pairings()
             .into_iter()
             .find(|p| p.guest_key() == Some(g))
             .and_then(|p| p.host);
@@ -220,14 +223,14 @@ impl Engine {
 
     /// Host hops for `[s, l]` of a container; `prefix` is the guest hop.
     fn host_chain(&self, c: ContainerKey, s: u64, l: u64, prefix: Vec<Hop>) -> Vec<Chain> {
-        let cont = self.host.containers.get(&c);
-        let pins = self.host.pins.get(&(c.node, c.pid()));
+        let cont = self.state.host.containers.get(&c);
+        let pins = self.state.host.pins.get(&(c.node, c.pid()));
         let mut out = Vec::new();
         for (hs, hl, m) in pieces(cont.map(|c| &c.maps), s, l) {
             let mut hops = prefix.clone();
             let expected_hva = prefix.first().and_then(|g| g.to).map(|gpa| {
                 let gpa = gpa.wrapping_add(hs - s);
-                (gpa, self.host.gpa_to_hva(c.node, c.pid(), gpa))
+                (gpa, self.state.host.gpa_to_hva(c.node, c.pid(), gpa))
             });
             if let Some((gpa, slot)) = expected_hva {
                 hops.push(match slot {
@@ -283,7 +286,11 @@ impl Engine {
                             node: c.node,
                             domain: *d,
                         };
-                        self.host.domains.get(&k).and_then(|dom| dom.maps.get(hs))
+                        self.state
+                            .host
+                            .domains
+                            .get(&k)
+                            .and_then(|dom| dom.maps.get(hs))
                     });
                 let mut dh = hop(
                     HopKind::IovaToHpa,
@@ -305,7 +312,7 @@ impl Engine {
     }
 
     fn domain_chain(&self, d: IommuDomainKey, s: u64, l: u64) -> Vec<Chain> {
-        let map = self.host.domains.get(&d).map(|d| &d.maps);
+        let map = self.state.host.domains.get(&d).map(|d| &d.maps);
         pieces(map, s, l)
             .into_iter()
             .map(|(ps, pl, m)| {

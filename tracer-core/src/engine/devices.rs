@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::keys::{ContainerKey, DevKey, IommuDomainKey};
-use super::Engine;
+use super::state::State;
 
 /// The host side a device was tied to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -34,13 +34,13 @@ impl DeviceContext {
     }
 }
 
-impl Engine {
+impl State {
     /// Containers and IOMMU domains of a host device (see the module docs).
     pub(crate) fn device_context(&self, k: DevKey) -> DeviceContext {
         self.device_context_hint(k, None)
     }
 
-    /// [`Engine::device_context`], with `hint` (the process an MSI write
+    /// [`State::device_context`], with `hint` (the process an MSI write
     /// ran in) taken as the owner when none is known.
     pub(crate) fn device_context_hint(&self, k: DevKey, hint: Option<u32>) -> DeviceContext {
         let mut out = DeviceContext {

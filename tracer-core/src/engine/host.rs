@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::interval::{IntHash, IntervalMap, Meta};
+use super::interval::{IntHash, IntervalMap, Mapping, Meta};
 use super::keys::{ContainerKey, EvId, IommuDomainKey, VmKey};
 use crate::event::{IommuMap, KvmMemslot, NodeId, VfioIommuInfo, VfioPin};
 
@@ -47,6 +47,11 @@ pub struct Memslot {
     pub size: u64,
     pub hva: u64,
     pub ev: EvId,
+}
+
+/// Is a host IOMMU mapping a doorbell (MMIO) rather than DMA to RAM?
+pub fn is_mmio_prot(m: &Mapping) -> bool {
+    u32::from(m.meta.flags()) & PROT_MMIO != 0
 }
 
 /// Pins and `iommu_map`s a thread did since its previous ioctl event.

@@ -26,6 +26,15 @@ pub struct ContainerKey {
 }
 
 impl ContainerKey {
+    /// A VFIO container (no IOAS).
+    pub fn vfio(node: NodeId, container: u64) -> Self {
+        ContainerKey {
+            node,
+            container,
+            ioas: 0,
+        }
+    }
+
     /// Process owning the fd.
     pub fn pid(&self) -> u32 {
         (self.container >> 32) as u32

@@ -15,6 +15,26 @@
 //! thread between two of its ioctl events belong to the MAP_DMA that ends the
 //! group: that ties a container to its IOMMU domains and HVAs to HPAs.
 //!
+//! Applying an event is two steps, in this order:
+//!
+//! 1. **State** (`state.rs`, written only by `apply.rs`): the event updates
+//!    its layer (guest domains and endpoints, host containers, IOMMU
+//!    domains, pins and memslots, MSI regions, vectors and messages), the
+//!    join of guest requests with host calls, and the [`Health`] counters.
+//!    It returns a `Delta` (`delta.rs`): what the rules need that the new
+//!    state no longer shows (the vectors bound before a SET_IRQS, the
+//!    mappings an UNMAP left, a MAP_DMA's group of pins and `iommu_map`s, a
+//!    region seen for the first time, the binding an `msi_vector` disable
+//!    removed).
+//! 2. **Rules** ([`rules`], one file per rule): the rules subscribed to the
+//!    event's kind run, in the order [`rules`] documents (rule-id order),
+//!    over `&State` and the delta, and write their findings into the
+//!    engine's sink ([`rules::Findings`]). Rules never change the state.
+//!
+//! The end-of-trace rules run when [`Engine::findings`] is asked, over the
+//! state and the [`Engine::pairings`] (the pairing resolution is a state
+//! component of its own, `pairing.rs`, over the join's records).
+//!
 //! ```
 //! use tracer_core::engine::{Engine, EngineConfig};
 //! let mut engine = Engine::new(vec![], EngineConfig::default());
@@ -29,26 +49,31 @@
 mod apply;
 pub mod chain;
 pub mod clock;
+mod delta;
 pub mod devices;
 pub mod guest;
+pub mod health;
 pub mod host;
 pub mod interval;
 pub mod join;
 pub mod keys;
 pub mod msi;
 pub mod pairing;
+mod prefetch;
 pub mod rules;
 pub mod snapshot;
-
-use std::collections::BTreeMap;
+mod state;
 
 pub use chain::{Chain, ChainQuery, Hop, HopKind, HopStatus};
+pub use health::Health;
 pub use keys::{ContainerKey, DevKey, EvId, GuestDomainKey, IommuDomainKey, VmKey};
 pub use pairing::{ForcedPair, PairParseError, Pairing};
 pub use rules::{Finding, RuleId, Severity};
 pub use snapshot::Snapshot;
 
-use crate::event::{Drops, Event, NodeId, NodeInfo, ProbeStatus};
+use crate::event::{Event, NodeInfo};
+use delta::Delta;
+use state::State;
 
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -76,41 +101,21 @@ impl Default for EngineConfig {
     }
 }
 
-/// What the health events said.
-#[derive(Clone, Debug, Default)]
-pub struct Health {
-    /// Latest status per (node, probe), and whether it was ever attached.
-    pub probes: BTreeMap<(NodeId, String), (ProbeStatus, bool)>,
-    /// Latest (cumulative) drop counters per node.
-    pub drops: BTreeMap<NodeId, Drops>,
-}
-
 #[derive(Clone, Debug)]
 pub struct Engine {
-    pub(crate) cfg: EngineConfig,
-    pub(crate) clock: clock::Clock,
-    pub(crate) guest: guest::GuestState,
-    pub(crate) host: host::HostState,
-    pub(crate) msi: msi::MsiState,
-    pub(crate) join: join::Join,
+    pub(crate) state: State,
     pub(crate) found: rules::Findings,
-    pub(crate) health: Health,
+    rules: rules::Memory,
     pub(crate) events_seen: u64,
     retained: Vec<Event>,
 }
 
 impl Engine {
     pub fn new(nodes: Vec<NodeInfo>, cfg: EngineConfig) -> Self {
-        let join = join::Join::new(cfg.join_window_ns, cfg.clock_skew_ns);
         Engine {
-            cfg,
-            clock: clock::Clock::new(nodes),
-            guest: Default::default(),
-            host: Default::default(),
-            msi: Default::default(),
-            join,
+            state: State::new(nodes, cfg),
             found: Default::default(),
-            health: Default::default(),
+            rules: Default::default(),
             events_seen: 0,
             retained: Vec::new(),
         }
@@ -120,8 +125,12 @@ impl Engine {
     pub fn apply(&mut self, ev: &Event) -> EvId {
         let id = self.events_seen;
         self.events_seen += 1;
-        self.apply_event(ev, id);
-        if self.cfg.retain_events {
+        let fx = self.state.apply(ev, id);
+        rules::on_event(&self.state, &mut self.rules, ev, id, &fx, &mut self.found);
+        if let Delta::MapDma(group) = fx {
+            self.state.host.recycle_pending(ev.node, ev.tid, group);
+        }
+        if self.state.cfg.retain_events {
             self.retained.push(ev.clone());
         }
         id
@@ -136,7 +145,7 @@ impl Engine {
         let first = self.events_seen;
         for (i, ev) in events.iter().enumerate() {
             if let Some(next) = events.get(i + AHEAD) {
-                self.prefetch(next.borrow());
+                self.state.prefetch(next.borrow());
             }
             self.apply(ev.borrow());
         }
@@ -153,17 +162,17 @@ impl Engine {
     }
 
     pub fn nodes(&self) -> &[NodeInfo] {
-        self.clock.nodes()
+        self.state.clock.nodes()
     }
 
     /// Updates the node table of a live run: agents that joined since, and
     /// refined clock offsets. Ids of known nodes must not change.
     pub fn set_nodes(&mut self, nodes: Vec<NodeInfo>) {
-        self.clock.set_nodes(nodes);
+        self.state.clock.set_nodes(nodes);
     }
 
     pub fn health(&self) -> &Health {
-        &self.health
+        &self.state.health
     }
 
     /// Findings dropped beyond [`rules::MAX_PER_RULE`] per rule.
@@ -176,7 +185,7 @@ impl Engine {
     /// A failed MAP_DMA a cross-layer finding explains as the consequence
     /// of its root cause (VT009) is reported there, not as VT008 as well.
     pub fn findings(&self) -> Vec<Finding> {
-        let (cross, absorbed) = self.evaluate();
+        let (end, absorbed) = rules::finish(&self.state, &self.state.pairings());
         let mut out: Vec<Finding> = self
             .found
             .list
@@ -188,12 +197,12 @@ impl Engine {
             })
             .cloned()
             .collect();
-        out.extend(cross);
+        out.extend(end.list);
         out
     }
 
     /// Guest domains paired with the host side serving them.
     pub fn pairings(&self) -> Vec<Pairing> {
-        self.resolve_pairings()
+        self.state.pairings()
     }
 }

@@ -11,6 +11,11 @@ pub const X86_MSI: (u64, u64) = (0xfee0_0000, 0xfeef_ffff);
 /// Size of a software-MSI window (MSI_IOVA_LENGTH).
 pub const SW_MSI_LEN: u64 = 0x10_0000;
 
+/// The software-MSI window of an MSI cookie at `base`: `(first, last)`.
+pub fn sw_msi_window(base: u64) -> (u64, u64) {
+    (base, base.saturating_add(SW_MSI_LEN - 1))
+}
+
 /// VFIO_IRQ_SET_* bits.
 pub const DATA_NONE: u32 = 1;
 pub const DATA_BOOL: u32 = 2;
@@ -51,8 +56,6 @@ pub struct MaskState {
     pub can_mask: Option<bool>,
     /// The `msi_mask` event that set this state.
     pub ev: EvId,
-    /// A teardown of the vector while in this state was already reported.
-    pub reported: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -101,18 +104,15 @@ impl DeviceIrq {
                 masked,
                 can_mask,
                 ev,
-                reported: false,
             },
         );
     }
 
     /// The mask state of a vector as VFIO numbers it.
-    pub fn mask_of(&mut self, index: u32, vector: u32) -> Option<&mut MaskState> {
-        if self.masks.contains_key(&(index, vector)) {
-            self.masks.get_mut(&(index, vector))
-        } else {
-            self.masks.get_mut(&(0, vector))
-        }
+    pub fn mask_of(&self, index: u32, vector: u32) -> Option<&MaskState> {
+        self.masks
+            .get(&(index, vector))
+            .or_else(|| self.masks.get(&(0, vector)))
     }
 }
 

@@ -182,8 +182,8 @@ impl Engine {
         let node = |n: NodeId| -> NodeView {
             NodeView {
                 node: n,
-                name: self.clock.name(n),
-                role: self.clock.role(n),
+                name: self.state.clock.name(n),
+                role: self.state.clock.role(n),
                 devices: Vec::new(),
                 domains: Vec::new(),
             }
@@ -191,7 +191,7 @@ impl Engine {
         let mut devs: BTreeMap<(NodeId, u32, Device), DeviceView> = BTreeMap::new();
         let max = opts.max_mappings;
         let mut domains: BTreeMap<NodeId, Vec<DomainView>> = BTreeMap::new();
-        for (k, d) in &self.guest.domains {
+        for (k, d) in &self.state.guest.domains {
             domains.entry(k.node).or_default().push(view(
                 DomainRef::Guest(k.domain),
                 d.bypass,
@@ -199,7 +199,7 @@ impl Engine {
                 max,
             ));
         }
-        for (k, c) in &self.host.containers {
+        for (k, c) in &self.state.host.containers {
             domains.entry(k.node).or_default().push(view(
                 DomainRef::container(*k),
                 false,
@@ -207,7 +207,7 @@ impl Engine {
                 max,
             ));
         }
-        for (k, d) in &self.host.domains {
+        for (k, d) in &self.state.host.domains {
             domains.entry(k.node).or_default().push(view(
                 DomainRef::Iommu(k.domain),
                 false,
@@ -228,7 +228,7 @@ impl Engine {
                 }
             }
         }
-        for (&(n, ep), e) in &self.guest.endpoints {
+        for (&(n, ep), e) in &self.state.guest.endpoints {
             let d = Device::from_rid(0, ep);
             {
                 let v = dev_entry(&mut devs, n, 0, d);
@@ -247,7 +247,7 @@ impl Engine {
                 }
             }
         }
-        for (&n, regions) in &self.msi.resv {
+        for (&n, regions) in &self.state.msi.resv {
             for (r, _) in regions {
                 {
                     let v = dev_entry(&mut devs, n, 0, r.device);
@@ -266,7 +266,7 @@ impl Engine {
                 }
             }
         }
-        for (k, irq) in &self.msi.devices {
+        for (k, irq) in &self.state.msi.devices {
             {
                 let v = dev_entry(&mut devs, k.node, k.pid, k.device);
                 let keys: BTreeSet<(u32, u32)> = irq.vectors.keys().copied().collect();
@@ -285,7 +285,7 @@ impl Engine {
         // Devices driven through VFIO: the container and IOMMU domains they
         // use (on hosts, and in guests that run VFIO themselves).
         for ((n, pid, d), v) in devs.iter_mut() {
-            let ctx = self.device_context(DevKey {
+            let ctx = self.state.device_context(DevKey {
                 node: *n,
                 pid: *pid,
                 device: *d,
@@ -311,7 +311,7 @@ impl Engine {
         Snapshot {
             events: self.events_seen,
             nodes: nodes.into_values().collect(),
-            pairings: self.resolve_pairings(),
+            pairings: self.state.pairings(),
             findings,
         }
     }
@@ -329,15 +329,18 @@ impl Engine {
     ) -> Vec<MappingView> {
         let maps = match domain {
             DomainRef::Guest(domain) => self
+                .state
                 .guest
                 .domain(GuestDomainKey { node, domain })
                 .map(|d| &d.maps),
             DomainRef::Iommu(domain) => self
+                .state
                 .host
                 .domains
                 .get(&IommuDomainKey { node, domain })
                 .map(|d| &d.maps),
             DomainRef::Container { container, ioas } => self
+                .state
                 .host
                 .containers
                 .get(&ContainerKey {

@@ -95,6 +95,14 @@ pub fn span(start: u64, size: u64) -> Option<(u64, u64)> {
     Some((start, last))
 }
 
+/// The [`span`] a call mapped: `None` when it failed (`errno` ≠ 0).
+pub fn mapped_span(errno: i32, start: u64, size: u64) -> Option<(u64, u64)> {
+    if errno != 0 {
+        return None;
+    }
+    span(start, size)
+}
+
 /// Do `[a0, a1]` and `[b0, b1]` (inclusive) share an address?
 pub fn overlaps(a0: u64, a1: u64, b0: u64, b1: u64) -> bool {
     a0 <= b1 && b0 <= a1

@@ -4,18 +4,17 @@
 //!
 //! [`Snapshot`]: super::snapshot::Snapshot
 
-pub mod health;
 pub mod history;
 pub mod rates;
 
 use std::{collections::BTreeMap, sync::Arc};
 
 use tracer_core::{
-    engine::{snapshot::SnapshotOptions, Engine, EngineConfig},
-    event::{Event, EventKind, NodeInfo},
+    engine::{snapshot::SnapshotOptions, Engine, EngineConfig, Health},
+    event::{Event, NodeInfo},
 };
 
-use self::{health::HealthState, history::History, rates::Rates};
+use self::{history::History, rates::Rates};
 
 /// Mappings per domain the Chains view lists (all are counted).
 pub const LISTED_MAPPINGS: usize = 512;
@@ -24,7 +23,7 @@ pub struct Model {
     pub engine: Engine,
     pub history: History,
     pub rates: Rates,
-    pub health: HealthState,
+    pub health: Health,
     /// The engine's read-only view, refreshed by [`Model::refresh`].
     pub analysis: Arc<tracer_core::engine::Snapshot>,
     /// Evidence events of findings, kept after they leave `history`.
@@ -65,7 +64,7 @@ impl Model {
             engine,
             history: History::new(history_capacity),
             rates: Rates::default(),
-            health: HealthState::default(),
+            health: Health::default(),
             analysis,
             evidence: BTreeMap::new(),
             stale: 0,
@@ -92,11 +91,7 @@ impl Model {
         let id = self.engine.apply(ev);
         self.history.push(id, ev);
         self.rates.record(ev.node, ev.ts_ns);
-        match &ev.kind {
-            EventKind::ProbeStatus(p) => self.health.probe(ev.node, p),
-            EventKind::Drops(d) => self.health.drops(ev.node, d),
-            _ => {}
-        }
+        self.health.fold(ev.node, &ev.kind);
         self.stale += 1;
     }
 

@@ -52,16 +52,16 @@ pub fn build(model: &Model) -> HealthPane {
         .health
         .probes
         .iter()
-        .map(|((n, name), row)| ProbeLine {
+        .map(|((n, name), (status, ever))| ProbeLine {
             node: node_name(nodes, *n).into_owned(),
             probe: name.clone(),
-            attach: row.status.attach.clone(),
-            state: row.status.status,
-            required: row.status.required,
-            reason: row.status.reason.clone(),
-            hits: row.status.hits,
-            new_hits: row.status.hits.saturating_sub(row.prev_hits),
-            ever_attached: row.ever_attached,
+            attach: status.attach.clone(),
+            state: status.status,
+            required: status.required,
+            reason: status.reason.clone(),
+            hits: status.hits,
+            new_hits: model.health.new_hits(*n, name),
+            ever_attached: *ever,
         })
         .collect();
     let mut ids: Vec<u16> = model.rates.nodes().collect();

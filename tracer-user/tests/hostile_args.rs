@@ -591,7 +591,22 @@ fn unprivileged_errors_name_the_capability_and_the_command() {
             c
         };
         cmd.args(args).current_dir(&d.0);
-        run_cmd(cmd, &format!("unprivileged {args:?}"))
+        cmd
+    };
+    // The copy was just written: a child forked by another test thread
+    // while its write handle was open holds it until that child execs, and
+    // executing the copy then fails with ETXTBSY. Retry briefly.
+    let unprivileged = |args: &[&str]| {
+        let mut tries = 0;
+        loop {
+            let o = run_cmd(unprivileged(args), &format!("unprivileged {args:?}"));
+            tries += 1;
+            if o.code == Some(126) && o.stderr.contains("Text file busy") && tries < 50 {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                continue;
+            }
+            return o;
+        }
     };
     let out = format!("{}/r.vtrace", d.0.display());
     for args in [

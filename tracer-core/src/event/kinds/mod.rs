@@ -145,7 +145,7 @@ macro_rules! field_codec {
 }
 
 macro_rules! event_kinds {
-    ($( $(#[$doc:meta])* $id:literal $name:literal => $module:ident :: $V:ident, )*) => {
+    ($( $(#[$doc:meta])* $id:literal $name:literal since $since:literal => $module:ident :: $V:ident, )*) => {
         $(
             mod $module;
             pub use $module::*;
@@ -171,6 +171,20 @@ macro_rules! event_kinds {
 
         /// Number of kinds (ids are `0..KIND_COUNT`).
         pub(crate) const KIND_COUNT: usize = [$($id),*].len();
+
+        /// The trace format version that has every kind: the newest kind's.
+        pub(crate) const KINDS_FORMAT_VERSION: u16 = {
+            let since: [u16; KIND_COUNT] = [$($since),*];
+            let mut v = 0;
+            let mut i = 0;
+            while i < since.len() {
+                if since[i] > v {
+                    v = since[i];
+                }
+                i += 1;
+            }
+            v
+        };
 
         impl EventKind {
             /// Trace-file kind id.
@@ -257,50 +271,52 @@ macro_rules! event_kinds {
     };
 }
 
-// The one list of kinds: `id "name" => module::Payload`. Ids are the trace
-// file's (never renumber, append new kinds with the next id); the order of
-// the enum's variants is this table's.
+// The one list of kinds: `id "name" since <format version that added it> =>
+// module::Payload`. Ids are the trace file's (never renumber, append new
+// kinds with the next id, in the next format version: the version written,
+// tracefile::FORMAT_VERSION, follows this table); the order of the enum's
+// variants is this table's.
 event_kinds! {
     /// VFIO_IOMMU_MAP_DMA (type1 container): IOVA → HVA.
-    0 "vfio_map_dma" => vfio_map_dma::VfioMapDma,
+    0 "vfio_map_dma" since 1 => vfio_map_dma::VfioMapDma,
     /// VFIO_IOMMU_UNMAP_DMA; `unmapped` is what the kernel wrote back.
-    1 "vfio_unmap_dma" => vfio_unmap_dma::VfioUnmapDma,
+    1 "vfio_unmap_dma" since 1 => vfio_unmap_dma::VfioUnmapDma,
     /// VFIO_IOMMU_GET_INFO: what the container's IOMMU accepts.
-    2 "vfio_iommu_info" => vfio_iommu_info::VfioIommuInfo,
+    2 "vfio_iommu_info" since 1 => vfio_iommu_info::VfioIommuInfo,
     /// VFIO_SET_IOMMU: the container got an IOMMU backend.
-    3 "vfio_set_iommu" => vfio_set_iommu::VfioSetIommu,
+    3 "vfio_set_iommu" since 1 => vfio_set_iommu::VfioSetIommu,
     /// Pages pinned for a MAP_DMA: HVA → HPA.
-    4 "vfio_pin" => vfio_pin::VfioPin,
+    4 "vfio_pin" since 1 => vfio_pin::VfioPin,
     /// `iommu_map` in a domain: IOVA → HPA (what the device will use).
-    5 "iommu_map" => iommu_map::IommuMap,
-    6 "iommu_unmap" => iommu_unmap::IommuUnmap,
+    5 "iommu_map" since 1 => iommu_map::IommuMap,
+    6 "iommu_unmap" since 1 => iommu_unmap::IommuUnmap,
     /// A guest virtio-iommu request, decoded from the wire, with its status.
-    7 "viommu_req" => viommu_req::ViommuReq,
+    7 "viommu_req" since 1 => viommu_req::ViommuReq,
     /// A reserved region of an IOMMU group (sysfs or computed by the kernel).
-    8 "resv_region" => resv_region::ResvRegion,
+    8 "resv_region" since 1 => resv_region::ResvRegion,
     /// VFIO_DEVICE_SET_IRQS.
-    9 "vfio_set_irqs" => vfio_set_irqs::VfioSetIrqs,
+    9 "vfio_set_irqs" since 1 => vfio_set_irqs::VfioSetIrqs,
     /// One vector's trigger set up or torn down.
-    10 "msi_vector" => msi_vector::MsiVector,
+    10 "msi_vector" since 1 => msi_vector::MsiVector,
     /// An MSI message written to a device.
-    11 "msi_write" => msi_write::MsiWrite,
+    11 "msi_write" since 1 => msi_write::MsiWrite,
     /// A software-MSI doorbell page mapped in a domain.
-    12 "msi_doorbell_map" => msi_doorbell_map::MsiDoorbellMap,
+    12 "msi_doorbell_map" since 1 => msi_doorbell_map::MsiDoorbellMap,
     /// `iommu_get_msi_cookie`: a domain gets a software-MSI IOVA window.
-    13 "msi_cookie" => msi_cookie::MsiCookie,
+    13 "msi_cookie" since 1 => msi_cookie::MsiCookie,
     /// KVM_SET_USER_MEMORY_REGION(2): GPA → HVA.
-    14 "kvm_memslot" => kvm_memslot::KvmMemslot,
+    14 "kvm_memslot" since 1 => kvm_memslot::KvmMemslot,
     /// iommufd IOMMU_IOAS_MAP.
-    15 "ioas_map" => ioas_map::IoasMap,
+    15 "ioas_map" since 1 => ioas_map::IoasMap,
     /// iommufd IOMMU_IOAS_UNMAP.
-    16 "ioas_unmap" => ioas_unmap::IoasUnmap,
+    16 "ioas_unmap" since 1 => ioas_unmap::IoasUnmap,
     /// Health: a probe's state.
-    17 "probe_status" => probe_status::ProbeStatus,
+    17 "probe_status" since 1 => probe_status::ProbeStatus,
     /// Health: cumulative drop counters.
-    18 "drops" => drops::Drops,
+    18 "drops" since 1 => drops::Drops,
     /// The kernel masked or unmasked one MSI/MSI-X vector of a device (its
     /// irq chip's mask/unmask callback ran).
-    19 "msi_mask" => msi_mask::MsiMask,
+    19 "msi_mask" since 2 => msi_mask::MsiMask,
 }
 
 #[cfg(test)]

@@ -80,21 +80,44 @@ pub mod drop_reason {
     pub const COUNT: u32 = 3;
 }
 
-#[cfg(feature = "user")]
-mod pod {
-    // SAFETY: all fields are integers or integer arrays, `#[repr(C)]`, no padding
-    // holes (checked by the size assertions in the user crate's tests).
-    unsafe impl aya::Pod for crate::EventHeader {}
-    unsafe impl aya::Pod for crate::ioctl::IoctlRecord {}
-    unsafe impl aya::Pod for crate::ioctl::IoctlHead {}
-    unsafe impl aya::Pod for crate::kprobe::IommuMapRecord {}
-    unsafe impl aya::Pod for crate::kprobe::IommuUnmapRecord {}
-    unsafe impl aya::Pod for crate::kprobe::PinRecord {}
-    unsafe impl aya::Pod for crate::kprobe::MsiVectorRecord {}
-    unsafe impl aya::Pod for crate::kprobe::MsiWriteRecord {}
-    unsafe impl aya::Pod for crate::kprobe::MsiCookieRecord {}
-    unsafe impl aya::Pod for crate::kprobe::DoorbellMapRecord {}
-    unsafe impl aya::Pod for crate::kprobe::ResvRecord {}
-    unsafe impl aya::Pod for crate::kprobe::ViommuReqRecord {}
-    unsafe impl aya::Pod for crate::kprobe::MsiMaskRecord {}
+/// A ring-buffer record type the user side may read from raw bytes:
+/// `#[repr(C)]`, `Copy`, integers and integer arrays only, no padding holes,
+/// so every bit pattern is a valid value and every byte is initialized.
+///
+/// # Safety
+///
+/// Implement it only through [`wire_structs!`], for types with the layout
+/// above (the user crate's tests check the sizes).
+pub unsafe trait Wire: Copy {}
+
+/// Declares the wire structs, once: each gets [`Wire`] and, with the `user`
+/// feature, `aya::Pod` (reading them out of BPF maps).
+macro_rules! wire_structs {
+    ($($t:path),* $(,)?) => {
+        $(
+            // SAFETY: see `Wire`: every listed type is `#[repr(C)]` integers
+            // and integer arrays without padding holes.
+            unsafe impl Wire for $t {}
+            #[cfg(feature = "user")]
+            // SAFETY: as above.
+            unsafe impl aya::Pod for $t {}
+        )*
+    };
 }
+
+// The one list of wire structs.
+wire_structs!(
+    EventHeader,
+    ioctl::IoctlRecord,
+    ioctl::IoctlHead,
+    kprobe::IommuMapRecord,
+    kprobe::IommuUnmapRecord,
+    kprobe::PinRecord,
+    kprobe::MsiVectorRecord,
+    kprobe::MsiWriteRecord,
+    kprobe::MsiCookieRecord,
+    kprobe::DoorbellMapRecord,
+    kprobe::ResvRecord,
+    kprobe::ViommuReqRecord,
+    kprobe::MsiMaskRecord,
+);

@@ -8,17 +8,14 @@
 //! event back whenever the event is one a probe could have produced.
 
 use tracer_common::{
-    ioctl::{self as cmds, IoctlHead, IoctlRecord, IOCTL_DATA_MAX},
+    ioctl::{IoctlHead, IoctlRecord, IOCTL_DATA_MAX},
     kind,
-    kprobe::{
-        IommuMapRecord, IommuUnmapRecord, MsiMaskRecord, PinRecord, ViommuReqRecord, DEV_NAME_LEN,
-        VIOMMU_PROPS_MAX, VIOMMU_REQ_MAX,
-    },
+    kprobe::DEV_NAME_LEN,
     EventHeader,
 };
 
-use super::{WireStruct, VIOMMU_NOT_QUEUED};
-use crate::event::{Device, Event, EventKind, MsiMask, ViommuOp, ViommuReq};
+use super::WireStruct;
+use crate::event::{Device, Event};
 
 /// Appends the record of `ev` to `out`; returns its length. `None` (and
 /// nothing appended) for kinds not covered here (MSI, reserved regions,
@@ -26,90 +23,8 @@ use crate::event::{Device, Event, EventKind, MsiMask, ViommuOp, ViommuReq};
 /// container of another process, a negative errno).
 pub fn encode_into(ev: &Event, out: &mut Vec<u8>) -> Option<usize> {
     let before = out.len();
-    match &ev.kind {
-        EventKind::VfioMapDma(m) => {
-            let d = Le::default()
-                .u32(32)
-                .u32(m.flags)
-                .u64(m.vaddr)
-                .u64(m.iova)
-                .u64(m.size);
-            let r = ioctl(
-                ev,
-                m.container,
-                cmds::VFIO_IOMMU_MAP_DMA,
-                0,
-                m.errno,
-                &d.0,
-                &[],
-            )?;
-            push_ioctl(&r, out);
-        }
-        EventKind::VfioUnmapDma(u) => {
-            let d = Le::default().u32(24).u32(u.flags).u64(u.iova);
-            // The kernel writes the bytes it unmapped back into `size`.
-            let back = d.clone().u64(u.unmapped);
-            let d = d.u64(u.size);
-            let cmd = cmds::VFIO_IOMMU_UNMAP_DMA;
-            push_ioctl(
-                &ioctl(ev, u.container, cmd, 0, u.errno, &d.0, &back.0)?,
-                out,
-            );
-        }
-        EventKind::VfioSetIommu(s) => {
-            // The argument is the IOMMU type itself.
-            let cmd = cmds::VFIO_SET_IOMMU;
-            push_ioctl(
-                &ioctl(ev, s.container, cmd, s.iommu_type, s.errno, &[], &[])?,
-                out,
-            );
-        }
-        EventKind::KvmMemslot(m) => {
-            let d = Le::default()
-                .u32(m.slot)
-                .u32(m.flags)
-                .u64(m.gpa)
-                .u64(m.size)
-                .u64(m.hva);
-            let cmd = cmds::KVM_SET_USER_MEMORY_REGION;
-            push_ioctl(&ioctl(ev, m.vm, cmd, 0, m.errno, &d.0, &[])?, out);
-        }
-        EventKind::VfioPin(p) => push(
-            &PinRecord {
-                hdr: header(ev, kind::VFIO_PIN),
-                vaddr: p.vaddr,
-                npage: p.npages,
-                pfn: p.pfn,
-                pinned: i64::try_from(p.npages).ok()?,
-            },
-            out,
-        ),
-        EventKind::IommuMap(m) => push(
-            &IommuMapRecord {
-                hdr: header(ev, kind::IOMMU_MAP),
-                domain: m.domain,
-                iova: m.iova,
-                paddr: m.paddr,
-                size: m.size,
-                prot: m.prot,
-                ret: i32::try_from(ret_of(m.errno)?).ok()?,
-            },
-            out,
-        ),
-        EventKind::IommuUnmap(u) => push(
-            &IommuUnmapRecord {
-                hdr: header(ev, kind::IOMMU_UNMAP),
-                domain: u.domain,
-                iova: u.iova,
-                size: u.size,
-                unmapped: u.unmapped,
-            },
-            out,
-        ),
-        EventKind::ViommuReq(r) => push(&viommu(ev, r)?, out),
-        EventKind::MsiMask(m) => push(&msi_mask(ev, m)?, out),
-        _ => return None,
-    }
+    // Each kind's record is built in its module (event/kinds/).
+    ev.kind.to_wire(ev, out)?;
     Some(out.len() - before)
 }
 
@@ -120,13 +35,13 @@ pub(super) fn bytes_of<T: WireStruct>(r: &T) -> &[u8] {
     unsafe { std::slice::from_raw_parts((r as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
 }
 
-fn push<T: WireStruct>(r: &T, out: &mut Vec<u8>) {
+pub(crate) fn push<T: WireStruct>(r: &T, out: &mut Vec<u8>) {
     out.extend_from_slice(bytes_of(r));
 }
 
 /// An ioctl as the probes send it (`kind::IOCTL_VAR`): the head, then only
 /// the captured bytes.
-fn push_ioctl(r: &IoctlRecord, out: &mut Vec<u8>) {
+pub(crate) fn push_ioctl(r: &IoctlRecord, out: &mut Vec<u8>) {
     let mut hdr = r.hdr;
     hdr.kind = kind::IOCTL_VAR;
     let head = IoctlHead {
@@ -145,7 +60,7 @@ fn push_ioctl(r: &IoctlRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&r.out_data[..r.out_len as usize]);
 }
 
-fn header(ev: &Event, kind: u16) -> EventHeader {
+pub(crate) fn header(ev: &Event, kind: u16) -> EventHeader {
     EventHeader {
         kind,
         probe: 0,
@@ -158,13 +73,13 @@ fn header(ev: &Event, kind: u16) -> EventHeader {
 }
 
 /// A syscall's return for an errno field (0 = success).
-fn ret_of(errno: i32) -> Option<i64> {
+pub(crate) fn ret_of(errno: i32) -> Option<i64> {
     (errno >= 0).then(|| -i64::from(errno))
 }
 
 /// The ioctl record of `ev` on `handle` (`fd_handle` of the event's own
 /// process: the decoder rebuilds it from the header's pid and the fd).
-fn ioctl(
+pub(crate) fn ioctl(
     ev: &Event,
     handle: u64,
     cmd: u32,
@@ -220,42 +135,8 @@ pub(super) fn ioctl_record(
     Some(rec)
 }
 
-/// The request as the driver queues it (include/uapi/linux/virtio_iommu.h:
-/// a `{u8 type; u8 reserved[3]}` head, then the body), with its status.
-/// The mask probe's record: the per-kind callback's probe id when the
-/// event's index says which kind, else `pci_msi_(un)mask_irq`'s.
-fn msi_mask(ev: &Event, m: &MsiMask) -> Option<MsiMaskRecord> {
-    use tracer_common::probe::*;
-    let probe = match (m.index, m.masked) {
-        (1, true) => PCI_IRQ_MASK_MSI,
-        (1, false) => PCI_IRQ_UNMASK_MSI,
-        (2, true) => PCI_IRQ_MASK_MSIX,
-        (2, false) => PCI_IRQ_UNMASK_MSIX,
-        // Index 0 (unknown) only comes from the generic callbacks without
-        // the flags; other indexes no probe produces.
-        (0, true) if m.can_mask.is_none() => PCI_MSI_MASK_IRQ,
-        (0, false) if m.can_mask.is_none() => PCI_MSI_UNMASK_IRQ,
-        _ => return None,
-    };
-    if m.is_virtual && m.can_mask.is_none() {
-        return None;
-    }
-    let mut hdr = header(ev, kind::MSI_MASK);
-    hdr.probe = probe;
-    Some(MsiMaskRecord {
-        hdr,
-        dev: dev_name(m.device)?,
-        vector: m.vector,
-        masked: u8::from(m.masked),
-        is_msix: u8::from(m.index == 2),
-        can_mask: u8::from(m.can_mask == Some(true)),
-        is_virtual: u8::from(m.is_virtual),
-        attrs_known: u32::from(m.can_mask.is_some()),
-    })
-}
-
 /// `dev_name()` of a PCI device as the kernel writes it.
-fn dev_name(d: Device) -> Option<[u8; DEV_NAME_LEN]> {
+pub(crate) fn dev_name(d: Device) -> Option<[u8; DEV_NAME_LEN]> {
     let Device::Pci { .. } = d else {
         return None;
     };
@@ -265,65 +146,9 @@ fn dev_name(d: Device) -> Option<[u8; DEV_NAME_LEN]> {
     Some(out)
 }
 
-fn viommu(ev: &Event, r: &ViommuReq) -> Option<ViommuReqRecord> {
-    let req = match r.op {
-        ViommuOp::Attach => Le::default()
-            .u32(1)
-            .u32(r.domain)
-            .u32(r.endpoint)
-            .u32(r.flags),
-        ViommuOp::Detach => Le::default()
-            .u32(2)
-            .u32(r.domain)
-            .u32(r.endpoint)
-            .u32(r.flags),
-        ViommuOp::Map => Le::default()
-            .u32(3)
-            .u32(r.domain)
-            .u64(r.virt_start)
-            .u64(r.virt_end)
-            .u64(r.phys_start)
-            .u32(r.flags),
-        ViommuOp::Unmap => Le::default()
-            .u32(4)
-            .u32(r.domain)
-            .u64(r.virt_start)
-            .u64(r.virt_end)
-            .u32(0),
-        ViommuOp::Probe => Le::default().u32(5).u32(r.endpoint),
-    };
-    // PROBE's RESV_MEM properties: {u16 type 1; u16 length 20} + body.
-    let mut props = Le::default();
-    for m in &r.resv {
-        props = props
-            .u16(1)
-            .u16(20)
-            .u32(u32::from(m.subtype))
-            .u64(m.start)
-            .u64(m.end);
-    }
-    let not_queued = r.status == VIOMMU_NOT_QUEUED;
-    let mut rec = ViommuReqRecord {
-        hdr: header(ev, kind::VIOMMU_REQ),
-        add_ns: ev.ts_ns,
-        // The whole request: head, body and the 4-byte tail.
-        len: req.0.len() as u32 + 4,
-        add_ret: if not_queued { -12 } else { 0 },
-        status: if not_queued { 0 } else { u32::from(r.status) },
-        props_len: props.0.len() as u32,
-        req: [0; VIOMMU_REQ_MAX],
-        props: [0; VIOMMU_PROPS_MAX],
-    };
-    rec.req[..req.0.len()].copy_from_slice(&req.0);
-    rec.props
-        .get_mut(..props.0.len())?
-        .copy_from_slice(&props.0);
-    Some(rec)
-}
-
 /// Little-endian struct builder.
 #[derive(Clone, Default)]
-pub(super) struct Le(pub Vec<u8>);
+pub(crate) struct Le(pub Vec<u8>);
 
 impl Le {
     pub fn u16(mut self, v: u16) -> Self {
@@ -348,18 +173,11 @@ impl Le {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::decode_into;
+    use crate::decode::{decode_into, VIOMMU_NOT_QUEUED};
     use crate::event::*;
 
     fn ev(pid: u32, kind: EventKind) -> Event {
-        Event {
-            ts_ns: 77,
-            node: 2,
-            pid,
-            tid: pid + 1,
-            comm: Comm::new("qemu"),
-            kind,
-        }
+        crate::event::build::event(77, 2, pid, pid + 1, "qemu", kind)
     }
 
     fn round_trip(e: &Event) -> Vec<Event> {

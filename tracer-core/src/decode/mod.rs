@@ -11,6 +11,9 @@ mod ioctl;
 mod kprobe;
 
 use thiserror::Error;
+/// Wire structs that may be read from raw bytes (every bit pattern valid):
+/// the one list is tracer-common's `wire_structs!`.
+use tracer_common::Wire as WireStruct;
 use tracer_common::{
     ioctl::{IoctlHead, IoctlRecord},
     kind,
@@ -138,26 +141,10 @@ fn read_struct<T: Copy + WireStruct>(bytes: &[u8]) -> Result<T, DecodeError> {
         });
     }
     // SAFETY: `T` is a `#[repr(C)]` wire struct of integers and integer arrays
-    // (sealed by `WireStruct`), so every bit pattern is valid; the length was
+    // (`tracer_common::Wire`), so every bit pattern is valid; the length was
     // checked above and the read is unaligned.
     Ok(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
 }
-
-/// Wire structs that may be read from raw bytes: every bit pattern valid.
-trait WireStruct {}
-impl WireStruct for EventHeader {}
-impl WireStruct for IoctlRecord {}
-impl WireStruct for IoctlHead {}
-impl WireStruct for IommuMapRecord {}
-impl WireStruct for IommuUnmapRecord {}
-impl WireStruct for PinRecord {}
-impl WireStruct for MsiVectorRecord {}
-impl WireStruct for MsiWriteRecord {}
-impl WireStruct for MsiCookieRecord {}
-impl WireStruct for DoorbellMapRecord {}
-impl WireStruct for ResvRecord {}
-impl WireStruct for ViommuReqRecord {}
-impl WireStruct for MsiMaskRecord {}
 
 /// `ret` of a syscall → the errno field convention (0 = success).
 fn errno_of(ret: i64) -> i32 {

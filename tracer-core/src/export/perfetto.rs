@@ -37,7 +37,6 @@ pub struct PerfettoWriter<W: Write> {
     mapped: HashMap<(NodeId, String), i128>,
 }
 
-const HEALTH: &str = "health";
 const FINDINGS: &str = "findings";
 
 impl<W: Write> PerfettoWriter<W> {
@@ -126,10 +125,10 @@ impl<W: Write> PerfettoWriter<W> {
         );
         args.insert("ts_ns".into(), json!(ev.ts_ns));
         self.emit(&json!({
-            "name": name, "cat": category(&ev.kind), "ph": "i", "s": "t",
+            "name": name, "cat": ev.kind.subsystem(), "ph": "i", "s": "t",
             "ts": ts, "pid": Self::pid(ev.node), "tid": tid, "args": args,
         }))?;
-        if let Some(delta) = mapped_delta(&ev.kind) {
+        if let Some(delta) = ev.kind.mapped_delta() {
             let total = {
                 let t = self.mapped.entry((ev.node, track.clone())).or_insert(0);
                 *t += delta;
@@ -182,89 +181,7 @@ fn readable(v: Value) -> Value {
     }
 }
 
-fn handle(h: u64) -> String {
-    format!("{}:{}", h >> 32, h & 0xffff_ffff)
-}
-
-fn category(k: &EventKind) -> &'static str {
-    match k {
-        EventKind::VfioMapDma(_)
-        | EventKind::VfioUnmapDma(_)
-        | EventKind::VfioIommuInfo(_)
-        | EventKind::VfioSetIommu(_)
-        | EventKind::VfioPin(_) => "vfio",
-        EventKind::IommuMap(_) | EventKind::IommuUnmap(_) | EventKind::ResvRegion(_) => "iommu",
-        EventKind::ViommuReq(_) => "viommu",
-        EventKind::VfioSetIrqs(_)
-        | EventKind::MsiVector(_)
-        | EventKind::MsiWrite(_)
-        | EventKind::MsiMask(_)
-        | EventKind::MsiDoorbellMap(_)
-        | EventKind::MsiCookie(_) => "msi",
-        EventKind::KvmMemslot(_) => "kvm",
-        EventKind::IoasMap(_) | EventKind::IoasUnmap(_) => "iommufd",
-        EventKind::ProbeStatus(_) | EventKind::Drops(_) => "health",
-    }
-}
-
-/// (track name, event name) of an event.
+/// (track name, event name) of an event: its kind's (event/kinds/).
 fn track_of(ev: &Event) -> (String, String) {
-    let (track, errno) = match &ev.kind {
-        EventKind::VfioMapDma(e) => (format!("container {}", handle(e.container)), e.errno),
-        EventKind::VfioUnmapDma(e) => (format!("container {}", handle(e.container)), e.errno),
-        EventKind::VfioIommuInfo(e) => (format!("container {}", handle(e.container)), e.errno),
-        EventKind::VfioSetIommu(e) => (format!("container {}", handle(e.container)), e.errno),
-        EventKind::VfioPin(_) => (format!("pins of pid {}", ev.pid), 0),
-        EventKind::IommuMap(e) => (format!("domain {:#x}", e.domain), e.errno),
-        EventKind::IommuUnmap(e) => (format!("domain {:#x}", e.domain), 0),
-        EventKind::MsiCookie(e) => (format!("domain {:#x}", e.domain), 0),
-        EventKind::ViommuReq(e) => match e.op {
-            ViommuOp::Probe => (format!("viommu endpoint {}", e.endpoint), 0),
-            _ => (format!("viommu domain {}", e.domain), 0),
-        },
-        EventKind::ResvRegion(e) => (format!("iommu group {}", e.group), 0),
-        EventKind::VfioSetIrqs(e) => (format!("device {}", e.device), e.errno),
-        EventKind::MsiVector(e) => (format!("device {}", e.device), 0),
-        EventKind::MsiWrite(e) => (format!("device {}", e.device), 0),
-        EventKind::MsiMask(e) => (format!("device {}", e.device), 0),
-        EventKind::MsiDoorbellMap(e) => (format!("device {}", e.device), 0),
-        EventKind::KvmMemslot(e) => (format!("vm {}", handle(e.vm)), e.errno),
-        EventKind::IoasMap(e) => (
-            format!("iommufd {} ioas {}", handle(e.iommufd), e.ioas),
-            e.errno,
-        ),
-        EventKind::IoasUnmap(e) => (
-            format!("iommufd {} ioas {}", handle(e.iommufd), e.ioas),
-            e.errno,
-        ),
-        EventKind::ProbeStatus(_) | EventKind::Drops(_) => (HEALTH.to_string(), 0),
-    };
-    let kind = match serde_json::to_value(&ev.kind) {
-        Ok(Value::Object(o)) => o
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("event")
-            .to_string(),
-        _ => "event".to_string(),
-    };
-    let mut name = match &ev.kind {
-        EventKind::ViommuReq(r) => format!("{kind} {:?}", r.op).to_lowercase(),
-        EventKind::ProbeStatus(p) => format!("probe {} {:?}", p.probe, p.status),
-        _ => kind,
-    };
-    if errno != 0 {
-        name.push_str(&format!(" (errno {errno})"));
-    }
-    (track, name)
-}
-
-/// Change of mapped bytes on the event's track, for the counter.
-fn mapped_delta(k: &EventKind) -> Option<i128> {
-    match k {
-        EventKind::VfioMapDma(e) if e.errno == 0 => Some(i128::from(e.size)),
-        EventKind::VfioUnmapDma(e) if e.errno == 0 => Some(-i128::from(e.unmapped)),
-        EventKind::IommuMap(e) if e.errno == 0 => Some(i128::from(e.size)),
-        EventKind::IommuUnmap(e) => Some(-i128::from(e.unmapped)),
-        _ => None,
-    }
+    (ev.kind.track(ev.pid), ev.kind.title())
 }

@@ -19,8 +19,14 @@ use crate::event::{NodeId, NodeInfo, ProbeStatus};
 
 /// First bytes of every trace file.
 pub const MAGIC: [u8; 8] = *b"VFIOTRC\0";
-/// The format version this build writes.
-pub const FORMAT_VERSION: u16 = 2;
+/// The format version this build writes: 2 (the framing), or the version
+/// of the newest event kind (each kind says in event/kinds/mod.rs's table
+/// the version that added it) when that is later.
+pub const FORMAT_VERSION: u16 = if crate::event::KINDS_FORMAT_VERSION > 2 {
+    crate::event::KINDS_FORMAT_VERSION
+} else {
+    2
+};
 /// The oldest format version this build reads.
 pub const MIN_READ_VERSION: u16 = 1;
 /// Upper bound on the JSON header, so a hostile length cannot make the reader

@@ -1,6 +1,7 @@
 //! Event builders and lab-shaped scenarios shared by the engine tests.
 #![allow(dead_code)]
 
+use tracer_core::event::build::Task;
 use tracer_core::event::*;
 
 pub const HOST: NodeId = 0;
@@ -81,18 +82,13 @@ impl Seq {
         } else {
             self.t
         };
-        self.events.push(Event {
-            ts_ns: ts,
-            node,
-            pid,
-            tid,
-            comm: Comm::new(if node == GUEST {
-                "edu-test"
-            } else {
-                "qemu-system-x86"
-            }),
-            kind,
-        });
+        let comm = if node == GUEST {
+            "edu-test"
+        } else {
+            "qemu-system-x86"
+        };
+        self.events
+            .push(Task::new(node, pid, tid, comm).at(ts, kind));
         self
     }
 

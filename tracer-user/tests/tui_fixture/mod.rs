@@ -5,6 +5,7 @@
 //! an address no window or mapping covers, and the health events report a
 //! missing probe and ring-buffer drops.
 
+use tracer_core::event::build::Task;
 use tracer_core::event::*;
 
 pub const QEMU: u32 = 4242;
@@ -22,36 +23,15 @@ pub fn nodes() -> Vec<NodeInfo> {
 }
 
 fn host(ts_ns: u64, tid: u32, kind: EventKind) -> Event {
-    Event {
-        ts_ns,
-        node: 0,
-        pid: QEMU,
-        tid,
-        comm: Comm::new("qemu-system-x86"),
-        kind,
-    }
+    Task::new(0, QEMU, tid, "qemu-system-x86").at(ts_ns, kind)
 }
 
 fn tool(ts_ns: u64, node: u16, kind: EventKind) -> Event {
-    Event {
-        ts_ns,
-        node,
-        pid: 0,
-        tid: 0,
-        comm: Comm::new("vfio-trace"),
-        kind,
-    }
+    Task::new(node, 0, 0, "vfio-trace").at(ts_ns, kind)
 }
 
 fn guest(ts_ns: u64, kind: EventKind) -> Event {
-    Event {
-        ts_ns,
-        node: 1,
-        pid: 312,
-        tid: 312,
-        comm: Comm::new("nvme"),
-        kind,
-    }
+    Task::new(1, 312, 312, "nvme").at(ts_ns, kind)
 }
 
 fn map_dma(iova: u64, vaddr: u64, size: u64, errno: i32) -> EventKind {

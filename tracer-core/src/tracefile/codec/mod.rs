@@ -19,6 +19,7 @@
 //! fields           the kind's layout (kinds.rs)
 //! ```
 
+pub(crate) mod fields;
 mod kinds;
 
 use std::collections::HashMap;

@@ -28,6 +28,7 @@ const GOLDEN: &[&str] = &[
     r#"{"ts_ns":5100,"node":"host","pid":4300,"tid":4301,"comm":"iommufd-test","kind":"ioas_unmap","iommufd":18468359372803,"ioas":1,"iova":18446744073709486080,"length":65536,"unmapped":65536,"errno":0}"#,
     r#"{"ts_ns":10,"node":"host","pid":0,"tid":0,"comm":"","kind":"probe_status","probe":"vfio_map_dma","attach":"kprobe:vfio_iommu_type1_ioctl","status":"missing_symbol","required":false,"reason":"module vfio_iommu_type1 not loaded; \"quoted\" ünïcode","hits":0}"#,
     r#"{"ts_ns":18446744073709551615,"node":"host","pid":0,"tid":0,"comm":"","kind":"drops","ring_full":1,"pending_full":2,"read_failed":3,"undecodable":18446744073709551615}"#,
+    r#"{"ts_ns":9000,"node":"host","pid":0,"tid":0,"comm":"","kind":"stream_gap","cause":"lost mid-stream: connection reset by peer","dropped":0,"lost":12,"missing_batches":1}"#,
 ];
 
 #[test]

@@ -280,3 +280,36 @@ proptest! {
         assert_renderings_agree(&r);
     }
 }
+
+#[test]
+fn a_stream_gap_in_a_recording_makes_it_incomplete() {
+    // `record --listen` writes a stream_gap event on the node of an agent
+    // lost mid-stream: the file is whole, its data is not.
+    use tracer_core::event::{build::Task, StreamGap};
+    let (mut events, nodes, read) = read(&[example(HOST), example(GUEST)], ReadMode::Strict);
+    assert!(read.complete());
+    let l2 = nodes.iter().position(|n| n.name == "l2").unwrap() as u16;
+    let last = events.iter().map(|e| e.ts_ns).max().unwrap();
+    events.push(Task::new(l2, 0, 0, "vfio-trace").at(
+        last,
+        StreamGap {
+            cause: "agent lost mid-stream: connection reset".into(),
+            dropped: 0,
+            lost: 0,
+            missing_batches: 0,
+        },
+    ));
+    let r = check::run_covered(
+        &events,
+        &nodes,
+        &CheckOptions::default(),
+        &Coverage::from_read(&read),
+    );
+    assert_eq!(r.summary.verdict, Verdict::Incomplete, "{}", r.to_text());
+    assert!(
+        r.summary.incomplete_reasons[0].starts_with("node l2: stream gap: agent lost mid-stream"),
+        "{:?}",
+        r.summary.incomplete_reasons
+    );
+    assert_renderings_agree(&r);
+}

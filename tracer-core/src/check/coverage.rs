@@ -63,6 +63,9 @@ impl Coverage {
         if !self.lost_streams.is_empty() {
             earliest(i128::MIN);
         }
+        for (_, at) in stream_gaps(events, nodes) {
+            earliest(at);
+        }
         // Ring drops: counters are reported within a second of the loss.
         if let Some(d) = events
             .iter()
@@ -75,4 +78,28 @@ impl Coverage {
         }
         from
     }
+}
+
+/// The `stream_gap` events among `events`: why (naming the node) and from
+/// when findings may be their doing. An agent lost mid-stream lost what was
+/// in flight just before (its time, less [`GAP_MARGIN_NS`]); events an agent
+/// dropped or lost may be from any time before (`i128::MIN`).
+pub fn stream_gaps(events: &[&Event], nodes: &[NodeInfo]) -> Vec<(String, i128)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::StreamGap(g) => Some((e, g)),
+            _ => None,
+        })
+        .map(|(e, g)| {
+            let name = crate::tracefile::node_name(nodes, e.node);
+            let counts = g.dropped > 0 || g.lost > 0 || g.missing_batches > 0;
+            let at = if counts {
+                i128::MIN
+            } else {
+                crate::tracefile::aligned_ns(e, nodes) - GAP_MARGIN_NS
+            };
+            (format!("node {name}: stream gap: {g}"), at)
+        })
+        .collect()
 }

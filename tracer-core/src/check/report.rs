@@ -185,6 +185,11 @@ impl Report {
             drops.total += d.total();
         }
         let mut reasons = coverage.reasons();
+        reasons.extend(
+            super::coverage::stream_gaps(events, nodes)
+                .into_iter()
+                .map(|(why, _)| why),
+        );
         if engine.events_seen() == 0 {
             reasons.push("no events".to_string());
         }

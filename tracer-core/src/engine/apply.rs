@@ -81,7 +81,7 @@ impl State {
             }
             EventKind::IoasMap(m) => self.on_ioas_map(e, m, id),
             EventKind::IoasUnmap(u) => return self.on_ioas_unmap(e, u, id),
-            EventKind::ProbeStatus(_) | EventKind::Drops(_) => {
+            EventKind::ProbeStatus(_) | EventKind::Drops(_) | EventKind::StreamGap(_) => {
                 self.health.fold(e.node, &e.kind);
             }
         }

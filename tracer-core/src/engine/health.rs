@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::event::{Drops, EventKind, NodeId, ProbeState, ProbeStatus};
+use crate::event::{Drops, EventKind, NodeId, ProbeState, ProbeStatus, StreamGap};
 
 #[derive(Clone, Debug, Default)]
 pub struct Health {
@@ -13,6 +13,8 @@ pub struct Health {
     pub probes: BTreeMap<(NodeId, String), (ProbeStatus, bool)>,
     /// Latest (cumulative) drop counters per node.
     pub drops: BTreeMap<NodeId, Drops>,
+    /// Latest stream gap per node (an agent lost mid-stream, its drops).
+    pub gaps: BTreeMap<NodeId, StreamGap>,
     /// Hits in the status report before the latest, per (node, probe).
     prev_hits: BTreeMap<(NodeId, String), u64>,
 }
@@ -23,6 +25,9 @@ impl Health {
         match kind {
             EventKind::ProbeStatus(p) => self.probe(node, p),
             EventKind::Drops(d) => self.drops(node, d),
+            EventKind::StreamGap(g) => {
+                self.gaps.insert(node, g.clone());
+            }
             _ => return false,
         }
         true
@@ -58,7 +63,17 @@ impl Health {
 
     /// Drops over every node.
     pub fn total_drops(&self) -> u64 {
-        self.drops.values().map(Drops::total).sum()
+        let probes: u64 = self.drops.values().map(Drops::total).sum();
+        let streams: u64 = self
+            .gaps
+            .values()
+            .map(|g| {
+                g.dropped
+                    .saturating_add(g.lost)
+                    .saturating_add(g.missing_batches)
+            })
+            .sum();
+        probes.saturating_add(streams)
     }
 
     /// (attached, not attached) probe counts, by latest status.

@@ -139,6 +139,10 @@ impl Recorder {
 
     /// Nodes of `nodes` not in the file's table yet go into it (a live node
     /// table only grows, so ids stay the same).
+    pub fn nodes(&self) -> &[NodeInfo] {
+        self.writer.nodes()
+    }
+
     pub fn sync_nodes(&mut self, nodes: &[NodeInfo]) -> Result<(), RecordError> {
         for n in nodes.iter().skip(self.writer.nodes().len()) {
             self.add_node(n.clone())?;

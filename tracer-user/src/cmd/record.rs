@@ -190,6 +190,10 @@ fn on_notice(n: &Notice, recorder: &mut Recorder, status: &mut Status) -> Result
             );
         }
     }
+    // The file says where a node's stream has a gap.
+    if let Some(gap) = n.stream_gap(recorder.nodes()) {
+        recorder.append(&[gap])?;
+    }
     status.note(&format!("vfio-trace: {n}"));
     Ok(())
 }

@@ -26,7 +26,7 @@ use tokio::{
     time::{interval_at, sleep, timeout, Instant, MissedTickBehavior},
 };
 use tracer_core::{
-    event::{Event, NodeId, NodeInfo},
+    event::{Comm, Event, EventKind, NodeId, NodeInfo, StreamGap},
     wire::{
         AgentHealth, ByeCode, ClockEstimate, ClockSample, Goodbye, Hello, Message, Ping, Welcome,
         WireError, MAX_HELLO_PAYLOAD, MAX_PAYLOAD,
@@ -202,6 +202,59 @@ pub enum Notice {
         peer: String,
         why: String,
     },
+}
+
+impl Notice {
+    /// The `stream_gap` event this notice means for its node's data: an
+    /// agent lost mid-stream, or events an agent dropped or lost on the
+    /// way. Stamped now, in that node's clock (`nodes` has its offset), so
+    /// a recording says where its data has a gap.
+    pub fn stream_gap(&self, nodes: &[NodeInfo]) -> Option<Event> {
+        let (id, gap) = match self {
+            Notice::Left {
+                id,
+                clean: false,
+                why,
+                ..
+            } => (
+                *id,
+                StreamGap {
+                    cause: format!("agent lost mid-stream: {why}"),
+                    dropped: 0,
+                    lost: 0,
+                    missing_batches: 0,
+                },
+            ),
+            Notice::AgentDrops {
+                id,
+                dropped,
+                lost,
+                missing_batches,
+                ..
+            } if dropped + lost + missing_batches > 0 => (
+                *id,
+                StreamGap {
+                    cause: "agent dropped or lost events".into(),
+                    dropped: *dropped,
+                    lost: *lost,
+                    missing_batches: *missing_batches,
+                },
+            ),
+            _ => return None,
+        };
+        let wall =
+            i128::from(crate::node::monotonic_ns()) + i128::from(crate::node::clock_offset_ns());
+        let offset = nodes.get(usize::from(id)).map_or(0, |n| n.clock_offset_ns);
+        let ts_ns = u64::try_from(wall - i128::from(offset)).unwrap_or(0);
+        Some(Event {
+            ts_ns,
+            node: id,
+            pid: 0,
+            tid: 0,
+            comm: Comm::new("vfio-trace"),
+            kind: EventKind::StreamGap(gap),
+        })
+    }
 }
 
 impl std::fmt::Display for Notice {

@@ -23,7 +23,11 @@ impl Drops {
     /// Events lost (read failures and undecodable records lose fields, not events,
     /// but still make a verdict incomplete).
     pub fn total(&self) -> u64 {
-        self.ring_full + self.pending_full + self.read_failed + self.undecodable
+        // Saturating: a file's counters are input like any other.
+        self.ring_full
+            .saturating_add(self.pending_full)
+            .saturating_add(self.read_failed)
+            .saturating_add(self.undecodable)
     }
 }
 

@@ -317,6 +317,9 @@ event_kinds! {
     /// The kernel masked or unmasked one MSI/MSI-X vector of a device (its
     /// irq chip's mask/unmask callback ran).
     19 "msi_mask" since 2 => msi_mask::MsiMask,
+    /// Health: a node's stream lost events on the way (an agent lost
+    /// mid-stream, events it dropped): the data has a gap there.
+    20 "stream_gap" since 3 => stream_gap::StreamGap,
 }
 
 #[cfg(test)]

@@ -231,7 +231,7 @@ fn map_unmap(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64) -> Res
         iova += size;
     }
     let total: u64 = mapped.iter().map(|m| m.1).sum();
-    if mapped.len() > 1 && (c.rounds % 3 == 0 || err.is_some()) {
+    if mapped.len() > 1 && (c.rounds.is_multiple_of(3) || err.is_some()) {
         // One UNMAP over the whole span (also the cleanup after a failure).
         let (t, got) = s.unmap_dma(STEP, start, total);
         c.unmaps += 1;

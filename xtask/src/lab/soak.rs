@@ -362,12 +362,17 @@ fn parse(console_text: &str) -> (Option<f64>, Vec<Sample>, Option<Sample>) {
     (start, samples, end)
 }
 
+/// One sample of a tracer: (t, RSS KiB, events, drops).
+type Point = (f64, u64, Option<u64>, Option<u64>);
+/// One minute of the table: (minute, t, RSS KiB, events, events/s, drops).
+type Row = (u64, f64, u64, Option<u64>, Option<f64>, Option<u64>);
+
 /// One tracer's figures.
 #[derive(Debug, Default)]
 struct Tracer {
     name: &'static str,
-    /// (t, rss KiB, events, drops) per sample (the end sample last).
-    points: Vec<(f64, u64, Option<u64>, Option<u64>)>,
+    /// Every sample (the end sample last).
+    points: Vec<Point>,
     hwm_kb: u64,
     final_events: Option<u64>,
     final_drops: Option<u64>,
@@ -569,8 +574,8 @@ impl Report {
         }
     }
 
-    /// Per-minute rows of one tracer: (minute, t, rss, events, ev/s, drops).
-    fn minutes(t: &Tracer) -> Vec<(u64, f64, u64, Option<u64>, Option<f64>, Option<u64>)> {
+    /// Per-minute rows of one tracer: the sample nearest each full minute.
+    fn minutes(t: &Tracer) -> Vec<Row> {
         let mut rows = Vec::new();
         let Some(&first) = t.points.first() else {
             return rows;

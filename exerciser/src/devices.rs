@@ -190,3 +190,15 @@ pub fn e1000e_msix(s: &mut Session, step: &str) -> StepResult {
         },
     )
 }
+
+/// One edu interrupt on an MSI vector already bound to `fd` (the churn's
+/// MSI round): raise it, wait up to `ms` for the eventfd, ack. Returns the
+/// eventfd count (0: none arrived).
+pub fn edu_irq_once(s: &mut Session, step: &str, fd: i32, ms: i32) -> Result<u64, String> {
+    let r = bar0(s, false)?;
+    wr32(s, step, r, EDU_IRQ_RAISE, 1)?;
+    let n = s.wait_eventfd(step, fd, ms);
+    let status = rd32(s, step, r, EDU_IRQ_STATUS, true)?;
+    wr32(s, step, r, EDU_IRQ_ACK, status)?;
+    Ok(n)
+}

@@ -11,9 +11,12 @@
 //! exerciser --list-faults     # fault steps that apply here, one per line
 //! exerciser --hold SECS       # keep the mappings SECS seconds before unmap_dma
 //! exerciser [--edu BDF] --loop N [--size BYTES]   # MAP+UNMAP pairs, ns/pair
+//! exerciser [--edu BDF] --churn SECS [--pause-ms MS] [--seed N]
+//!                             # the soak: MAP/UNMAP/MSI rounds (churn.rs)
 //! ```
 //! Devices default to the first edu / e1000e found in sysfs.
 
+mod churn;
 mod devices;
 mod journal;
 mod kfault;
@@ -46,11 +49,17 @@ struct Args {
     /// Seconds to keep the mappings before the `unmap_dma` step (the live
     /// lab holds them so the chains stay on screen).
     hold_s: u64,
+    /// `--churn SECS`: the soak's MAP/UNMAP/MSI loop (0: until a signal).
+    churn_s: Option<u64>,
+    pause_ms: u64,
+    seed: u64,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = Args {
         size: 0x1000,
+        pause_ms: 20,
+        seed: 1,
         ..Default::default()
     };
     let mut it = std::env::args().skip(1);
@@ -70,12 +79,24 @@ fn parse_args() -> Result<Args, String> {
                 let v = val("--hold")?;
                 a.hold_s = v.parse().map_err(|e| format!("--hold {v}: {e}"))?
             }
+            "--churn" => {
+                let v = val("--churn")?;
+                a.churn_s = Some(v.parse().map_err(|e| format!("--churn {v}: {e}"))?)
+            }
+            "--pause-ms" => {
+                let v = val("--pause-ms")?;
+                a.pause_ms = v.parse().map_err(|e| format!("--pause-ms {v}: {e}"))?
+            }
+            "--seed" => {
+                let v = val("--seed")?;
+                a.seed = v.parse().map_err(|e| format!("--seed {v}: {e}"))?
+            }
             "--size" => {
                 let v = val("--size")?;
                 a.size = parse_num(&v).ok_or(format!("--size: bad number {v}"))?;
             }
             "-h" | "--help" => {
-                println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--list-faults] [--hold SECS] [--loop N [--size BYTES]]");
+                println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--list-faults] [--hold SECS] [--loop N [--size BYTES]] [--churn SECS [--pause-ms MS] [--seed N]]");
                 std::process::exit(0);
             }
             _ => return Err(format!("unknown argument {arg}")),
@@ -155,9 +176,17 @@ fn main() -> ExitCode {
         "t_ns": journal::monotonic_ns(),
     }));
     let mut s = Session::new(j, a.edu.clone(), a.e1000e.clone());
-    let ok = match a.loop_n {
-        Some(n) => run_loop(&mut s, n, a.size),
-        None => run_steps(&mut s, &a),
+    let ok = match (a.loop_n, a.churn_s) {
+        (Some(n), _) => run_loop(&mut s, n, a.size),
+        (None, Some(secs)) => churn::run(
+            &mut s,
+            &churn::Opts {
+                secs,
+                pause_ms: a.pause_ms,
+                seed: a.seed,
+            },
+        ),
+        (None, None) => run_steps(&mut s, &a),
     };
     s.j.sync();
     if ok {

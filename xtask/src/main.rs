@@ -35,6 +35,10 @@ enum Task {
     /// chain is complete across L2 and L1, the fault steps' findings show,
     /// and q stops everything.
     LiveTest(lab::live_test::LiveTestArgs),
+    /// The soak: N minutes of MAP/UNMAP/MSI churn in the x86 lab VM under
+    /// `vfio-trace live --no-tui` and `record`; RSS, drops and events/s
+    /// per minute; fails unless memory stays flat and nothing is dropped.
+    Soak(lab::soak::SoakArgs),
     /// Run a benchmark and print its figures (never fails on numbers).
     Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets for a fixed time each.
@@ -52,6 +56,7 @@ fn main() {
         Task::Test(a) => test::run(&a),
         Task::Lab(a) => lab::run(&a),
         Task::LiveTest(a) => lab::live_test::run(&a),
+        Task::Soak(a) => lab::soak::run(&a),
         Task::Bench(a) => bench::run(&a),
         Task::ProbeCheck(a) => probecheck::run(&a),
         Task::Fuzz(a) => fuzz::run(&a),

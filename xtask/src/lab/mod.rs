@@ -20,6 +20,7 @@ pub(crate) mod oracle;
 mod qemu;
 mod rules;
 mod scenarios;
+pub mod soak;
 mod vmm_fault;
 mod vsock;
 

@@ -3,7 +3,7 @@
 //! makes the verdict `incomplete`, and marks the findings that the missing
 //! data may have caused.
 
-use crate::event::{Event, EventKind, NodeInfo};
+use crate::event::{Event, EventKind, NodeId, NodeInfo};
 use crate::tracefile::{InputReport, ReadReport};
 
 /// How far before a gap a finding may still be the gap's doing: the join
@@ -44,10 +44,8 @@ impl Coverage {
     /// unknown, so every finding may be its doing.
     pub fn suspect_from(&self, events: &[&Event], nodes: &[NodeInfo]) -> Option<i128> {
         let wall = |node: &str, ts: u64| {
-            nodes
-                .iter()
-                .find(|n| n.name == node)
-                .map(|n| i128::from(ts) + i128::from(n.clock_offset_ns) - GAP_MARGIN_NS)
+            let id = nodes.iter().position(|n| n.name == node)?;
+            Some(crate::event::wall_ns(nodes, NodeId::try_from(id).ok()?, ts) - GAP_MARGIN_NS)
         };
         let read = ReadReport {
             inputs: self.inputs.clone(),
@@ -71,10 +69,7 @@ impl Coverage {
             .iter()
             .find(|e| matches!(&e.kind, EventKind::Drops(d) if d.total() > 0))
         {
-            let node = nodes
-                .get(usize::from(d.node))
-                .map_or(0, |n| n.clock_offset_ns);
-            earliest(i128::from(d.ts_ns) + i128::from(node) - GAP_MARGIN_NS);
+            earliest(crate::tracefile::aligned_ns(d, nodes) - GAP_MARGIN_NS);
         }
         from
     }

@@ -110,12 +110,7 @@ pub fn run_covered(
         cfg.join_window_ns = w;
     }
     let mut engine = Engine::new(nodes.to_vec(), cfg);
-    let wall = |e: &Event| {
-        let off = nodes
-            .get(usize::from(e.node))
-            .map_or(0, |n| n.clock_offset_ns);
-        e.ts_ns.saturating_add_signed(off)
-    };
+    let wall = |e: &Event| crate::event::wall_ns_u64(nodes, e.node, e.ts_ns);
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|&i| (wall(&events[i]), i));
     let sorted: Vec<&Event> = order.iter().map(|&i| &events[i]).collect();

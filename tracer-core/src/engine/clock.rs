@@ -30,8 +30,7 @@ impl Clock {
 
     /// Wall-clock nanoseconds of a node-local timestamp (saturating).
     pub fn wall(&self, node: NodeId, ts_ns: u64) -> u64 {
-        let off = self.info(node).map_or(0, |n| n.clock_offset_ns);
-        ts_ns.saturating_add_signed(off)
+        crate::event::wall_ns_u64(&self.nodes, node, ts_ns)
     }
 
     /// Records an event's time; returns its wall time.

@@ -63,6 +63,22 @@ impl fmt::Debug for Comm {
     }
 }
 
+/// Wall-clock (CLOCK_REALTIME) nanoseconds of a node-local CLOCK_MONOTONIC
+/// timestamp: `ts_ns` plus node `node`'s `clock_offset_ns` in `nodes` (0
+/// for an unknown node). The one place node time becomes wall time (the
+/// merge of files, the engine's clock, the check's order, the exporters).
+pub fn wall_ns(nodes: &[NodeInfo], node: NodeId, ts_ns: u64) -> i128 {
+    let off = nodes
+        .get(usize::from(node))
+        .map_or(0, |n| n.clock_offset_ns);
+    i128::from(ts_ns) + i128::from(off)
+}
+
+/// [`wall_ns`] clamped to `u64` (0 before the epoch, `u64::MAX` past it).
+pub fn wall_ns_u64(nodes: &[NodeInfo], node: NodeId, ts_ns: u64) -> u64 {
+    u64::try_from(wall_ns(nodes, node, ts_ns).max(0)).unwrap_or(u64::MAX)
+}
+
 /// Who a node is, carried in trace headers and agent hellos.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeInfo {

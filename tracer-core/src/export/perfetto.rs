@@ -144,10 +144,7 @@ impl<W: Write> PerfettoWriter<W> {
 
     /// Adds a rule finding as an instant event on its node's `findings` track.
     pub fn add_finding(&mut self, f: &Finding, nodes: &[NodeInfo]) -> io::Result<()> {
-        let off = nodes
-            .get(usize::from(f.node))
-            .map_or(0, |n| n.clock_offset_ns);
-        let ts = self.ts_us(i128::from(f.ts_ns) + i128::from(off));
+        let ts = self.ts_us(crate::event::wall_ns(nodes, f.node, f.ts_ns));
         let tid = self.track(f.node, FINDINGS.into(), nodes)?;
         self.emit(&json!({
             "name": f.title, "cat": "finding", "ph": "i", "s": "p",

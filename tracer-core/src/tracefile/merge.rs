@@ -24,10 +24,7 @@ use crate::event::{Event, NodeId, NodeInfo, NodeRole};
 /// Wall-clock (CLOCK_REALTIME) nanoseconds of `ev`: its monotonic `ts_ns`
 /// plus its node's clock offset (0 when the node is unknown).
 pub fn aligned_ns(ev: &Event, nodes: &[NodeInfo]) -> i128 {
-    let off = nodes
-        .get(usize::from(ev.node))
-        .map_or(0, |n| n.clock_offset_ns);
-    i128::from(ev.ts_ns) + i128::from(off)
+    crate::event::wall_ns(nodes, ev.node, ev.ts_ns)
 }
 
 /// Anything that yields events against a node table that may grow.

@@ -26,7 +26,7 @@ use crate::{
 };
 
 pub fn run(args: AgentArgs) -> Result<ExitCode> {
-    let addr = Addr::parse_connect(&args.connect).map_err(anyhow::Error::msg)?;
+    let addr = Addr::parse_connect(&args.connect)?;
     // A path that cannot fit a socket address would be retried forever.
     if let Addr::Unix(p) = &addr {
         let n = p.as_os_str().len();

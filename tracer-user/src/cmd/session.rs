@@ -65,7 +65,7 @@ impl Session {
         let listen = r
             .listen
             .iter()
-            .map(|s| Addr::parse_listen(s).map_err(anyhow::Error::msg))
+            .map(|s| Addr::parse_listen(s).map_err(anyhow::Error::from))
             .collect::<Result<Vec<_>>>()?;
         let node = node::local(args.node.as_deref(), node::detect_role());
         let (tx, events) = mpsc::channel(256);

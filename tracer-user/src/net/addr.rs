@@ -19,11 +19,22 @@ pub enum Addr {
     Serial(PathBuf),
 }
 
+/// An address that does not parse; says which part and what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AddrError(String);
+
+impl From<String> for AddrError {
+    fn from(s: String) -> Self {
+        AddrError(s)
+    }
+}
+
 const FORMS: &str = "vsock:CID:PORT, tcp:HOST:PORT, unix:PATH or serial:/dev/vportNpM";
 
 impl Addr {
     /// An address to connect to (`agent --connect`).
-    pub fn parse_connect(s: &str) -> Result<Addr, String> {
+    pub fn parse_connect(s: &str) -> Result<Addr, AddrError> {
         let (scheme, rest) = s
             .split_once(':')
             .ok_or_else(|| format!("bad address {s:?}: expected {FORMS}"))?;
@@ -41,17 +52,19 @@ impl Addr {
                 let (host, port) = split_host_port(rest)
                     .ok_or_else(|| format!("bad tcp address {s:?}: expected tcp:HOST:PORT"))?;
                 if host.is_empty() {
-                    return Err(format!("bad tcp address {s:?}: no host"));
+                    return Err(format!("bad tcp address {s:?}: no host").into());
                 }
                 let _: u16 = parse_num(port, "tcp port", s)?;
                 Ok(Addr::Tcp(rest.to_string()))
             }
-            "unix" | "serial" if rest.is_empty() => Err(format!("bad address {s:?}: no path")),
+            "unix" | "serial" if rest.is_empty() => {
+                Err(format!("bad address {s:?}: no path").into())
+            }
             "unix" => Ok(Addr::Unix(rest.into())),
             "serial" => Ok(Addr::Serial(rest.into())),
-            _ => Err(format!(
-                "unknown address scheme {scheme:?} in {s:?}: expected {FORMS}"
-            )),
+            _ => {
+                Err(format!("unknown address scheme {scheme:?} in {s:?}: expected {FORMS}").into())
+            }
         }
     }
 
@@ -59,7 +72,7 @@ impl Addr {
     /// (127.0.0.1); another interface must be named (`tcp:0.0.0.0:PORT`).
     /// `vsock:PORT` listens on every CID. virtio-serial ports are opened by
     /// agents; on the host, point QEMU's chardev at a `unix:` listener.
-    pub fn parse_listen(s: &str) -> Result<Addr, String> {
+    pub fn parse_listen(s: &str) -> Result<Addr, AddrError> {
         if let Some(rest) = s.strip_prefix("tcp:") {
             if split_host_port(rest).is_none() {
                 let _: u16 = parse_num(rest, "tcp port", s)?;
@@ -80,7 +93,8 @@ impl Addr {
                  guest; on the host give QEMU `-chardev socket,id=vt,path=PATH,reconnect=1` and \
                  listen on unix:PATH",
                 p.display()
-            )),
+            )
+            .into()),
             a => Ok(a),
         }
     }
@@ -99,9 +113,9 @@ fn split_host_port(s: &str) -> Option<(&str, &str)> {
     s.rsplit_once(':')
 }
 
-fn parse_num<T: std::str::FromStr>(v: &str, what: &str, whole: &str) -> Result<T, String> {
+fn parse_num<T: std::str::FromStr>(v: &str, what: &str, whole: &str) -> Result<T, AddrError> {
     v.parse()
-        .map_err(|_| format!("bad {what} {v:?} in {whole:?}"))
+        .map_err(|_| AddrError(format!("bad {what} {v:?} in {whole:?}")))
 }
 
 impl fmt::Display for Addr {
@@ -174,7 +188,7 @@ mod tests {
             })
         );
         let e = Addr::parse_listen("serial:/dev/vport0p1").unwrap_err();
-        assert!(e.contains("unix:"), "{e}");
+        assert!(e.to_string().contains("unix:"), "{e}");
         assert!(Addr::parse_listen("tcp:99999").is_err());
         assert!(Addr::parse_listen("tcp:0").unwrap().needs_token());
         assert!(!Addr::parse_listen("unix:/x").unwrap().needs_token());

@@ -336,7 +336,10 @@ impl Probes {
 
     /// The events ring. Can be taken once.
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map(MAP_EVENTS).context("EVENTS map missing")?;
+        let map = self
+            .ebpf
+            .take_map(MAP_EVENTS)
+            .context("EVENTS map missing")?;
         Ok(RingBuf::try_from(map)?)
     }
 }

@@ -1,9 +1,11 @@
 //! vfio-trace's eBPF probes. One file per subsystem under `probes/`; shared
 //! maps and helpers in `maps.rs`. Every program is a thin entry point over a
-//! fallible body, counts its runs in `HITS` and its losses in `DROPS`.
+//! fallible `try_` body and sends its records through `emit.rs`; it counts
+//! its runs in `HITS` and its losses in `DROPS`.
 #![no_std]
 #![no_main]
 
+mod emit;
 mod maps;
 mod offsets;
 mod probes;

@@ -124,14 +124,3 @@ pub fn take_args(probe: u16) -> Option<SavedArgs> {
     }
     saved
 }
-
-/// Reserves a ring record of type `T` and fills its header; counts a drop
-/// when the ring is full.
-#[inline(always)]
-pub fn reserve<T: 'static>() -> Option<aya_ebpf::maps::ring_buf::RingBufEntry<T>> {
-    let e = EVENTS.reserve::<T>(0);
-    if e.is_none() {
-        dropped(drop_reason::RING_FULL);
-    }
-    e
-}

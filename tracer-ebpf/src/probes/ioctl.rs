@@ -28,7 +28,8 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{dropped, fill_header, hit, wanted, EVENTS, SUBMIT_FLAGS},
+    emit::{done, emit_bytes, OrMissing, Outcome, TOO_BIG},
+    maps::{dropped, fill_header, hit, wanted},
     probes::vfio::IRQS_DEVICE,
 };
 
@@ -59,21 +60,17 @@ static OUT: PerCpuArray<IoctlVarBuf> = PerCpuArray::with_max_entries(1, 0);
 
 #[tracepoint(category = "syscalls", name = "sys_enter_ioctl")]
 pub fn sys_enter_ioctl(ctx: TracePointContext) -> u32 {
-    match try_enter(&ctx) {
-        Ok(()) | Err(()) => 0,
-    }
+    done(try_sys_enter_ioctl(&ctx))
 }
 
 #[tracepoint(category = "syscalls", name = "sys_exit_ioctl")]
 pub fn sys_exit_ioctl(ctx: TracePointContext) -> u32 {
-    match try_exit(&ctx) {
-        Ok(()) | Err(()) => 0,
-    }
+    done(try_sys_exit_ioctl(&ctx))
 }
 
-fn try_enter(ctx: &TracePointContext) -> Result<(), ()> {
+fn try_sys_enter_ioctl(ctx: &TracePointContext) -> Outcome {
     // SAFETY: offsets of the sys_enter_ioctl record, read with a checked helper.
-    let cmd = unsafe { ctx.read_at::<u64>(ENTER_CMD) }.map_err(|_| ())? as u32;
+    let cmd = unsafe { ctx.read_at::<u64>(ENTER_CMD) }? as u32;
     let Some((on_enter, _)) = copy_plan(cmd) else {
         return Ok(());
     };
@@ -83,10 +80,10 @@ fn try_enter(ctx: &TracePointContext) -> Result<(), ()> {
     }
     hit(SYS_ENTER_IOCTL);
     // SAFETY: as above.
-    let fd = unsafe { ctx.read_at::<u64>(ENTER_FD) }.map_err(|_| ())?;
+    let fd = unsafe { ctx.read_at::<u64>(ENTER_FD) }?;
     // SAFETY: as above.
-    let arg = unsafe { ctx.read_at::<u64>(ENTER_ARG) }.map_err(|_| ())?;
-    let p = SCRATCH.get_ptr_mut(0).ok_or(())?;
+    let arg = unsafe { ctx.read_at::<u64>(ENTER_ARG) }?;
+    let p = SCRATCH.get_ptr_mut(0).or_missing()?;
     // SAFETY: per-CPU scratch slot, nothing else uses it during this program.
     let p = unsafe { &mut *p };
     // SAFETY: helper without preconditions.
@@ -101,25 +98,25 @@ fn try_enter(ctx: &TracePointContext) -> Result<(), ()> {
     Ok(())
 }
 
-fn try_exit(ctx: &TracePointContext) -> Result<(), ()> {
+fn try_sys_exit_ioctl(ctx: &TracePointContext) -> Outcome {
     let pid_tgid = bpf_get_current_pid_tgid();
     let Some(p) = PENDING.get_ptr(&pid_tgid) else {
         return Ok(());
     };
     hit(SYS_EXIT_IOCTL);
-    let result = emit(ctx, p);
+    let outcome = send(ctx, p);
     let _ = PENDING.remove(&pid_tgid);
-    result
+    outcome
 }
 
 /// Builds the record in a per-CPU buffer and sends only its used prefix:
 /// the head, the bytes read at enter, the bytes read at exit
 /// (`kind::IOCTL_VAR`). A MAP_DMA is 144 bytes, not a 1136-byte record
 /// mostly made of two unused 512-byte arrays.
-fn emit(ctx: &TracePointContext, p: *const PendingIoctl) -> Result<(), ()> {
+fn send(ctx: &TracePointContext, p: *const PendingIoctl) -> Outcome {
     // SAFETY: offset of `ret` in the sys_exit_ioctl record.
-    let ret = unsafe { ctx.read_at::<i64>(EXIT_RET) }.map_err(|_| ())?;
-    let o = OUT.get_ptr_mut(0).ok_or(())?;
+    let ret = unsafe { ctx.read_at::<i64>(EXIT_RET) }?;
+    let o = OUT.get_ptr_mut(0).or_missing()?;
     // SAFETY: `o` is this CPU's scratch slot, nothing else uses it while
     // this program runs; `p` points at a live map value. Every byte sent
     // (head, then `in_len` + `out_len` data bytes) is written below.
@@ -165,15 +162,10 @@ fn emit(ctx: &TracePointContext, p: *const PendingIoctl) -> Result<(), ()> {
         h.out_len = out_len;
         let len = IoctlHead::SIZE + in_len as usize + out_len as usize;
         if len > core::mem::size_of::<IoctlVarBuf>() {
-            return Err(());
+            return Err(TOO_BIG);
         }
-        let bytes = core::slice::from_raw_parts(o.cast::<u8>(), len);
-        if EVENTS.output::<[u8]>(bytes, SUBMIT_FLAGS).is_err() {
-            dropped(drop_reason::RING_FULL);
-            return Err(());
-        }
+        emit_bytes(core::slice::from_raw_parts(o.cast::<u8>(), len))
     }
-    Ok(())
 }
 
 /// Copies the user struct at `src` into `dst` (room for [`IOCTL_DATA_MAX`]

@@ -11,25 +11,25 @@ use tracer_common::{
 };
 
 use crate::{
-    maps::{fill_header, hit, reserve, SUBMIT_FLAGS},
+    emit::{done, emit, OrMissing, Outcome},
+    maps::hit,
     offsets::{dev_name, irq_msi, msi_desc, msi_msg},
 };
 
 /// `void __pci_write_msi_msg(struct msi_desc *entry, struct msi_msg *msg)`
 #[kprobe]
 pub fn pci_write_msi_msg(ctx: ProbeContext) -> u32 {
+    done(try_pci_write_msi_msg(&ctx))
+}
+
+#[inline(always)]
+fn try_pci_write_msi_msg(ctx: &ProbeContext) -> Outcome {
     hit(PCI_WRITE_MSI);
-    let Some(desc) = msi_desc(ctx.arg::<u64>(0).unwrap_or(0)) else {
-        return 0;
-    };
-    let Some((lo, hi, data)) = msi_msg(ctx.arg::<u64>(1).unwrap_or(0)) else {
-        return 0;
-    };
-    if let Some(mut e) = reserve::<MsiWriteRecord>() {
-        let r = e.as_mut_ptr();
-        // SAFETY: exclusively owned ring slot; every field written.
+    let desc = msi_desc(ctx.arg::<u64>(0).unwrap_or(0)).or_missing()?;
+    let (lo, hi, data) = msi_msg(ctx.arg::<u64>(1).unwrap_or(0)).or_missing()?;
+    emit::<MsiWriteRecord>(kind::MSI_WRITE, PCI_WRITE_MSI, |r| {
+        // SAFETY: the slot `emit` reserved; every field written.
         unsafe {
-            fill_header(&mut (*r).hdr, kind::MSI_WRITE, PCI_WRITE_MSI);
             (*r).dev = [0; DEV_NAME_LEN];
             dev_name(desc.dev, &mut (*r).dev);
             (*r).index = u32::from(desc.index);
@@ -37,27 +37,21 @@ pub fn pci_write_msi_msg(ctx: ProbeContext) -> u32 {
             (*r).address_hi = hi;
             (*r).data = data;
         }
-        e.submit(SUBMIT_FLAGS);
-    }
-    0
+    })
 }
 
 /// Body of every mask/unmask probe: `void f(struct irq_data *data)`.
 #[inline(always)]
-fn mask_event(ctx: &ProbeContext, probe: u16, masked: u8) -> u32 {
+fn try_mask(ctx: &ProbeContext, probe: u16, masked: u8) -> Outcome {
     hit(probe);
-    let Some(m) = irq_msi(ctx.arg::<u64>(0).unwrap_or(0)) else {
-        return 0;
+    let m = irq_msi(ctx.arg::<u64>(0).unwrap_or(0)).or_missing()?;
+    let (is_msix, can_mask, is_virtual, known) = match m.attrs {
+        Some((x, c, v)) => (x, c, v, 1),
+        None => (0, 0, 0, 0),
     };
-    if let Some(mut e) = reserve::<MsiMaskRecord>() {
-        let r = e.as_mut_ptr();
-        let (is_msix, can_mask, is_virtual, known) = match m.attrs {
-            Some((x, c, v)) => (x, c, v, 1),
-            None => (0, 0, 0, 0),
-        };
-        // SAFETY: exclusively owned ring slot; every field written.
+    emit::<MsiMaskRecord>(kind::MSI_MASK, probe, |r| {
+        // SAFETY: the slot `emit` reserved; every field written.
         unsafe {
-            fill_header(&mut (*r).hdr, kind::MSI_MASK, probe);
             (*r).dev = [0; DEV_NAME_LEN];
             dev_name(m.dev, &mut (*r).dev);
             (*r).vector = m.vector;
@@ -67,43 +61,41 @@ fn mask_event(ctx: &ProbeContext, probe: u16, masked: u8) -> u32 {
             (*r).is_virtual = is_virtual;
             (*r).attrs_known = known;
         }
-        e.submit(SUBMIT_FLAGS);
-    }
-    0
+    })
 }
 
 /// `static void pci_irq_mask_msi(struct irq_data *data)` (per-device
 /// PCI-MSI domain chip).
 #[kprobe]
 pub fn pci_irq_mask_msi(ctx: ProbeContext) -> u32 {
-    mask_event(&ctx, PCI_IRQ_MASK_MSI, 1)
+    done(try_mask(&ctx, PCI_IRQ_MASK_MSI, 1))
 }
 
 #[kprobe]
 pub fn pci_irq_unmask_msi(ctx: ProbeContext) -> u32 {
-    mask_event(&ctx, PCI_IRQ_UNMASK_MSI, 0)
+    done(try_mask(&ctx, PCI_IRQ_UNMASK_MSI, 0))
 }
 
 /// `static void pci_irq_mask_msix(struct irq_data *data)` (per-device
 /// PCI-MSIX domain chip).
 #[kprobe]
 pub fn pci_irq_mask_msix(ctx: ProbeContext) -> u32 {
-    mask_event(&ctx, PCI_IRQ_MASK_MSIX, 1)
+    done(try_mask(&ctx, PCI_IRQ_MASK_MSIX, 1))
 }
 
 #[kprobe]
 pub fn pci_irq_unmask_msix(ctx: ProbeContext) -> u32 {
-    mask_event(&ctx, PCI_IRQ_UNMASK_MSIX, 0)
+    done(try_mask(&ctx, PCI_IRQ_UNMASK_MSIX, 0))
 }
 
 /// `void pci_msi_mask_irq(struct irq_data *data)` (exported; the chip
 /// callback of global PCI/MSI domains; silent on 6.12 x86 and arm64).
 #[kprobe]
 pub fn pci_msi_mask_irq(ctx: ProbeContext) -> u32 {
-    mask_event(&ctx, PCI_MSI_MASK_IRQ, 1)
+    done(try_mask(&ctx, PCI_MSI_MASK_IRQ, 1))
 }
 
 #[kprobe]
 pub fn pci_msi_unmask_irq(ctx: ProbeContext) -> u32 {
-    mask_event(&ctx, PCI_MSI_UNMASK_IRQ, 0)
+    done(try_mask(&ctx, PCI_MSI_UNMASK_IRQ, 0))
 }

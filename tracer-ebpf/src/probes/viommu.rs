@@ -12,13 +12,14 @@ use aya_ebpf::{
     programs::{FExitContext, ProbeContext, RetProbeContext},
 };
 use tracer_common::{
-    kind,
+    drop_reason, kind,
     kprobe::{mod_offset, ViommuReqRecord, VIOMMU_PROPS_MAX, VIOMMU_REQ_MAX},
     probe::*,
 };
 
 use crate::{
-    maps::{fill_header, hit, reserve, SUBMIT_FLAGS},
+    emit::{done, emit, OrMissing, Outcome, MISSING},
+    maps::{dropped, hit},
     offsets::{copy_kernel, module, read},
 };
 
@@ -54,10 +55,13 @@ static IN_FLIGHT: HashMap<u64, PendingReq> = HashMap::with_max_entries(8192, 0);
 /// size_t len, bool writeback)`
 #[kprobe]
 pub fn viommu_add_req_entry(ctx: ProbeContext) -> u32 {
+    done(try_viommu_add_req_entry(&ctx))
+}
+
+#[inline(always)]
+fn try_viommu_add_req_entry(ctx: &ProbeContext) -> Outcome {
     hit(VIOMMU_ADD_REQ_ENTRY);
-    let Some(p) = ADDING.get_ptr_mut(0) else {
-        return 0;
-    };
+    let p = ADDING.get_ptr_mut(0).or_missing()?;
     // SAFETY: this CPU's slot; its only other user is the return probe,
     // which cannot run until this function returns on this CPU.
     let p = unsafe { &mut *p };
@@ -72,39 +76,47 @@ pub fn viommu_add_req_entry(ctx: ProbeContext) -> u32 {
     }
     p.req = [0; VIOMMU_REQ_MAX];
     if !copy_kernel(&mut p.req, buf, n) {
-        crate::maps::dropped(tracer_common::drop_reason::READ_FAILED);
+        dropped(drop_reason::READ_FAILED);
     }
-    0
+    Ok(())
 }
 
 #[kretprobe]
 pub fn viommu_add_req_return(ctx: RetProbeContext) -> u32 {
+    done(try_viommu_add_req_return(&ctx))
+}
+
+#[inline(always)]
+fn try_viommu_add_req_return(ctx: &RetProbeContext) -> Outcome {
     hit(VIOMMU_ADD_REQ_RETURN);
-    let Some(p) = ADDING.get_ptr_mut(0) else {
-        return 0;
-    };
+    let p = ADDING.get_ptr_mut(0).or_missing()?;
     // SAFETY: this CPU's slot, filled by the entry probe of this call.
     let p = unsafe { &mut *p };
     if p.viommu == 0 {
-        return 0;
+        return Ok(());
     }
     let ret: i64 = ctx.ret();
-    if ret != 0 {
-        emit(p, ret as i32, NOT_QUEUED, 0);
-    } else if let (Some(requests), Some(list)) = (
-        module(mod_offset::VIOMMU_DEV_REQUESTS),
-        module(mod_offset::VIOMMU_REQ_LIST),
-    ) {
-        // list_add_tail() made the new request `viommu->requests.prev`.
-        if let Some(prev) = read::<u64>(p.viommu + requests + 8) {
-            let req = prev - list;
-            if IN_FLIGHT.insert(&req, &*p, 0).is_err() {
-                crate::maps::dropped(tracer_common::drop_reason::PENDING_FULL);
-            }
-        }
-    }
+    let outcome = if ret != 0 {
+        send(p, ret as i32, NOT_QUEUED, 0)
+    } else {
+        queued(p)
+    };
     p.viommu = 0;
-    0
+    outcome
+}
+
+/// Keeps a queued request in `IN_FLIGHT` under its `viommu_request *`.
+#[inline(always)]
+fn queued(p: &PendingReq) -> Outcome {
+    let requests = module(mod_offset::VIOMMU_DEV_REQUESTS).or_missing()?;
+    let list = module(mod_offset::VIOMMU_REQ_LIST).or_missing()?;
+    // list_add_tail() made the new request `viommu->requests.prev`.
+    let prev = read::<u64>(p.viommu + requests + 8).or_missing()?;
+    let req = prev - list;
+    if IN_FLIGHT.insert(&req, p, 0).is_err() {
+        dropped(drop_reason::PENDING_FULL);
+    }
+    Ok(())
 }
 
 /// `void *virtqueue_get_buf_ctx(struct virtqueue *vq, unsigned int *len,
@@ -113,7 +125,7 @@ pub fn viommu_add_req_return(ctx: RetProbeContext) -> u32 {
 /// simply miss in `IN_FLIGHT`.
 #[kretprobe]
 pub fn virtqueue_get_buf_ctx_return(ctx: RetProbeContext) -> u32 {
-    completed(ctx.ret(), VIRTQUEUE_GET_BUF_CTX_RETURN)
+    done(try_completed(ctx.ret(), VIRTQUEUE_GET_BUF_CTX_RETURN))
 }
 
 /// `void *virtqueue_get_buf(struct virtqueue *vq, unsigned int *len)`, which
@@ -121,7 +133,7 @@ pub fn virtqueue_get_buf_ctx_return(ctx: RetProbeContext) -> u32 {
 /// may inline into it. Whichever return sees the token first reports it.
 #[kretprobe]
 pub fn virtqueue_get_buf_return(ctx: RetProbeContext) -> u32 {
-    completed(ctx.ret(), VIRTQUEUE_GET_BUF_RETURN)
+    done(try_completed(ctx.ret(), VIRTQUEUE_GET_BUF_RETURN))
 }
 
 /// `virtqueue_get_buf_ctx()` as an fexit program: the same, through a BPF
@@ -129,64 +141,68 @@ pub fn virtqueue_get_buf_return(ctx: RetProbeContext) -> u32 {
 /// device. Preferred when the kernel has trampolines.
 #[fexit(function = "virtqueue_get_buf_ctx")]
 pub fn virtqueue_get_buf_ctx_exit(ctx: FExitContext) -> u32 {
-    completed(ctx.ret::<u64>().unwrap_or(0), VIRTQUEUE_GET_BUF_CTX_RETURN)
+    done(try_completed(
+        ctx.ret::<u64>().unwrap_or(0),
+        VIRTQUEUE_GET_BUF_CTX_RETURN,
+    ))
 }
 
 /// `virtqueue_get_buf()` as an fexit program.
 #[fexit(function = "virtqueue_get_buf")]
 pub fn virtqueue_get_buf_exit(ctx: FExitContext) -> u32 {
-    completed(ctx.ret::<u64>().unwrap_or(0), VIRTQUEUE_GET_BUF_RETURN)
+    done(try_completed(
+        ctx.ret::<u64>().unwrap_or(0),
+        VIRTQUEUE_GET_BUF_RETURN,
+    ))
 }
 
+/// Body of every completion probe: `token` is the returned pointer.
 #[inline(always)]
-fn completed(token: u64, probe: u16) -> u32 {
-    let Some(p) = IN_FLIGHT.get_ptr(&token) else {
-        return 0;
-    };
+fn try_completed(token: u64, probe: u16) -> Outcome {
+    let p = IN_FLIGHT.get_ptr(&token).or_missing()?;
     hit(probe);
     // SAFETY: live map value, read before removal below.
     let p = unsafe { &*p };
-    let (Some(buf_off), len) = (module(mod_offset::VIOMMU_REQ_BUF), p.len) else {
-        let _ = IN_FLIGHT.remove(&token);
-        return 0;
+    let outcome = match module(mod_offset::VIOMMU_REQ_BUF) {
+        Some(buf_off) => {
+            let len = p.len;
+            let buf = token + buf_off;
+            // The tail `{u8 status; u8 reserved[3]}` closes the request.
+            let status = if len >= 4 {
+                u32::from(read::<u8>(buf + u64::from(len) - 4).unwrap_or(0))
+            } else {
+                0
+            };
+            send(p, 0, status, buf)
+        }
+        None => Err(MISSING),
     };
-    let buf = token + buf_off;
-    // The tail `{u8 status; u8 reserved[3]}` closes the request.
-    let status = if len >= 4 {
-        u32::from(read::<u8>(buf + u64::from(len) - 4).unwrap_or(0))
-    } else {
-        0
-    };
-    emit(p, 0, status, buf);
     let _ = IN_FLIGHT.remove(&token);
-    0
+    outcome
 }
 
 /// Sends one request record; PROBE properties are copied from `buf`.
 #[inline(always)]
-fn emit(p: &PendingReq, add_ret: i32, status: u32, buf: u64) {
-    let Some(mut e) = reserve::<ViommuReqRecord>() else {
-        return;
-    };
-    let r = e.as_mut_ptr();
-    // SAFETY: exclusively owned ring slot; every field written.
-    unsafe {
-        fill_header(&mut (*r).hdr, kind::VIOMMU_REQ, VIRTQUEUE_GET_BUF_RETURN);
-        (*r).add_ns = p.add_ns;
-        (*r).len = p.len;
-        (*r).add_ret = add_ret;
-        (*r).status = status;
-        (*r).req = p.req;
-        (*r).props_len = 0;
-        if buf != 0 && p.req[0] == T_PROBE && p.len > PROBE_PROPS_AT + 4 {
-            let mut n = p.len - PROBE_PROPS_AT - 4;
-            if n > VIOMMU_PROPS_MAX as u32 {
-                n = VIOMMU_PROPS_MAX as u32;
-            }
-            if copy_kernel(&mut (*r).props, buf + u64::from(PROBE_PROPS_AT), n) {
-                (*r).props_len = n;
+fn send(p: &PendingReq, add_ret: i32, status: u32, buf: u64) -> Outcome {
+    emit::<ViommuReqRecord>(kind::VIOMMU_REQ, VIRTQUEUE_GET_BUF_RETURN, |r| {
+        // SAFETY: the slot `emit` reserved; every field written (`props`
+        // up to `props_len`).
+        unsafe {
+            (*r).add_ns = p.add_ns;
+            (*r).len = p.len;
+            (*r).add_ret = add_ret;
+            (*r).status = status;
+            (*r).req = p.req;
+            (*r).props_len = 0;
+            if buf != 0 && p.req[0] == T_PROBE && p.len > PROBE_PROPS_AT + 4 {
+                let mut n = p.len - PROBE_PROPS_AT - 4;
+                if n > VIOMMU_PROPS_MAX as u32 {
+                    n = VIOMMU_PROPS_MAX as u32;
+                }
+                if copy_kernel(&mut (*r).props, buf + u64::from(PROBE_PROPS_AT), n) {
+                    (*r).props_len = n;
+                }
             }
         }
-    }
-    e.submit(SUBMIT_FLAGS);
+    })
 }

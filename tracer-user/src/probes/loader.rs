@@ -16,7 +16,8 @@ use tracer_core::event::{Drops, ProbeState, ProbeStatus};
 use super::{
     btf,
     table::{
-        self, Attach, ProbeSpec, MODULE_OFFSETS, VMLINUX_BITS, VMLINUX_ENUMS, VMLINUX_OFFSETS,
+        self, Attach, ProbeSpec, MAP_DROPS, MAP_EVENTS, MAP_HITS, MAP_MOD_OFFSETS, MODULE_OFFSETS,
+        TARGET_TGID, VMLINUX_BITS, VMLINUX_ENUMS, VMLINUX_OFFSETS,
     },
 };
 
@@ -99,7 +100,7 @@ impl Probes {
             }
         }
         let mut loader = EbpfLoader::new();
-        loader.override_global("TARGET_TGID", &target, true);
+        loader.override_global(TARGET_TGID, &target, true);
         for (global, v) in &values {
             loader.override_global(global, v, true);
         }
@@ -261,7 +262,7 @@ impl Probes {
     fn clear_module_offsets(&mut self) -> Result<()> {
         let mut arr: Array<_, u32> = Array::try_from(
             self.ebpf
-                .map_mut("MOD_OFFSETS")
+                .map_mut(MAP_MOD_OFFSETS)
                 .context("MOD_OFFSETS map missing")?,
         )?;
         for i in 0..tracer_common::kprobe::mod_offset::COUNT {
@@ -286,7 +287,7 @@ impl Probes {
         let mbtf = btf::module(base, m)?;
         let mut arr: Array<_, u32> = Array::try_from(
             self.ebpf
-                .map_mut("MOD_OFFSETS")
+                .map_mut(MAP_MOD_OFFSETS)
                 .context("MOD_OFFSETS map missing")?,
         )?;
         for (idx, st, path) in table.fields {
@@ -318,12 +319,12 @@ impl Probes {
 
     /// Per-probe run counts, summed over CPUs, indexed by probe id.
     pub fn hits(&self) -> Vec<u64> {
-        sum_per_cpu(&self.ebpf, "HITS", MAX_PROBES)
+        sum_per_cpu(&self.ebpf, MAP_HITS, MAX_PROBES)
     }
 
     /// Kernel-side loss counters (the user side adds `undecodable`).
     pub fn drops(&self) -> Drops {
-        let d = sum_per_cpu(&self.ebpf, "DROPS", drop_reason::COUNT);
+        let d = sum_per_cpu(&self.ebpf, MAP_DROPS, drop_reason::COUNT);
         let at = |i: u32| d.get(i as usize).copied().unwrap_or(0);
         Drops {
             ring_full: at(drop_reason::RING_FULL),
@@ -335,7 +336,10 @@ impl Probes {
 
     /// The events ring. Can be taken once.
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map("EVENTS").context("EVENTS map missing")?;
+        let map = self
+            .ebpf
+            .take_map(MAP_EVENTS)
+            .context("EVENTS map missing")?;
         Ok(RingBuf::try_from(map)?)
     }
 }

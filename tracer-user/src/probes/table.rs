@@ -97,6 +97,16 @@ pub const MODULE_OFFSETS: &[ModuleOffsets] = &[
     },
 ];
 
+/// The read-only global the loader sets to the traced process (0: all).
+pub const TARGET_TGID: &str = "TARGET_TGID";
+
+/// Maps the loader opens by name: the events ring, the per-probe hit
+/// counters, the drop counters and the module offsets.
+pub const MAP_EVENTS: &str = "EVENTS";
+pub const MAP_HITS: &str = "HITS";
+pub const MAP_DROPS: &str = "DROPS";
+pub const MAP_MOD_OFFSETS: &str = "MOD_OFFSETS";
+
 /// vmlinux offsets injected as read-only globals: (global, struct, path).
 pub const VMLINUX_OFFSETS: &[(&str, &str, &[&str])] = &[
     ("OFF_DEVICE_NAME", "device", &["kobj", "name"]),

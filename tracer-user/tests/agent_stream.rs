@@ -162,15 +162,28 @@ fn field(text: &str, after: &str) -> u64 {
         .unwrap()
 }
 
+/// Events per node that the agents sent (the recorder's own `stream_gap`
+/// events, which mark where a node's stream lost events, are not theirs).
 fn count_by_node(path: &Path) -> (Vec<String>, Vec<u64>) {
+    let (names, counts, _) = count_by_node_and_gaps(path);
+    (names, counts)
+}
+
+/// [`count_by_node`], and the `stream_gap` events per node.
+fn count_by_node_and_gaps(path: &Path) -> (Vec<String>, Vec<u64>, Vec<u64>) {
     let mut r = TraceReader::open(path).unwrap();
     let events: Vec<_> = r.by_ref().map(Result::unwrap).collect();
     let names: Vec<String> = r.nodes().iter().map(|n| n.name.clone()).collect();
     let mut counts = vec![0u64; names.len()];
+    let mut gaps = vec![0u64; names.len()];
     for e in &events {
-        counts[usize::from(e.node)] += 1;
+        if matches!(e.kind, tracer_core::event::EventKind::StreamGap(_)) {
+            gaps[usize::from(e.node)] += 1;
+        } else {
+            counts[usize::from(e.node)] += 1;
+        }
     }
-    (names, counts)
+    (names, counts, gaps)
 }
 
 #[test]
@@ -407,9 +420,10 @@ fn agent_buffers_while_disconnected_reconnects_and_counts_drops() {
     agg.signal(libc::SIGINT);
     let (code, atext) = agg.wait(Duration::from_secs(15));
     assert_eq!(code, Some(0), "{atext}");
-    let (names, counts) = count_by_node(&dir.join("out.vtrace"));
+    let (names, counts, gaps) = count_by_node_and_gaps(&dir.join("out.vtrace"));
     assert_eq!(names[1], "late");
     assert_eq!(counts[1], n, "what was buffered arrived after the connect");
+    assert!(gaps[1] > 0, "the recording marks the late node's drops");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -18,6 +18,7 @@
 //! its counters every 10 s and a `summary` at the end, and prints an
 //! `EXERCISER CHURN` line each time.
 
+use anyhow::{anyhow, Result};
 use std::{
     sync::atomic::{AtomicBool, Ordering},
     time::{Duration, Instant},
@@ -123,7 +124,7 @@ pub fn run(s: &mut Session, o: &Opts) -> bool {
     let pool = match setup {
         Ok(i) => s.bufs[i].ptr as u64,
         Err(e) => {
-            println!("EXERCISER RESULT FAIL churn setup: {e}");
+            println!("EXERCISER RESULT FAIL churn setup: {e:#}");
             return false;
         }
     };
@@ -145,9 +146,9 @@ pub fn run(s: &mut Session, o: &Opts) -> bool {
         if let Err(e) = r {
             c.errors += 1;
             if c.errors <= 5 {
-                println!("EXERCISER CHURN error round={} {e}", c.rounds);
+                println!("EXERCISER CHURN error round={} {e:#}", c.rounds);
             }
-            c.first_error.get_or_insert(e);
+            c.first_error.get_or_insert_with(|| format!("{e:#}"));
             if c.errors >= MAX_ERRORS {
                 println!("EXERCISER CHURN giving up after {MAX_ERRORS} failed rounds");
                 break;
@@ -198,19 +199,13 @@ fn pause(ms: u64) {
 }
 
 /// One MAP/UNMAP round and one MSI round.
-fn round(
-    s: &mut Session,
-    c: &mut Counters,
-    rng: &mut Rng,
-    pool: u64,
-    dev: i32,
-) -> Result<(), String> {
+fn round(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64, dev: i32) -> Result<()> {
     let maps = map_unmap(s, c, rng, pool);
     let msi = msi(s, c, dev);
     maps.and(msi)
 }
 
-fn map_unmap(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64) -> Result<(), String> {
+fn map_unmap(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64) -> Result<()> {
     let n = rng.range(1, 4);
     let start = IOVA_BASE + rng.range(0, IOVA_SLOTS - 1) * 0x10_0000 + rng.range(0, 15) * PAGE;
     let mut mapped: Vec<(u64, u64)> = Vec::new();
@@ -222,7 +217,7 @@ fn map_unmap(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64) -> Res
         let vaddr = pool + rng.range(0, POOL_PAGES - pages) * PAGE;
         let t = s.map_dma(STEP, vaddr, iova, size);
         if !t.ok() {
-            err = Some(format!("MAP_DMA {iova:#x}+{size:#x}: {}", errno_str(&t)));
+            err = Some(anyhow!("MAP_DMA {iova:#x}+{size:#x}: {}", errno_str(&t)));
             break;
         }
         c.maps += 1;
@@ -236,7 +231,7 @@ fn map_unmap(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64) -> Res
         let (t, got) = s.unmap_dma(STEP, start, total);
         c.unmaps += 1;
         if (!t.ok() || got != total) && err.is_none() {
-            err = Some(format!(
+            err = Some(anyhow!(
                 "UNMAP_DMA span {start:#x}+{total:#x}: {} size {got:#x}",
                 errno_str(&t)
             ));
@@ -246,7 +241,7 @@ fn map_unmap(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64) -> Res
             let (t, got) = s.unmap_dma(STEP, iova, size);
             c.unmaps += 1;
             if (!t.ok() || got != size) && err.is_none() {
-                err = Some(format!(
+                err = Some(anyhow!(
                     "UNMAP_DMA {iova:#x}+{size:#x}: {} size {got:#x}",
                     errno_str(&t)
                 ));
@@ -256,19 +251,19 @@ fn map_unmap(s: &mut Session, c: &mut Counters, rng: &mut Rng, pool: u64) -> Res
     err.map_or(Ok(()), Err)
 }
 
-fn msi(s: &mut Session, c: &mut Counters, dev: i32) -> Result<(), String> {
+fn msi(s: &mut Session, c: &mut Counters, dev: i32) -> Result<()> {
     let mut second = -1;
     let r = s.with_irqs(STEP, dev, VFIO_PCI_MSI_IRQ_INDEX, 1, |s, fds| {
         let n = crate::devices::edu_irq_once(s, STEP, fds[0], 3000)?;
         if n == 0 {
-            return Err("no edu MSI on the eventfd within 3 s".to_string());
+            return Err(anyhow!("no edu MSI on the eventfd within 3 s"));
         }
         c.msi_irqs += 1;
         // Move the vector to a fresh eventfd, then a loopback trigger.
         second = s.eventfd(STEP)?;
         let t = s.set_irqs(STEP, dev, VFIO_PCI_MSI_IRQ_INDEX, &[second]);
         if !t.ok() {
-            return Err(format!("SET_IRQS MSI new eventfd: {}", errno_str(&t)));
+            return Err(anyhow!("SET_IRQS MSI new eventfd: {}", errno_str(&t)));
         }
         let t = s.set_irqs_raw(
             STEP,
@@ -278,11 +273,13 @@ fn msi(s: &mut Session, c: &mut Counters, dev: i32) -> Result<(), String> {
             &[],
         );
         if !t.ok() {
-            return Err(format!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
+            return Err(anyhow!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
         }
         let n = s.wait_eventfd(STEP, second, 1000);
         if n == 0 {
-            return Err("the loopback trigger did not signal the new eventfd".to_string());
+            return Err(anyhow!(
+                "the loopback trigger did not signal the new eventfd"
+            ));
         }
         c.triggers += 1;
         Ok(())

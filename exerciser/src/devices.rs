@@ -1,5 +1,6 @@
 //! QEMU's edu (1234:11e8) and e1000e (8086:10d3) driven through VFIO.
 
+use anyhow::{anyhow, Context, Result};
 use std::{
     thread::sleep,
     time::{Duration, Instant},
@@ -38,25 +39,25 @@ const E1000_CAUSES: [u32; 5] = [1 << 20, 1 << 21, 1 << 22, 1 << 23, 1 << 24];
 
 type Rw = (i32, u64);
 
-fn bar0(s: &Session, e1000e: bool) -> Result<Rw, String> {
+fn bar0(s: &Session, e1000e: bool) -> Result<Rw> {
     let d = if e1000e { &s.e1000e } else { &s.edu };
     d.as_ref()
         .map(|d| (d.fd, d.bar0_offset))
-        .ok_or_else(|| "device not open".into())
+        .context("device not open")
 }
 
-fn rd32(s: &mut Session, step: &str, (fd, off): Rw, reg: u64, log: bool) -> Result<u32, String> {
+fn rd32(s: &mut Session, step: &str, (fd, off): Rw, reg: u64, log: bool) -> Result<u32> {
     let mut b = [0u8; 4];
     s.region_rw(step, fd, off, reg, &mut b, false, log)?;
     Ok(u32::from_le_bytes(b))
 }
 
-fn wr32(s: &mut Session, step: &str, (fd, off): Rw, reg: u64, v: u32) -> Result<(), String> {
+fn wr32(s: &mut Session, step: &str, (fd, off): Rw, reg: u64, v: u32) -> Result<()> {
     let mut b = v.to_le_bytes();
     s.region_rw(step, fd, off, reg, &mut b, true, true)
 }
 
-fn edu_wait_dma(s: &mut Session, step: &str, r: Rw) -> Result<(), String> {
+fn edu_wait_dma(s: &mut Session, step: &str, r: Rw) -> Result<()> {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(10) {
         if rd32(s, step, r, EDU_DMA_CMD, false)? & EDU_DMA_START == 0 {
@@ -64,7 +65,7 @@ fn edu_wait_dma(s: &mut Session, step: &str, r: Rw) -> Result<(), String> {
         }
         sleep(Duration::from_millis(5));
     }
-    Err("edu DMA did not complete within 10 s".into())
+    Err(anyhow!("edu DMA did not complete within 10 s"))
 }
 
 pub fn edu_dma(s: &mut Session, step: &str) -> StepResult {
@@ -73,7 +74,7 @@ pub fn edu_dma(s: &mut Session, step: &str) -> StepResult {
     let r = bar0(s, false)?;
     let id = rd32(s, step, r, EDU_ID, true)?;
     if id & 0xff != 0xed {
-        return Err(format!("edu id register {id:#x}, expected 0x..ed"));
+        return Err(anyhow!("edu id register {id:#x}, expected 0x..ed"));
     }
     let (a_iova, b_iova) = (s.bufs[0].iova, s.bufs[1].iova + 0x100);
     let pattern: Vec<u8> = (0..DMA_LEN).map(|i| (i * 7 + 3) as u8).collect();
@@ -98,7 +99,7 @@ pub fn edu_dma(s: &mut Session, step: &str) -> StepResult {
             .zip(&pattern)
             .position(|(a, b)| a != b)
             .unwrap_or(0);
-        return Err(format!("DMA data mismatch at byte {first}"));
+        return Err(anyhow!("DMA data mismatch at byte {first}"));
     }
     let j = serde_json::json!({
         "type": "dma", "step": step, "device": "edu",
@@ -119,7 +120,7 @@ pub fn edu_msi(s: &mut Session, step: &str) -> StepResult {
         let status = rd32(s, step, r, EDU_IRQ_STATUS, true)?;
         wr32(s, step, r, EDU_IRQ_ACK, status)?;
         if n == 0 {
-            return Err(format!(
+            return Err(anyhow!(
                 "no MSI on the eventfd within 3 s (irq status {status:#x})"
             ));
         }
@@ -146,7 +147,7 @@ pub fn e1000e_msix(s: &mut Session, step: &str) -> StepResult {
         |i| serde_json::json!({ "flags": i.flags, "count": i.count }),
     );
     if !t.ok() || (info.count as usize) < E1000_CAUSES.len() {
-        return Err(format!(
+        return Err(anyhow!(
             "GET_IRQ_INFO MSI-X: {} count {}",
             errno_str(&t),
             info.count
@@ -171,7 +172,7 @@ pub fn e1000e_msix(s: &mut Session, step: &str) -> StepResult {
                     wr32(s, step, r, E1000_ICS, *cause)?;
                     let n = s.wait_eventfd(step, fds[k], 3000);
                     if n == 0 {
-                        return Err(format!(
+                        return Err(anyhow!(
                             "no MSI-X on vector {k} (cause {cause:#x}) within 3 s"
                         ));
                     }
@@ -194,7 +195,7 @@ pub fn e1000e_msix(s: &mut Session, step: &str) -> StepResult {
 /// One edu interrupt on an MSI vector already bound to `fd` (the churn's
 /// MSI round): raise it, wait up to `ms` for the eventfd, ack. Returns the
 /// eventfd count (0: none arrived).
-pub fn edu_irq_once(s: &mut Session, step: &str, fd: i32, ms: i32) -> Result<u64, String> {
+pub fn edu_irq_once(s: &mut Session, step: &str, fd: i32, ms: i32) -> Result<u64> {
     let r = bar0(s, false)?;
     wr32(s, step, r, EDU_IRQ_RAISE, 1)?;
     let n = s.wait_eventfd(step, fd, ms);

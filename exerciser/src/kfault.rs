@@ -4,6 +4,7 @@
 //! process's context, and undoes it. These steps apply only where the
 //! module is loaded.
 
+use anyhow::{anyhow, Context, Result};
 use std::ffi::CString;
 
 use serde_json::json;
@@ -21,7 +22,7 @@ pub fn loaded() -> bool {
 }
 
 /// Writes one command to the module, journaled as a `write` call.
-fn command(s: &mut Session, step: &str, text: &str) -> Result<(), String> {
+fn command(s: &mut Session, step: &str, text: &str) -> Result<()> {
     let path = CString::new(CONTROL).expect("no NUL");
     // SAFETY: plain syscalls on a path and buffer we own.
     let t = timed(|| unsafe {
@@ -47,16 +48,13 @@ fn command(s: &mut Session, step: &str, text: &str) -> Result<(), String> {
     if t.ok() {
         Ok(())
     } else {
-        Err(format!("{CONTROL} `{text}`: {}", errno_str(&t)))
+        Err(anyhow!("{CONTROL} `{text}`: {}", errno_str(&t)))
     }
 }
 
-fn edu_bdf(s: &mut Session) -> Result<String, String> {
+fn edu_bdf(s: &mut Session) -> Result<String> {
     s.ensure_edu()?;
-    s.edu
-        .as_ref()
-        .map(|d| d.bdf.clone())
-        .ok_or_else(|| "no edu".into())
+    s.edu.as_ref().map(|d| d.bdf.clone()).context("no edu")
 }
 
 /// VT001: a kernel caller maps a page at the start of edu's reserved MSI
@@ -74,8 +72,8 @@ pub fn iommu_map_msi_window(s: &mut Session, step: &str) -> StepResult {
 
 /// Enables edu's MSI with an eventfd, has the module program vector 0 with
 /// `addr` (and restore it), disables MSI.
-fn program_msi(s: &mut Session, step: &str, bdf: &str, addr: u64) -> Result<(), String> {
-    let dev = s.edu.as_ref().map(|d| d.fd).ok_or("no edu")?;
+fn program_msi(s: &mut Session, step: &str, bdf: &str, addr: u64) -> Result<()> {
+    let dev = s.edu.as_ref().map(|d| d.fd).context("no edu")?;
     s.with_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, 1, |s, _| {
         command(s, step, &format!("msi_addr {bdf} 0 {addr:x}"))
     })
@@ -120,12 +118,12 @@ pub fn vector_freed_unmasked(s: &mut Session, step: &str) -> StepResult {
         .e1000e
         .as_ref()
         .map(|d| (d.bdf.clone(), d.fd))
-        .ok_or("no e1000e")?;
+        .context("no e1000e")?;
     s.with_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, 2, |s, _| {
         command(s, step, &format!("mask_lie {bdf} 0"))?;
         let t = s.set_irqs(step, dev, VFIO_PCI_MSIX_IRQ_INDEX, &[-1]);
         if !t.ok() {
-            return Err(format!(
+            return Err(anyhow!(
                 "SET_IRQS MSI-X vector 0 de-assign: {}",
                 errno_str(&t)
             ));

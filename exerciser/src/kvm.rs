@@ -1,6 +1,7 @@
 //! A VMM's guest RAM through KVM: a VM and one memory slot, enough for
 //! vfio-trace to know the VM's GPA→HVA map (no vCPU ever runs).
 
+use anyhow::anyhow;
 use serde_json::json;
 
 use crate::session::{errno_str, Session, StepResult};
@@ -36,7 +37,7 @@ pub fn ram_in_sw_msi_window(s: &mut Session, step: &str) -> StepResult {
     if !t.ok() {
         // SAFETY: our own fd.
         unsafe { libc::close(kvm) };
-        return Err(format!("KVM_CREATE_VM: {}", errno_str(&t)));
+        return Err(anyhow!("KVM_CREATE_VM: {}", errno_str(&t)));
     }
     let vm = t.ret as i32;
     // SAFETY: an anonymous private mapping, never touched (no memory used).
@@ -51,7 +52,7 @@ pub fn ram_in_sw_msi_window(s: &mut Session, step: &str) -> StepResult {
         )
     };
     let res = if hva == libc::MAP_FAILED {
-        Err("mmap of 256 MiB guest RAM failed".to_string())
+        Err(anyhow!("mmap of 256 MiB guest RAM failed"))
     } else {
         let mut r = MemoryRegion {
             slot: 0,
@@ -70,7 +71,7 @@ pub fn ram_in_sw_msi_window(s: &mut Session, step: &str) -> StepResult {
                 SIZE - 1
             ))
         } else {
-            Err(format!("KVM_SET_USER_MEMORY_REGION: {}", errno_str(&t)))
+            Err(anyhow!("KVM_SET_USER_MEMORY_REGION: {}", errno_str(&t)))
         }
     };
     // SAFETY: our own mapping and fds.

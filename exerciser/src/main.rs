@@ -26,6 +26,7 @@ mod setup;
 mod steps;
 mod vfio;
 
+use anyhow::{anyhow, Context, Result};
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -55,16 +56,15 @@ struct Args {
     seed: u64,
 }
 
-fn parse_args() -> Result<Args, String> {
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args> {
     let mut a = Args {
         size: 0x1000,
         pause_ms: 20,
         seed: 1,
         ..Default::default()
     };
-    let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut val = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        let mut val = |name: &str| it.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
             "--edu" => a.edu = Some(val("--edu")?),
             "--e1000e" => a.e1000e = Some(val("--e1000e")?),
@@ -72,34 +72,32 @@ fn parse_args() -> Result<Args, String> {
             "--steps" => a.steps = Some(val("--steps")?.split(',').map(str::to_string).collect()),
             "--list" => a.list = true,
             "--list-faults" => a.list_faults = true,
-            "--loop" => {
-                a.loop_n = Some(val("--loop")?.parse().map_err(|e| format!("--loop: {e}"))?)
-            }
+            "--loop" => a.loop_n = Some(val("--loop")?.parse().context("--loop")?),
             "--hold" => {
                 let v = val("--hold")?;
-                a.hold_s = v.parse().map_err(|e| format!("--hold {v}: {e}"))?
+                a.hold_s = v.parse().with_context(|| format!("--hold {v}"))?
             }
             "--churn" => {
                 let v = val("--churn")?;
-                a.churn_s = Some(v.parse().map_err(|e| format!("--churn {v}: {e}"))?)
+                a.churn_s = Some(v.parse().with_context(|| format!("--churn {v}"))?)
             }
             "--pause-ms" => {
                 let v = val("--pause-ms")?;
-                a.pause_ms = v.parse().map_err(|e| format!("--pause-ms {v}: {e}"))?
+                a.pause_ms = v.parse().with_context(|| format!("--pause-ms {v}"))?
             }
             "--seed" => {
                 let v = val("--seed")?;
-                a.seed = v.parse().map_err(|e| format!("--seed {v}: {e}"))?
+                a.seed = v.parse().with_context(|| format!("--seed {v}"))?
             }
             "--size" => {
                 let v = val("--size")?;
-                a.size = parse_num(&v).ok_or(format!("--size: bad number {v}"))?;
+                a.size = parse_num(&v).with_context(|| format!("--size: bad number {v}"))?;
             }
             "-h" | "--help" => {
                 println!("usage: exerciser [--edu BDF] [--e1000e BDF] [--out FILE] [--steps a,b] [--list] [--list-faults] [--hold SECS] [--loop N [--size BYTES]] [--churn SECS [--pause-ms MS] [--seed N]]");
                 std::process::exit(0);
             }
-            _ => return Err(format!("unknown argument {arg}")),
+            _ => return Err(anyhow!("unknown argument {arg}")),
         }
     }
     Ok(a)
@@ -127,10 +125,10 @@ fn find_pci(vendor: &str, device: &str) -> Option<String> {
 }
 
 fn main() -> ExitCode {
-    let mut a = match parse_args() {
+    let mut a = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("exerciser: {e}");
+            eprintln!("exerciser: {e:#}");
             return ExitCode::from(2);
         }
     };
@@ -228,7 +226,7 @@ fn run_steps(s: &mut Session, a: &Args) -> bool {
         let t1 = journal::monotonic_ns();
         let (status, detail) = match &r {
             Ok(d) => ("PASS", d.clone()),
-            Err(e) => ("FAIL", e.clone()),
+            Err(e) => ("FAIL", format!("{e:#}")),
         };
         println!("EXERCISER STEP {} {status} {detail}", st.name);
         s.j.write(json!({
@@ -277,13 +275,13 @@ fn run_steps(s: &mut Session, a: &Args) -> bool {
 /// (only the summary is journaled, so the journal does not dominate).
 fn run_loop(s: &mut Session, n: u64, size: u64) -> bool {
     if let Err(e) = s.ensure_iommu() {
-        println!("EXERCISER RESULT FAIL setup: {e}");
+        println!("EXERCISER RESULT FAIL setup: {e:#}");
         return false;
     }
     let idx = match s.alloc_buf(size as usize, 0x100_0000) {
         Ok(i) => i,
         Err(e) => {
-            println!("EXERCISER RESULT FAIL {e}");
+            println!("EXERCISER RESULT FAIL {e:#}");
             return false;
         }
     };
@@ -330,4 +328,41 @@ fn run_loop(s: &mut Session, n: u64, size: u64) -> bool {
         if errors == 0 { "PASS" } else { "FAIL" }
     );
     errors == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    /// `main` prints a bad command line as `exerciser: {e:#}`: the text is
+    /// the one the `String` errors had (context chains included).
+    fn err(args: &[&str]) -> String {
+        let e = parse_args(args.iter().map(|s| s.to_string()))
+            .err()
+            .expect("an error");
+        format!("{e:#}")
+    }
+
+    #[test]
+    fn bad_arguments_read_as_before() {
+        let bad_int = "x".parse::<u64>().unwrap_err();
+        assert_eq!(err(&["--hold"]), "--hold needs a value");
+        assert_eq!(err(&["--hold", "x"]), format!("--hold x: {bad_int}"));
+        assert_eq!(err(&["--churn", "x"]), format!("--churn x: {bad_int}"));
+        assert_eq!(
+            err(&["--pause-ms", "x"]),
+            format!("--pause-ms x: {bad_int}")
+        );
+        assert_eq!(err(&["--seed", "x"]), format!("--seed x: {bad_int}"));
+        assert_eq!(err(&["--loop", "x"]), format!("--loop: {bad_int}"));
+        assert_eq!(err(&["--size", "0xzz"]), "--size: bad number 0xzz");
+        assert_eq!(err(&["--bogus"]), "unknown argument --bogus");
+        let a = parse_args(
+            ["--size", "0x2000", "--seed", "7"]
+                .map(String::from)
+                .into_iter(),
+        )
+        .expect("parses");
+        assert_eq!((a.size, a.seed, a.pause_ms), (0x2000, 7, 20));
+    }
 }

@@ -1,6 +1,7 @@
 //! The VFIO objects the steps work on (container, groups, devices, DMA
 //! buffers) and journaled wrappers for every system call made on them.
 
+use anyhow::{anyhow, Context, Result};
 use std::{ffi::CString, os::raw::c_void};
 
 use serde_json::{json, Value};
@@ -10,7 +11,7 @@ use crate::{
     vfio::{self, *},
 };
 
-pub type StepResult = Result<String, String>;
+pub type StepResult = Result<String>;
 
 /// A PCI function bound to vfio-pci.
 pub struct Device {
@@ -53,13 +54,13 @@ pub struct Session {
     pub bufs: Vec<DmaBuf>,
 }
 
-pub fn group_of(bdf: &str) -> Result<u32, String> {
+pub fn group_of(bdf: &str) -> Result<u32> {
     let link = std::fs::read_link(format!("/sys/bus/pci/devices/{bdf}/iommu_group"))
-        .map_err(|e| format!("{bdf} has no IOMMU group ({e}); is it bound to vfio-pci?"))?;
+        .map_err(|e| anyhow!("{bdf} has no IOMMU group ({e}); is it bound to vfio-pci?"))?;
     link.file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("odd iommu_group link {}", link.display()))
+        .with_context(|| format!("odd iommu_group link {}", link.display()))
 }
 
 impl Session {
@@ -79,8 +80,8 @@ impl Session {
         }
     }
 
-    pub fn open(&mut self, step: &str, path: &str) -> Result<i32, String> {
-        let c = CString::new(path).map_err(|e| e.to_string())?;
+    pub fn open(&mut self, step: &str, path: &str) -> Result<i32> {
+        let c = CString::new(path)?;
         // SAFETY: valid NUL-terminated path.
         let t = timed(|| unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) } as i64);
         self.j.call(
@@ -95,7 +96,7 @@ impl Session {
         if t.ok() {
             Ok(t.ret as i32)
         } else {
-            Err(format!("open {path}: {}", errno_str(&t)))
+            Err(anyhow!("open {path}: {}", errno_str(&t)))
         }
     }
 
@@ -208,7 +209,7 @@ impl Session {
         (t, u.size)
     }
 
-    pub fn alloc_buf(&mut self, len: usize, iova: u64) -> Result<usize, String> {
+    pub fn alloc_buf(&mut self, len: usize, iova: u64) -> Result<usize> {
         // SAFETY: anonymous private mapping, checked for MAP_FAILED.
         let p = unsafe {
             libc::mmap(
@@ -221,7 +222,7 @@ impl Session {
             )
         };
         if p == libc::MAP_FAILED {
-            return Err(format!(
+            return Err(anyhow!(
                 "mmap {len} bytes: {}",
                 std::io::Error::last_os_error()
             ));
@@ -246,7 +247,7 @@ impl Session {
         data: &mut [u8],
         write: bool,
         log: bool,
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         let pos = (region_off + off) as libc::off_t;
         let p = data.as_mut_ptr() as *mut c_void;
         let n = data.len();
@@ -283,7 +284,7 @@ impl Session {
         if t.ret == n as i64 {
             Ok(())
         } else {
-            Err(format!(
+            Err(anyhow!(
                 "{} at {off:#x}: {}",
                 if write { "pwrite" } else { "pread" },
                 errno_str(&t)
@@ -291,7 +292,7 @@ impl Session {
         }
     }
 
-    pub fn eventfd(&mut self, step: &str) -> Result<i32, String> {
+    pub fn eventfd(&mut self, step: &str) -> Result<i32> {
         // SAFETY: plain syscall.
         let t =
             timed(|| unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) } as i64);
@@ -300,7 +301,7 @@ impl Session {
         if t.ok() {
             Ok(t.ret as i32)
         } else {
-            Err(format!("eventfd: {}", errno_str(&t)))
+            Err(anyhow!("eventfd: {}", errno_str(&t)))
         }
     }
 
@@ -344,8 +345,8 @@ impl Session {
         dev_fd: i32,
         index: u32,
         n: usize,
-        body: impl FnOnce(&mut Session, &[i32]) -> Result<T, String>,
-    ) -> Result<T, String> {
+        body: impl FnOnce(&mut Session, &[i32]) -> Result<T>,
+    ) -> Result<T> {
         let name = if index == VFIO_PCI_MSIX_IRQ_INDEX {
             "MSI-X"
         } else {
@@ -370,14 +371,14 @@ impl Session {
         let t = self.set_irqs(step, dev_fd, index, &fds);
         if !t.ok() {
             close(&fds);
-            return Err(format!("SET_IRQS {name} enable: {}", errno_str(&t)));
+            return Err(anyhow!("SET_IRQS {name} enable: {}", errno_str(&t)));
         }
         let res = body(self, &fds);
         let t = self.set_irqs(step, dev_fd, index, &[]);
         close(&fds);
         let out = res?;
         if !t.ok() {
-            return Err(format!("SET_IRQS {name} disable: {}", errno_str(&t)));
+            return Err(anyhow!("SET_IRQS {name} disable: {}", errno_str(&t)));
         }
         Ok(out)
     }

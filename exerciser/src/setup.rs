@@ -2,6 +2,7 @@
 //! backend → device fds → DMA buffers. Each `ensure_*` journals its calls
 //! under its own step name and is a no-op once done.
 
+use anyhow::{anyhow, Context, Result};
 use serde_json::{json, Value};
 
 use crate::{
@@ -18,7 +19,7 @@ pub const BUF_B_IOVA: u64 = 0x20_0000;
 pub const BUF_LEN: usize = 0x1_0000;
 
 impl Session {
-    pub fn ensure_container(&mut self) -> Result<(), String> {
+    pub fn ensure_container(&mut self) -> Result<()> {
         if self.container >= 0 {
             return Ok(());
         }
@@ -27,11 +28,11 @@ impl Session {
         self.container = fd;
         let t = self.ioctl_val(step, fd, VFIO_GET_API_VERSION, 0);
         if t.ret != VFIO_API_VERSION as i64 {
-            return Err(format!("VFIO API version {}", t.ret));
+            return Err(anyhow!("VFIO API version {}", t.ret));
         }
         let t = self.ioctl_val(step, fd, VFIO_CHECK_EXTENSION, VFIO_TYPE1V2_IOMMU);
         if t.ret != 1 {
-            return Err("no VFIO_TYPE1v2_IOMMU support".into());
+            return Err(anyhow!("no VFIO_TYPE1v2_IOMMU support"));
         }
         Ok(())
     }
@@ -45,7 +46,7 @@ impl Session {
     }
 
     /// Opens every device's group and adds it to the container.
-    pub fn ensure_groups(&mut self) -> Result<(), String> {
+    pub fn ensure_groups(&mut self) -> Result<()> {
         self.ensure_container()?;
         let step = "open_groups";
         for bdf in self.device_bdfs() {
@@ -64,7 +65,7 @@ impl Session {
                 |s| json!({ "flags": s.flags }),
             );
             if !t.ok() || st.flags & VFIO_GROUP_FLAGS_VIABLE == 0 {
-                return Err(format!("group {g} not viable ({})", errno_str(&t)));
+                return Err(anyhow!("group {g} not viable ({})", errno_str(&t)));
             }
             let mut c = self.container;
             let args = json!({ "container_fd": c, "group": g });
@@ -72,21 +73,21 @@ impl Session {
                 Value::Null
             });
             if !t.ok() {
-                return Err(format!("GROUP_SET_CONTAINER group {g}: {}", errno_str(&t)));
+                return Err(anyhow!("GROUP_SET_CONTAINER group {g}: {}", errno_str(&t)));
             }
             self.groups.push((g, fd));
         }
         Ok(())
     }
 
-    pub fn ensure_iommu(&mut self) -> Result<(), String> {
+    pub fn ensure_iommu(&mut self) -> Result<()> {
         self.ensure_groups()?;
         if self.iommu_set {
             return Ok(());
         }
         let t = self.ioctl_val("set_iommu", self.container, VFIO_SET_IOMMU, self.iommu_type);
         if !t.ok() {
-            return Err(format!(
+            return Err(anyhow!(
                 "SET_IOMMU type {}: {}",
                 self.iommu_type,
                 errno_str(&t)
@@ -96,7 +97,7 @@ impl Session {
         Ok(())
     }
 
-    pub fn get_info(&mut self, step: &str) -> Result<String, String> {
+    pub fn get_info(&mut self, step: &str) -> Result<String> {
         self.ensure_iommu()?;
         let mut b = vec![0u8; 4096];
         let argsz = b.len() as u32;
@@ -128,15 +129,15 @@ impl Session {
             },
         );
         if !t.ok() {
-            return Err(format!("IOMMU_GET_INFO: {}", errno_str(&t)));
+            return Err(anyhow!("IOMMU_GET_INFO: {}", errno_str(&t)));
         }
-        let r = ranges.ok_or("no IOVA range capability")?;
+        let r = ranges.context("no IOVA range capability")?;
         let shown: Vec<String> = r.iter().map(|(s, e)| format!("{s:#x}-{e:#x}")).collect();
         self.iova_ranges = r;
         Ok(format!("iova ranges {}", shown.join(",")))
     }
 
-    fn open_device(&mut self, bdf: &str) -> Result<Device, String> {
+    fn open_device(&mut self, bdf: &str) -> Result<Device> {
         self.ensure_iommu()?;
         let step = "open_device";
         let g = group_of(bdf)?;
@@ -145,10 +146,8 @@ impl Session {
             .iter()
             .find(|(n, _)| *n == g)
             .map(|(_, fd)| *fd)
-            .ok_or("group not open")?;
-        let mut name = std::ffi::CString::new(bdf)
-            .map_err(|e| e.to_string())?
-            .into_bytes_with_nul();
+            .context("group not open")?;
+        let mut name = std::ffi::CString::new(bdf)?.into_bytes_with_nul();
         let t = self.ioctl_buf(
             step,
             gfd,
@@ -158,7 +157,7 @@ impl Session {
             |_| Value::Null,
         );
         if !t.ok() {
-            return Err(format!("GET_DEVICE_FD {bdf}: {}", errno_str(&t)));
+            return Err(anyhow!("GET_DEVICE_FD {bdf}: {}", errno_str(&t)));
         }
         let fd = t.ret as i32;
         let mut di = DeviceInfo {
@@ -173,7 +172,7 @@ impl Session {
             json!({}),
             |d| json!({ "flags": d.flags, "num_regions": d.num_regions, "num_irqs": d.num_irqs }),
         );
-        let region = |s: &mut Session, index: u32| -> Result<RegionInfo, String> {
+        let region = |s: &mut Session, index: u32| -> Result<RegionInfo> {
             let mut ri = RegionInfo {
                 argsz: std::mem::size_of::<RegionInfo>() as u32,
                 index,
@@ -193,7 +192,7 @@ impl Session {
             if t.ok() {
                 Ok(ri)
             } else {
-                Err(format!("GET_REGION_INFO {index}: {}", errno_str(&t)))
+                Err(anyhow!("GET_REGION_INFO {index}: {}", errno_str(&t)))
             }
         };
         let bar0 = region(self, VFIO_PCI_BAR0_REGION_INDEX)?;
@@ -219,27 +218,30 @@ impl Session {
         Ok(dev)
     }
 
-    pub fn ensure_edu(&mut self) -> Result<(), String> {
+    pub fn ensure_edu(&mut self) -> Result<()> {
         if self.edu.is_none() {
-            let bdf = self.edu_bdf.clone().ok_or("no edu device given (--edu)")?;
+            let bdf = self
+                .edu_bdf
+                .clone()
+                .context("no edu device given (--edu)")?;
             self.edu = Some(self.open_device(&bdf)?);
         }
         Ok(())
     }
 
-    pub fn ensure_e1000e(&mut self) -> Result<(), String> {
+    pub fn ensure_e1000e(&mut self) -> Result<()> {
         if self.e1000e.is_none() {
             let bdf = self
                 .e1000e_bdf
                 .clone()
-                .ok_or("no e1000e device given (--e1000e)")?;
+                .context("no e1000e device given (--e1000e)")?;
             self.e1000e = Some(self.open_device(&bdf)?);
         }
         Ok(())
     }
 
     /// Maps buffers A and B (step `map_dma`).
-    pub fn ensure_mapped(&mut self) -> Result<String, String> {
+    pub fn ensure_mapped(&mut self) -> Result<String> {
         self.ensure_iommu()?;
         if self.bufs.len() >= 2 && self.bufs[0].mapped && self.bufs[1].mapped {
             return Ok("already mapped".into());
@@ -256,7 +258,7 @@ impl Session {
             };
             let t = self.map_dma("map_dma", vaddr, iova, len);
             if !t.ok() {
-                return Err(format!("MAP_DMA iova {iova:#x}: {}", errno_str(&t)));
+                return Err(anyhow!("MAP_DMA iova {iova:#x}: {}", errno_str(&t)));
             }
             self.bufs[i].mapped = true;
             done.push(format!("{iova:#x}+{len:#x}"));

@@ -9,6 +9,7 @@ use crate::{
     session::{errno_str, Session, StepResult},
     setup::{BUF_A_IOVA, BUF_LEN},
 };
+use anyhow::{anyhow, Context, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -239,7 +240,7 @@ fn expect_errno(s: &Session, what: &str, t: &crate::journal::Timed, errno: i32) 
             crate::journal::errno_name(errno)
         ))
     } else {
-        Err(format!(
+        Err(anyhow!(
             "{what}: expected {}, got {}",
             crate::journal::errno_name(errno),
             errno_str(t)
@@ -248,7 +249,7 @@ fn expect_errno(s: &Session, what: &str, t: &crate::journal::Timed, errno: i32) 
 }
 
 /// A scratch page for fault maps (never expected to map).
-fn scratch(s: &mut Session) -> Result<u64, String> {
+fn scratch(s: &mut Session) -> Result<u64> {
     if s.bufs.is_empty() {
         s.alloc_buf(BUF_LEN, BUF_A_IOVA)?;
         s.alloc_buf(BUF_LEN, crate::setup::BUF_B_IOVA)?;
@@ -265,7 +266,9 @@ fn undo_if_mapped(s: &mut Session, step: &str, t: &crate::journal::Timed, iova: 
 
 fn fault_map_before_set_iommu(s: &mut Session, step: &str) -> StepResult {
     if s.iommu_set {
-        return Err("the IOMMU backend is already set (run this step first)".into());
+        return Err(anyhow!(
+            "the IOMMU backend is already set (run this step first)"
+        ));
     }
     s.ensure_groups()?;
     let v = scratch(s)?;
@@ -274,10 +277,10 @@ fn fault_map_before_set_iommu(s: &mut Session, step: &str) -> StepResult {
 }
 
 /// The first `msi` line of the edu group's reserved_regions.
-pub fn msi_window(s: &Session) -> Result<(u64, u64), String> {
-    let (g, _) = s.groups.first().ok_or("no group open")?;
+pub fn msi_window(s: &Session) -> Result<(u64, u64)> {
+    let (g, _) = s.groups.first().context("no group open")?;
     let path = format!("/sys/kernel/iommu_groups/{g}/reserved_regions");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+    let text = std::fs::read_to_string(&path).with_context(|| path.clone())?;
     for line in text.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.len() >= 3 && f[2] == "msi" {
@@ -287,7 +290,7 @@ pub fn msi_window(s: &Session) -> Result<(u64, u64), String> {
             }
         }
     }
-    Err(format!("no msi region in {path}: {text:?}"))
+    Err(anyhow!("no msi region in {path}: {text:?}"))
 }
 
 fn fault_map_msi_window(s: &mut Session, step: &str) -> StepResult {
@@ -340,7 +343,7 @@ fn unmap_nothing(s: &mut Session, step: &str) -> StepResult {
     if t.ok() && size == 0 {
         Ok("UNMAP_DMA of nothing: returned 0 and size 0 (silent)".into())
     } else {
-        Err(format!(
+        Err(anyhow!(
             "UNMAP_DMA of nothing: {} size {size:#x}",
             errno_str(&t)
         ))
@@ -357,7 +360,7 @@ fn unmap_dma(s: &mut Session, step: &str) -> StepResult {
         let (iova, len) = (s.bufs[i].iova, s.bufs[i].len as u64);
         let (t, size) = s.unmap_dma(step, iova, len);
         if !t.ok() || size != len {
-            return Err(format!(
+            return Err(anyhow!(
                 "UNMAP_DMA {iova:#x}: {} size {size:#x}",
                 errno_str(&t)
             ));
@@ -366,7 +369,7 @@ fn unmap_dma(s: &mut Session, step: &str) -> StepResult {
         done.push(format!("{iova:#x}+{len:#x}"));
     }
     if done.is_empty() {
-        return Err("nothing was mapped".into());
+        return Err(anyhow!("nothing was mapped"));
     }
     Ok(format!("unmapped {}", done.join(" ")))
 }
@@ -383,10 +386,10 @@ fn fault_map_beyond_iova_ranges(s: &mut Session, step: &str) -> StepResult {
         .iter()
         .map(|r| r.1)
         .max()
-        .ok_or("GET_INFO reported no IOVA range")?;
+        .context("GET_INFO reported no IOVA range")?;
     let iova = top
         .checked_add(1)
-        .ok_or_else(|| format!("the IOVA ranges end at {top:#x}: nothing lies beyond"))?;
+        .with_context(|| format!("the IOVA ranges end at {top:#x}: nothing lies beyond"))?;
     let v = scratch(s)?;
     let t = s.map_dma(step, v, iova, 0x1000);
     undo_if_mapped(s, step, &t, iova, 0x1000);
@@ -404,7 +407,9 @@ fn fault_map_beyond_iova_ranges(s: &mut Session, step: &str) -> StepResult {
 /// stale mapping. Needs a fresh process (the container's type is set once).
 fn fault_unmap_bisect_v1(s: &mut Session, step: &str) -> StepResult {
     if s.iommu_set {
-        return Err("the IOMMU backend is already set (run this step in its own process)".into());
+        return Err(anyhow!(
+            "the IOMMU backend is already set (run this step in its own process)"
+        ));
     }
     s.iommu_type = crate::vfio::VFIO_TYPE1_IOMMU;
     s.ensure_iommu()?;
@@ -414,14 +419,14 @@ fn fault_unmap_bisect_v1(s: &mut Session, step: &str) -> StepResult {
     let (v, len) = (s.bufs[0].ptr as u64, s.bufs[0].len as u64);
     let t = s.map_dma(step, v, BUF_A_IOVA, len);
     if !t.ok() {
-        return Err(format!("MAP_DMA {BUF_A_IOVA:#x}: {}", errno_str(&t)));
+        return Err(anyhow!("MAP_DMA {BUF_A_IOVA:#x}: {}", errno_str(&t)));
     }
     let inner = BUF_A_IOVA + 0x1000;
     let (t, size) = s.unmap_dma(step, inner, 0x1000);
     // Clean up for real: the whole original range.
     let (t2, size2) = s.unmap_dma(step, BUF_A_IOVA, len);
     if !t2.ok() || size2 != len {
-        return Err(format!(
+        return Err(anyhow!(
             "cleanup UNMAP_DMA {BUF_A_IOVA:#x}+{len:#x}: {} size {size2:#x}",
             errno_str(&t2)
         ));
@@ -431,7 +436,7 @@ fn fault_unmap_bisect_v1(s: &mut Session, step: &str) -> StepResult {
             "UNMAP_DMA {inner:#x}+0x1000 inside {BUF_A_IOVA:#x}+{len:#x}: returned 0 and size 0, mapping left in place"
         ))
     } else {
-        Err(format!(
+        Err(anyhow!(
             "UNMAP_DMA {inner:#x}+0x1000 on type1 v1: {} size {size:#x} (expected success with size 0)",
             errno_str(&t)
         ))
@@ -446,11 +451,11 @@ fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
         VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_MSI_IRQ_INDEX,
     };
     s.ensure_edu()?;
-    let dev = s.edu.as_ref().map(|d| d.fd).ok_or("no edu")?;
+    let dev = s.edu.as_ref().map(|d| d.fd).context("no edu")?;
     s.with_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, 1, |s, fds| {
         let t = s.set_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, &[-1]);
         if !t.ok() {
-            return Err(format!("SET_IRQS MSI de-assign (fd -1): {}", errno_str(&t)));
+            return Err(anyhow!("SET_IRQS MSI de-assign (fd -1): {}", errno_str(&t)));
         }
         let t = s.set_irqs_raw(
             step,
@@ -460,11 +465,11 @@ fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
             &[],
         );
         if !t.ok() {
-            return Err(format!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
+            return Err(anyhow!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
         }
         let n = s.wait_eventfd(step, fds[0], 200);
         if n != 0 {
-            return Err(format!("the de-assigned eventfd still counted {n}"));
+            return Err(anyhow!("the de-assigned eventfd still counted {n}"));
         }
         Ok("loopback trigger on a vector with no eventfd: success, nothing signalled".to_string())
     })
@@ -487,7 +492,7 @@ fn fault_guest_iova_beyond_host(s: &mut Session, step: &str) -> StepResult {
     let iova = BEYOND_HOST_IOVA;
     let last = iova + 0xfff;
     if !s.iova_ranges.iter().any(|r| r.0 <= iova && last <= r.1) {
-        return Err(format!(
+        return Err(anyhow!(
             "this guest's valid IOVA ranges {:x?} do not hold {iova:#x}: the VMM told the guest its host's limits (no fault to provoke)",
             s.iova_ranges
         ));
@@ -495,11 +500,11 @@ fn fault_guest_iova_beyond_host(s: &mut Session, step: &str) -> StepResult {
     let v = scratch(s)?;
     let t = s.map_dma(step, v, iova, 0x1000);
     if !t.ok() {
-        return Err(format!("MAP_DMA at {iova:#x}: {}", errno_str(&t)));
+        return Err(anyhow!("MAP_DMA at {iova:#x}: {}", errno_str(&t)));
     }
     let (t, size) = s.unmap_dma(step, iova, 0x1000);
     if !t.ok() || size != 0x1000 {
-        return Err(format!(
+        return Err(anyhow!(
             "UNMAP_DMA at {iova:#x}: {} size {size:#x}",
             errno_str(&t)
         ));

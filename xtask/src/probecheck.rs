@@ -6,7 +6,7 @@
 
 use std::{collections::BTreeMap, fs, path::Path};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 use tracer_core::{
     event::{Event, EventKind, ProbeState, ResvType, ViommuOp},
@@ -63,7 +63,7 @@ const MUST_FIRE: &[&str] = &[
 
 #[derive(Default)]
 pub struct ProbeReport {
-    pub checks: Vec<(String, Result<String, String>)>,
+    pub checks: Vec<(String, Result<String>)>,
 }
 
 impl ProbeReport {
@@ -71,7 +71,7 @@ impl ProbeReport {
         self.checks.push((name.into(), Ok(detail)));
     }
     fn fail(&mut self, name: &str, detail: String) {
-        self.checks.push((name.into(), Err(detail)));
+        self.checks.push((name.into(), Err(anyhow!(detail))));
     }
     fn check(&mut self, name: &str, problems: Vec<String>, ok: String) {
         if problems.is_empty() {
@@ -106,7 +106,7 @@ impl ProbeReport {
         for (name, r) in &self.checks {
             match r {
                 Ok(d) => eprintln!("    probes ok   {name}: {d}"),
-                Err(d) => eprintln!("    probes FAIL {name}:\n      {d}"),
+                Err(d) => eprintln!("    probes FAIL {name}:\n      {d:#}"),
             }
         }
     }

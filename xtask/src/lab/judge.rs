@@ -147,12 +147,12 @@ pub fn judge(ctx: &Ctx, run: Run) -> Result<()> {
         match r {
             Ok(d) => eprintln!("    ok   {name}: {d}"),
             Err(d) => {
-                eprintln!("    FAIL {name}: {d}");
-                reasons.push(format!("{name}: {d}"));
+                eprintln!("    FAIL {name}: {d:#}");
+                reasons.push(format!("{name}: {d:#}"));
             }
         }
         checks_json.push(json!({"check": name, "ok": r.is_ok(),
-            "detail": match r { Ok(d) | Err(d) => d }}));
+            "detail": match r { Ok(d) => d.clone(), Err(d) => format!("{d:#}") }}));
     }
     let pass = reasons.is_empty();
     let files: Vec<String> = fs::read_dir(dir)

@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 
 use super::{debs, Arch};
 use crate::step::{self, cmd};
@@ -105,7 +105,7 @@ pub fn loaded(dir: &Path) -> super::rules::Line {
     } else {
         (
             name,
-            Err(format!(
+            Err(anyhow!(
                 "no \"vfio-trace-fault: ready\" in {}/dmesg.txt",
                 dir.display()
             )),

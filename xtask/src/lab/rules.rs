@@ -14,13 +14,13 @@ use std::{
     process::Command,
 };
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::step::workspace_root;
 
 /// One line of the verdict: a name and Ok(detail) or Err(why).
-pub type Line = (String, Result<String, String>);
+pub type Line = (String, Result<String>);
 
 /// ELF e_machine of this machine's architecture.
 fn host_machine() -> u16 {
@@ -102,10 +102,10 @@ pub fn clean(checker: &Path, files: &[PathBuf], save: &Path) -> Line {
         .map(|f| f.display().to_string())
         .collect();
     if !missing.is_empty() {
-        return (name, Err(format!("no recording {}", missing.join(", "))));
+        return (name, Err(anyhow!("no recording {}", missing.join(", "))));
     }
     match check(checker, files, save) {
-        Err(e) => (name, Err(format!("{e:#}"))),
+        Err(e) => (name, Err(e)),
         Ok((0, r)) => (
             name,
             Ok(format!(
@@ -128,7 +128,7 @@ pub fn clean(checker: &Path, files: &[PathBuf], save: &Path) -> Line {
             }
             (
                 name,
-                Err(format!(
+                Err(anyhow!(
                     "exit {code} (see {}): {}",
                     save.display(),
                     why.join("; ")
@@ -212,11 +212,11 @@ pub fn faults(checker: &Path, dir: &Path) -> Vec<Line> {
     let mut lines = Vec::new();
     let runs = match fault_runs(dir) {
         Ok(r) => r,
-        Err(e) => return vec![("fault pass".into(), Err(format!("{e:#}")))],
+        Err(e) => return vec![("fault pass".into(), Err(e))],
     };
     let (code, report) = match check(checker, &[dir.join("trace.vft")], &dir.join("check.json")) {
         Ok(x) => x,
-        Err(e) => return vec![("fault pass: vfio-trace check".into(), Err(format!("{e:#}")))],
+        Err(e) => return vec![("fault pass: vfio-trace check".into(), Err(e))],
     };
     let all = findings(&report);
     let complete = report["summary"]["complete"] != false;
@@ -225,7 +225,7 @@ pub fn faults(checker: &Path, dir: &Path) -> Vec<Line> {
         if code == 1 && complete {
             Ok(format!("exit 1, {} findings", all.len()))
         } else {
-            Err(format!(
+            Err(anyhow!(
                 "exit {code}, complete {complete} (want 1 and complete): {}",
                 report["summary"]["incomplete_reasons"]
             ))
@@ -237,15 +237,16 @@ pub fn faults(checker: &Path, dir: &Path) -> Vec<Line> {
         if run.rc != Some(0) || !run.pass {
             lines.push((
                 name,
-                Err(format!(
+                Err(anyhow!(
                     "the exerciser step did not pass (exit {:?}): {}",
-                    run.rc, run.detail
+                    run.rc,
+                    run.detail
                 )),
             ));
             continue;
         }
         let Some((t0, t1)) = run.window else {
-            lines.push((name, Err("its journal has no time window".into())));
+            lines.push((name, Err(anyhow!("its journal has no time window"))));
             continue;
         };
         let mine: Vec<usize> = all
@@ -269,9 +270,9 @@ pub fn faults(checker: &Path, dir: &Path) -> Vec<Line> {
                 one_line(all[mine[0]])
             ))
         } else if rules.is_empty() {
-            Err(format!("no finding (expected {want})"))
+            Err(anyhow!("no finding (expected {want})"))
         } else {
-            Err(format!(
+            Err(anyhow!(
                 "rules {rules:?}, expected only {want}: {}",
                 mine.iter()
                     .map(|&i| one_line(all[i]))
@@ -292,7 +293,7 @@ pub fn faults(checker: &Path, dir: &Path) -> Vec<Line> {
         if stray.is_empty() {
             Ok(format!("{} fault steps", runs.len()))
         } else {
-            Err(stray.join("; "))
+            Err(anyhow!(stray.join("; ")))
         },
     ));
     lines
@@ -317,7 +318,7 @@ pub fn required_steps(dir: &Path, want: &[&str]) -> Line {
     } else {
         (
             name,
-            Err(format!(
+            Err(anyhow!(
                 "not listed by the exerciser in the VM: {missing:?}"
             )),
         )
@@ -331,7 +332,7 @@ pub fn paired(report: &Path, bdf: Option<&str>) -> Line {
     let name = "guest/host pairing found automatically (L2 domain ↔ L1 container)".to_string();
     let r: Value = match fs::read(report).map(|b| serde_json::from_slice(&b)) {
         Ok(Ok(v)) => v,
-        _ => return (name, Err(format!("no report in {}", report.display()))),
+        _ => return (name, Err(anyhow!("no report in {}", report.display()))),
     };
     let ps = r["summary"]["pairings"]
         .as_array()
@@ -357,6 +358,6 @@ pub fn paired(report: &Path, bdf: Option<&str>) -> Line {
                 p["guest_domain"], p["host_devices"], p["matches"], p["hva_agree"]
             )),
         ),
-        None => (name, Err(format!("pairings: {}", Value::Array(ps)))),
+        None => (name, Err(anyhow!("pairings: {}", Value::Array(ps)))),
     }
 }

@@ -16,7 +16,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use serde_json::Value;
 
 use super::rules::{self, Line};
@@ -144,7 +144,7 @@ pub fn judge(checker: &Path, dir: &Path) -> Vec<Line> {
                     .join(", ")
             ))
         } else {
-            Err(format!(
+            Err(anyhow!(
                 "the shim logged {faults:?} (IOVA ranges hidden: {hidden:x?}), expected {EXPECTED:?} and hidden IOVA ranges"
             ))
         },
@@ -153,10 +153,7 @@ pub fn judge(checker: &Path, dir: &Path) -> Vec<Line> {
     let report = match rules::check(checker, &files, &dir.join("check.json")) {
         Ok((_, r)) => r,
         Err(e) => {
-            out.push((
-                "vfio-trace check (VMM faults)".into(),
-                Err(format!("{e:#}")),
-            ));
+            out.push(("vfio-trace check (VMM faults)".into(), Err(e)));
             return out;
         }
     };
@@ -205,11 +202,11 @@ fn attribute(findings: &[Value], faults: &[(String, u64)]) -> Vec<Line> {
             format!("VMM fault {what} at {iova:#x} → {rule} only"),
             match hit {
                 Some(f) if others.is_empty() => Ok(rules::one_line(f)),
-                Some(_) => Err(format!(
+                Some(_) => Err(anyhow!(
                     "{rule} at {iova:#x}, but other rules too: {}",
                     others.join(" | ")
                 )),
-                None => Err(format!(
+                None => Err(anyhow!(
                     "no {rule} finding at {iova:#x}; findings: {}",
                     all()
                 )),
@@ -226,7 +223,7 @@ fn attribute(findings: &[Value], faults: &[(String, u64)]) -> Vec<Line> {
         if stray.is_empty() {
             Ok(format!("{} findings, all at faulted pages", findings.len()))
         } else {
-            Err(stray.join(" | "))
+            Err(anyhow!(stray.join(" | ")))
         },
     ));
     out
@@ -261,7 +258,10 @@ mod tests {
                          "evidence": [{"iova": wide}]}));
         let lines = attribute(&both, &faults);
         assert!(
-            lines[1].1.as_ref().is_err_and(|e| e.contains("VT008")),
+            lines[1]
+                .1
+                .as_ref()
+                .is_err_and(|e| format!("{e:#}").contains("VT008")),
             "{lines:?}"
         );
         // A finding elsewhere, or the wrong rule.

@@ -6,6 +6,7 @@
 
 use std::{fs, path::Path};
 
+use anyhow::{anyhow, Context, Result};
 use tracer_core::tracefile::TraceReader;
 
 use super::rules::Line;
@@ -31,11 +32,11 @@ pub fn check(out: &Path) -> Line {
     (name, judge(out))
 }
 
-fn judge(out: &Path) -> Result<String, String> {
+fn judge(out: &Path) -> Result<String> {
     let rd = |f: &str| fs::read_to_string(out.join(f)).unwrap_or_default();
     let (agent_rc, agg_rc) = (rd("vsock-agent.rc"), rd("vsock-aggregator.rc"));
     if agent_rc.trim() != "0" || agg_rc.trim() != "0" {
-        return Err(format!(
+        return Err(anyhow!(
             "agent exit {:?}, aggregator exit {:?}: {} | {}",
             agent_rc.trim(),
             agg_rc.trim(),
@@ -49,11 +50,11 @@ fn judge(out: &Path) -> Result<String, String> {
         .nth(1)
         .and_then(|s| s.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no `sent N` in the agent's log: {log}"))?;
-    let mut r = TraceReader::open(out.join("vsock.vft")).map_err(|e| format!("vsock.vft: {e}"))?;
+        .with_context(|| format!("no `sent N` in the agent's log: {log}"))?;
+    let mut r = TraceReader::open(out.join("vsock.vft")).map_err(|e| anyhow!("vsock.vft: {e}"))?;
     let mut counts = Vec::<u64>::new();
     for e in r.by_ref() {
-        let e = e.map_err(|e| format!("vsock.vft: {e}"))?;
+        let e = e.map_err(|e| anyhow!("vsock.vft: {e}"))?;
         let i = usize::from(e.node);
         if counts.len() <= i {
             counts.resize(i + 1, 0);
@@ -64,12 +65,41 @@ fn judge(out: &Path) -> Result<String, String> {
         .nodes()
         .iter()
         .position(|n| n.name == "vsock-agent")
-        .ok_or("no node vsock-agent in the recording")?;
+        .context("no node vsock-agent in the recording")?;
     let got = counts.get(node).copied().unwrap_or(0);
     if sent == 0 || got != sent {
-        return Err(format!("agent sent {sent}, recorded {got}"));
+        return Err(anyhow!("agent sent {sent}, recorded {got}"));
     }
     Ok(format!(
         "{sent} events sent over vsock:1:5000, {got} recorded"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The verdict's failure text is what the `String` errors read.
+    #[test]
+    fn failures_read_as_before() {
+        let dir = std::env::temp_dir().join(format!("xtask-vsock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let put = |f: &str, t: &str| fs::write(dir.join(f), t).unwrap();
+        let why = || format!("{:#}", check(&dir).1.unwrap_err());
+        put("vsock-agent.rc", "1\n");
+        put("vsock-aggregator.rc", "0\n");
+        put("vsock-agent.log", "refused\n");
+        put("vsock-aggregator.log", "listening\n");
+        assert_eq!(
+            why(),
+            r#"agent exit "1", aggregator exit "0": refused | listening"#
+        );
+        put("vsock-agent.rc", "0\n");
+        put("vsock-agent.log", "no count\n");
+        assert_eq!(why(), "no `sent N` in the agent's log: no count\n");
+        put("vsock-agent.log", "sent 20 events\n");
+        let e = TraceReader::open(dir.join("vsock.vft")).err().unwrap();
+        assert_eq!(why(), format!("vsock.vft: {e}"));
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }

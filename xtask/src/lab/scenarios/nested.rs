@@ -318,7 +318,7 @@ fn run(ctx: &Ctx) -> Result<()> {
                     checks.extend(vmm_fault::judge(&c, dir));
                 }
             }
-            Err(e) => checks.push(("vfio-trace check".into(), Err(format!("{e:#}")))),
+            Err(e) => checks.push(("vfio-trace check".into(), Err(e))),
         }
     }
     judge::judge(

@@ -3,7 +3,7 @@
 
 use std::{path::Path, process::Command};
 
-use anyhow::Result;
+use anyhow::{anyhow, Result};
 use serde_json::json;
 
 use super::{oracle_for, prepare, share_args, Boot};
@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
                     }
                 }
             }
-            Err(e) => checks.push(("vfio-trace check".into(), Err(format!("{e:#}")))),
+            Err(e) => checks.push(("vfio-trace check".into(), Err(e))),
         }
     }
     judge::judge(
@@ -111,27 +111,27 @@ pub fn probe_check(r: Result<ProbeReport>) -> Vec<rules::Line> {
             .into_iter()
             .map(|(n, r)| (format!("probe-check {n}"), r))
             .collect(),
-        Err(e) => vec![("probe-check".into(), Err(format!("{e:#}")))],
+        Err(e) => vec![("probe-check".into(), Err(e))],
     }
 }
 
 /// A second boot's own health: its result marker and console problems.
-pub fn boot_line(dir: &Path, o: &qemu::Outcome) -> Result<String, String> {
+pub fn boot_line(dir: &Path, o: &qemu::Outcome) -> Result<String> {
     let text = std::fs::read_to_string(dir.join("console.log")).unwrap_or_default();
     let problems: Vec<String> = console::problems(&text)
         .iter()
         .map(|p| format!("{} at console.log:{}", p.kind, p.line))
         .collect();
     if o.timed_out {
-        return Err(format!("timed out after {:.0}s", o.wall_s));
+        return Err(anyhow!("timed out after {:.0}s", o.wall_s));
     }
     if !problems.is_empty() {
-        return Err(problems.join("; "));
+        return Err(anyhow!(problems.join("; ")));
     }
     match console::result(&text) {
         Some((true, _)) => Ok(format!("PASS in {:.1}s", o.wall_s)),
-        Some((false, why)) => Err(format!("FAIL {why}")),
-        None => Err(format!(
+        Some((false, why)) => Err(anyhow!("FAIL {why}")),
+        None => Err(anyhow!(
             "no LAB-RESULT marker in {}/console.log",
             dir.display()
         )),

@@ -29,7 +29,7 @@ use serde_json::json;
 use crate::{
     journal::{self, Journal},
     session::{errno_str, Session},
-    vfio::{VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_MSI_IRQ_INDEX},
+    vfio::VFIO_PCI_MSI_IRQ_INDEX,
 };
 
 const STEP: &str = "churn";
@@ -265,16 +265,7 @@ fn msi(s: &mut Session, c: &mut Counters, dev: i32) -> Result<()> {
         if !t.ok() {
             return Err(anyhow!("SET_IRQS MSI new eventfd: {}", errno_str(&t)));
         }
-        let t = s.set_irqs_raw(
-            STEP,
-            dev,
-            VFIO_PCI_MSI_IRQ_INDEX,
-            (VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1),
-            &[],
-        );
-        if !t.ok() {
-            return Err(anyhow!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
-        }
+        s.loopback_trigger(STEP, dev, VFIO_PCI_MSI_IRQ_INDEX, 0)?;
         let n = s.wait_eventfd(STEP, second, 1000);
         if n == 0 {
             return Err(anyhow!(

@@ -396,6 +396,32 @@ impl Session {
         self.set_irqs_buf(step, dev_fd, b)
     }
 
+    /// A loopback trigger of one vector (DATA_NONE | ACTION_TRIGGER, count
+    /// 1): VFIO signals the vector's eventfd, if it has one.
+    pub fn loopback_trigger(
+        &mut self,
+        step: &str,
+        dev_fd: i32,
+        index: u32,
+        vector: u32,
+    ) -> Result<()> {
+        let t = self.set_irqs_raw(
+            step,
+            dev_fd,
+            index,
+            (
+                vfio::VFIO_IRQ_SET_DATA_NONE | vfio::VFIO_IRQ_SET_ACTION_TRIGGER,
+                vector,
+                1,
+            ),
+            &[],
+        );
+        if !t.ok() {
+            return Err(anyhow!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
+        }
+        Ok(())
+    }
+
     fn set_irqs_buf(&mut self, step: &str, dev_fd: i32, mut b: Vec<u8>) -> Timed {
         let u = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
         let (index, start, count) = (u(8), u(12), u(16));

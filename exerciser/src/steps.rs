@@ -447,9 +447,7 @@ fn fault_unmap_bisect_v1(s: &mut Session, step: &str) -> StepResult {
 /// enabled, the vector has no trigger), then a loopback trigger
 /// (DATA_NONE, count 1): VFIO signals nothing and returns success.
 fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
-    use crate::vfio::{
-        VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_IRQ_SET_DATA_NONE, VFIO_PCI_MSI_IRQ_INDEX,
-    };
+    use crate::vfio::VFIO_PCI_MSI_IRQ_INDEX;
     s.ensure_edu()?;
     let dev = s.edu.as_ref().map(|d| d.fd).context("no edu")?;
     s.with_irqs(step, dev, VFIO_PCI_MSI_IRQ_INDEX, 1, |s, fds| {
@@ -457,16 +455,7 @@ fn fault_irq_signal_unbound(s: &mut Session, step: &str) -> StepResult {
         if !t.ok() {
             return Err(anyhow!("SET_IRQS MSI de-assign (fd -1): {}", errno_str(&t)));
         }
-        let t = s.set_irqs_raw(
-            step,
-            dev,
-            VFIO_PCI_MSI_IRQ_INDEX,
-            (VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, 0, 1),
-            &[],
-        );
-        if !t.ok() {
-            return Err(anyhow!("SET_IRQS DATA_NONE trigger: {}", errno_str(&t)));
-        }
+        s.loopback_trigger(step, dev, VFIO_PCI_MSI_IRQ_INDEX, 0)?;
         let n = s.wait_eventfd(step, fds[0], 200);
         if n != 0 {
             return Err(anyhow!("the de-assigned eventfd still counted {n}"));

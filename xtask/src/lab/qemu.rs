@@ -170,11 +170,22 @@ pub fn version(bin: &str) -> String {
 }
 
 /// An x86 VM that acts as a host (the nested lab's L1, the probe-cost
-/// bench): q35, headless with its console on stdio, a virtio-iommu and
-/// edu, the kernel and initramfs, and the machine's root filesystem shared
+/// bench): an [`x86_vm`] with the machine's root filesystem shared
 /// read-only as `hostroot` (QEMU, bpftrace and friends run from it under
 /// chroot). The caller adds the results share and anything else.
 pub fn x86_host_vm(accel: &str, memory: &str, smp: &str, kernel: &Path, initrd: &Path) -> Command {
+    let mut q = x86_vm(accel, memory, smp, kernel, initrd);
+    q.args([
+        "-virtfs",
+        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+    ]);
+    q
+}
+
+/// An x86 VM with a device to pass through (the soak): q35, headless with
+/// its console on stdio, a virtio-iommu and edu, the kernel and initramfs.
+/// The caller adds the results share and anything else.
+pub fn x86_vm(accel: &str, memory: &str, smp: &str, kernel: &Path, initrd: &Path) -> Command {
     let mut q = Command::new("qemu-system-x86_64");
     q.args([
         "-accel", accel, "-cpu", "max", "-M", "q35", "-m", memory, "-smp", smp,
@@ -195,9 +206,5 @@ pub fn x86_host_vm(accel: &str, memory: &str, smp: &str, kernel: &Path, initrd: 
     q.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd);
     q.args(["-append", "console=ttyS0 panic=-1 loglevel=5"]);
     q.args(["-device", "virtio-iommu-pci", "-device", "edu"]);
-    q.args([
-        "-virtfs",
-        "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
-    ]);
     q
 }

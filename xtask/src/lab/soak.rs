@@ -32,7 +32,6 @@ use std::{
     fmt::Write as _,
     fs,
     path::{Path, PathBuf},
-    process::Command,
     time::Instant,
 };
 
@@ -238,29 +237,7 @@ pub fn run(a: &SoakArgs) -> Result<()> {
         "soak",
     )?;
     let accel = ctx.accel_or_kvm("tcg", Arch::X86_64, &boot)?;
-    let mut q = Command::new(Arch::X86_64.qemu());
-    q.args([
-        "-accel", accel, "-m", "1G", "-smp", "2", "-cpu", "max", "-M", "q35",
-    ]);
-    q.args([
-        "-display",
-        "none",
-        "-vga",
-        "none",
-        "-nic",
-        "none",
-        "-serial",
-        "stdio",
-        "-monitor",
-        "none",
-        "-no-reboot",
-    ]);
-    q.args(["-append", "console=ttyS0 panic=-1 loglevel=5"]);
-    q.args(["-device", "virtio-iommu-pci", "-device", "edu"]);
-    q.arg("-kernel")
-        .arg(&boot.kernel.image)
-        .arg("-initrd")
-        .arg(&boot.initrd);
+    let mut q = qemu::x86_vm(accel, "1G", "2", &boot.kernel.image, &boot.initrd);
     q.args(share_args(&out));
     q.args(["-msg", "timestamp=on"]);
     // Boot, tracer start (BTF, attach) and stop take minutes under TCG.

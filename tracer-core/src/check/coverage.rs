@@ -47,12 +47,9 @@ impl Coverage {
             let id = nodes.iter().position(|n| n.name == node)?;
             Some(crate::event::wall_ns(nodes, NodeId::try_from(id).ok()?, ts) - GAP_MARGIN_NS)
         };
-        let read = ReadReport {
-            inputs: self.inputs.clone(),
-        };
         let mut from: Option<i128> = None;
         let mut earliest = |t: i128| from = Some(from.map_or(t, |f| f.min(t)));
-        for gap in read.gaps() {
+        for gap in self.inputs.iter().flat_map(InputReport::gaps) {
             earliest(
                 gap.and_then(|g| wall(&g.node, g.ts_ns))
                     .unwrap_or(i128::MIN),

@@ -83,7 +83,7 @@ impl InputReport {
             .iter()
             .map(|d| format!("{}: {d}", self.file))
             .collect();
-        if self.cut_short || (!self.end_marker && out.is_empty()) {
+        if self.cut_short {
             out.push(format!(
                 "{}: no end marker after byte {}: the recording stops there (recorder killed, \
                  disk full or still writing); {} events before it were read",
@@ -91,6 +91,14 @@ impl InputReport {
             ));
         }
         out
+    }
+
+    /// Where each gap in this file begins: the last event read before it,
+    /// or `None` for a gap before the file's first event (the gap may be
+    /// anywhere in time). A file cut short has its gap after its last event.
+    pub fn gaps(&self) -> impl Iterator<Item = Option<&LastEvent>> {
+        let cut = self.cut_short.then_some(self.last_event.as_ref());
+        self.damage.iter().map(|d| d.after.as_ref()).chain(cut)
     }
 
     /// One line for people: `host.vtrace: 44 events, 4072 of 4072 bytes, ...`.
@@ -139,20 +147,6 @@ impl ReadReport {
     /// Why the read is incomplete (empty when complete).
     pub fn reasons(&self) -> Vec<String> {
         self.inputs.iter().flat_map(InputReport::reasons).collect()
-    }
-
-    /// Where each gap begins: the last event read before it, or `None` for
-    /// a gap before a file's first event (the gap may be anywhere in time).
-    pub fn gaps(&self) -> Vec<Option<&LastEvent>> {
-        let mut out = Vec::new();
-        for i in &self.inputs {
-            out.extend(i.damage.iter().map(|d| d.after.as_ref()));
-            // A file cut short: the gap is after its last event.
-            if i.cut_short || (!i.end_marker && i.damage.is_empty()) {
-                out.push(i.last_event.as_ref());
-            }
-        }
-        out
     }
 }
 

@@ -53,6 +53,8 @@ pub(crate) fn push_ioctl(r: &IoctlRecord, out: &mut Vec<u8>) {
         cmd: r.cmd,
         in_len: r.in_len,
         out_len: r.out_len,
+        arr_len: 0,
+        _pad: 0,
         dev: r.dev,
     };
     push(&head, out);

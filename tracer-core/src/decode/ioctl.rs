@@ -4,7 +4,7 @@
 //! enter and on exit.
 
 use tracer_common::{
-    ioctl::{self as cmds, IoctlHead, IoctlRecord, IOCTL_DATA_MAX},
+    ioctl::{self as cmds, IoctlHead, IoctlRecord, ARRAY_DATA_MAX, IOCTL_DATA_MAX},
     kprobe::DEV_NAME_LEN,
 };
 
@@ -33,6 +33,8 @@ struct Ioctl<'a> {
     dev: &'a [u8; DEV_NAME_LEN],
     data_in: Bytes<'a>,
     data_out: Bytes<'a>,
+    /// The user array the struct points at (`array_plan`), read at exit.
+    data_arr: Bytes<'a>,
 }
 
 /// A fixed-size [`IoctlRecord`] (`kind::IOCTL`).
@@ -46,14 +48,20 @@ pub(super) fn decode(rec: &IoctlRecord) -> Result<EventKind, DecodeError> {
         dev: &rec.dev,
         data_in: captured(rec.cmd, "in_len", rec.in_len, &rec.in_data)?,
         data_out: captured(rec.cmd, "out_len", rec.out_len, &rec.out_data)?,
+        // The fixed form predates the array read.
+        data_arr: Bytes(&[]),
     })
 }
 
 /// A variable-length record (`kind::IOCTL_VAR`): an [`IoctlHead`] then
-/// exactly `in_len` + `out_len` bytes. `bytes` is the whole record.
+/// exactly `in_len` + `out_len` + `arr_len` bytes. `bytes` is the whole record.
 pub(super) fn decode_var(head: &IoctlHead, bytes: &[u8]) -> Result<EventKind, DecodeError> {
-    let max = IOCTL_DATA_MAX as u64;
-    for (field, value) in [("in_len", head.in_len), ("out_len", head.out_len)] {
+    for (field, value, max) in [
+        ("in_len", head.in_len, IOCTL_DATA_MAX),
+        ("out_len", head.out_len, IOCTL_DATA_MAX),
+        ("arr_len", head.arr_len, ARRAY_DATA_MAX),
+    ] {
+        let max = max as u64;
         if u64::from(value) > max {
             return Err(DecodeError::BadLength {
                 cmd: head.cmd,
@@ -64,13 +72,14 @@ pub(super) fn decode_var(head: &IoctlHead, bytes: &[u8]) -> Result<EventKind, De
         }
     }
     let (n_in, n_out) = (head.in_len as usize, head.out_len as usize);
-    let expected = IoctlHead::SIZE + n_in + n_out;
+    let expected = IoctlHead::SIZE + n_in + n_out + head.arr_len as usize;
     if bytes.len() != expected {
         return Err(DecodeError::VarLength {
             cmd: head.cmd,
             head: IoctlHead::SIZE,
             in_len: head.in_len,
             out_len: head.out_len,
+            arr_len: head.arr_len,
             got: bytes.len(),
         });
     }
@@ -83,7 +92,8 @@ pub(super) fn decode_var(head: &IoctlHead, bytes: &[u8]) -> Result<EventKind, De
         ret: head.ret,
         dev: &head.dev,
         data_in: Bytes(&data[..n_in]),
-        data_out: Bytes(&data[n_in..]),
+        data_out: Bytes(&data[n_in..n_in + n_out]),
+        data_arr: Bytes(&data[n_in + n_out..]),
     })
 }
 
@@ -158,7 +168,16 @@ fn decode_fields(rec: &Ioctl<'_>) -> Result<EventKind, DecodeError> {
             unmapped: if errno == 0 { data_out.u64(16) } else { 0 },
             errno,
         }),
-        other => return Err(DecodeError::UnknownIoctl(other)),
+        other => {
+            let io = super::ioctl_iommufd::Io {
+                handle,
+                data_in,
+                data_out,
+                data_arr: rec.data_arr,
+                errno,
+            };
+            return super::ioctl_iommufd::decode(other, &io).ok_or(DecodeError::UnknownIoctl(other));
+        }
     })
 }
 

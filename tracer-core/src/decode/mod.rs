@@ -8,6 +8,7 @@ mod bytes;
 #[cfg(any(test, feature = "encode"))]
 pub mod encode;
 mod ioctl;
+mod ioctl_iommufd;
 mod kprobe;
 
 use thiserror::Error;
@@ -49,13 +50,14 @@ pub enum DecodeError {
     },
     #[error(
         "ioctl {cmd:#x}: variable-length record of {got} bytes, but its head \
-         ({head} bytes) says in_len {in_len} + out_len {out_len}"
+         ({head} bytes) says in_len {in_len} + out_len {out_len} + arr_len {arr_len}"
     )]
     VarLength {
         cmd: u32,
         head: usize,
         in_len: u32,
         out_len: u32,
+        arr_len: u32,
         got: usize,
     },
     #[error("ioctl command {0:#x} is not one vfio-trace decodes")]

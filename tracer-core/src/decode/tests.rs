@@ -27,11 +27,8 @@ fn record(cmd: u32, fd: u32, arg: u64, ret: i64, data_in: &[u8], data_out: &[u8]
 /// (`kind::IOCTL_VAR`): the head, then the captured bytes only.
 fn to_var(fixed: &[u8]) -> Vec<u8> {
     let rec: IoctlRecord = read_struct(fixed).unwrap();
-    let (n_in, n_out) = (rec.in_len as usize, rec.out_len as usize);
-    let mut b = fixed[..IoctlHead::SIZE].to_vec();
-    b[0..2].copy_from_slice(&kind::IOCTL_VAR.to_le_bytes());
-    b.extend_from_slice(&rec.in_data[..n_in]);
-    b.extend_from_slice(&rec.out_data[..n_out]);
+    let mut b = Vec::new();
+    super::encode::push_ioctl(&rec, &mut b);
     b
 }
 
@@ -60,13 +57,13 @@ fn variable_length_ioctl_records_carry_only_the_captured_bytes() {
         .u64(0x1000);
     let fixed = record(cmds::VFIO_IOMMU_MAP_DMA, 7, 0x5000, 0, &map.0, &[]);
     let var = to_var(&fixed);
-    assert_eq!(IoctlHead::SIZE, 112);
-    assert_eq!(var.len(), 112 + 32);
+    assert_eq!(IoctlHead::SIZE, 120);
+    assert_eq!(var.len(), 120 + 32);
     assert_eq!(decode_record(&var, 3), decode_record(&fixed, 3));
     // UNMAP: 24 bytes in, 24 written back.
     let unmap = Le::default().u32(24).u32(0).u64(0x10_0000).u64(0x1000);
     let fixed = record(cmds::VFIO_IOMMU_UNMAP_DMA, 7, 0, 0, &unmap.0, &unmap.0);
-    assert_eq!(to_var(&fixed).len(), 112 + 48);
+    assert_eq!(to_var(&fixed).len(), 120 + 48);
     kind_of(&fixed);
 }
 
@@ -93,6 +90,7 @@ fn variable_length_ioctl_records_with_wrong_lengths_are_typed_errors() {
                 head: IoctlHead::SIZE,
                 in_len: 24,
                 out_len: 24,
+                arr_len: 0,
                 got: len
             }
         );
@@ -101,7 +99,7 @@ fn variable_length_ioctl_records_with_wrong_lengths_are_typed_errors() {
     // Shorter than the head itself.
     assert!(matches!(
         decode_record(&var[..IoctlHead::SIZE - 1], 0),
-        Err(DecodeError::NotEnoughBytes { need: 112, .. })
+        Err(DecodeError::NotEnoughBytes { need: 120, .. })
     ));
     // A length above what a probe can capture, even if the bytes are there.
     let out_len_at = EventHeader::SIZE + 8 + 8 + 8 + 4 + 4 + 4;

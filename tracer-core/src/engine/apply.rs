@@ -84,6 +84,26 @@ impl State {
             EventKind::ProbeStatus(_) | EventKind::Drops(_) | EventKind::StreamGap(_) => {
                 self.health.fold(e.node, &e.kind);
             }
+            // iommufd objects and VFIO-cdev bindings: ids only (engine/iommufd.rs).
+            EventKind::IommufdDestroy(_)
+            | EventKind::IoasAlloc(_)
+            | EventKind::IoasAllowIovas(_)
+            | EventKind::IoasCopy(_)
+            | EventKind::IoasIovaRanges(_)
+            | EventKind::IommufdOption(_)
+            | EventKind::HwptAlloc(_)
+            | EventKind::IommufdHwInfo(_)
+            | EventKind::HwptSetDirtyTracking(_)
+            | EventKind::HwptGetDirtyBitmap(_)
+            | EventKind::HwptInvalidate(_)
+            | EventKind::FaultQueueAlloc(_)
+            | EventKind::IoasMapFile(_)
+            | EventKind::ViommuAlloc(_)
+            | EventKind::VdeviceAlloc(_)
+            | EventKind::VeventqAlloc(_)
+            | EventKind::VfioBindIommufd(_)
+            | EventKind::VfioAttachPt(_)
+            | EventKind::VfioDetachPt(_) => self.iommufd.apply(e),
         }
         Delta::None
     }

@@ -55,6 +55,7 @@ pub mod guest;
 pub mod health;
 pub mod host;
 pub mod interval;
+pub mod iommufd;
 pub mod join;
 pub mod keys;
 pub mod msi;

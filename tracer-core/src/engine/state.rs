@@ -6,6 +6,7 @@ use super::clock::Clock;
 use super::guest::GuestState;
 use super::health::Health;
 use super::host::HostState;
+use super::iommufd::IommufdState;
 use super::join::Join;
 use super::keys::{ContainerKey, EvId};
 use super::msi::MsiState;
@@ -21,6 +22,7 @@ pub(crate) struct State {
     pub(crate) msi: MsiState,
     pub(crate) join: Join,
     pub(crate) health: Health,
+    pub(crate) iommufd: IommufdState,
 }
 
 impl State {
@@ -34,6 +36,7 @@ impl State {
             msi: Default::default(),
             join,
             health: Default::default(),
+            iommufd: Default::default(),
         }
     }
 

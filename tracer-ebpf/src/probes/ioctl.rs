@@ -19,8 +19,8 @@ use aya_ebpf::{
 use tracer_common::{
     drop_reason,
     ioctl::{
-        copy_plan, IoctlHead, IoctlVarBuf, PendingIoctl, ReadLen, IOCTL_DATA_MAX,
-        VFIO_DEVICE_SET_IRQS,
+        array_plan, copy_plan, ArrayLen, IoctlHead, IoctlVarBuf, PendingIoctl, ReadLen,
+        ARRAY_DATA_MAX, IOCTL_DATA_MAX, VFIO_DEVICE_SET_IRQS,
     },
     kind,
     kprobe::DEV_NAME_LEN,
@@ -157,10 +157,21 @@ fn send(ctx: &TracePointContext, p: *const PendingIoctl) -> Outcome {
             Some((_, on_exit)) => on_exit,
             None => ReadLen::None,
         };
-        let out_len = read_user(data.add(in_len as usize), (*p).arg, on_exit);
+        let mut out_len = read_user(data.add(in_len as usize), (*p).arg, on_exit);
+        if out_len > IOCTL_DATA_MAX as u32 {
+            out_len = 0;
+        }
+        // The user array the struct points at (iommufd only), after both
+        // struct copies: its pointer and length from the enter copy.
+        let arr_len = match array_plan(cmd) {
+            Some(plan) => read_array(data.add((in_len + out_len) as usize), data, in_len, plan),
+            None => 0,
+        };
         h.in_len = in_len;
         h.out_len = out_len;
-        let len = IoctlHead::SIZE + in_len as usize + out_len as usize;
+        h.arr_len = arr_len;
+        h._pad = 0;
+        let len = IoctlHead::SIZE + in_len as usize + out_len as usize + arr_len as usize;
         if len > core::mem::size_of::<IoctlVarBuf>() {
             return Err(TOO_BIG);
         }
@@ -181,6 +192,19 @@ fn read_user(dst: *mut u8, src: u64, plan: ReadLen) -> u32 {
             let argsz =
                 unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) }.unwrap_or(0);
             (argsz, min)
+        }
+        ReadLen::Size { known } => {
+            // SAFETY: a checked user-memory read.
+            let Ok(mut size) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) })
+            else {
+                dropped(drop_reason::READ_FAILED);
+                return 0;
+            };
+            // min(size, known), never below the 4 bytes of `size` itself.
+            if size > known {
+                size = known;
+            }
+            (size, 4)
         }
     };
     let mut n = want;
@@ -209,4 +233,58 @@ fn copy_user(dst: *mut u8, src: u64, n: u32) -> bool {
     // SAFETY: `dst` has room for IOCTL_DATA_MAX bytes; the helper checks the
     // user address.
     unsafe { bpf_probe_read_user(dst.cast::<c_void>(), n, src as *const c_void) == 0 }
+}
+
+/// Reads the user array of `plan` into `dst` (room for [`ARRAY_DATA_MAX`]
+/// bytes): its pointer and count come from `st`, the `st_len` bytes of the
+/// struct read at enter (fields the caller did not pass are not used).
+/// Returns the bytes copied, at most [`ARRAY_DATA_MAX`] (0: no array, or
+/// the read faulted, counted in `DROPS`).
+#[inline(always)]
+fn read_array(dst: *mut u8, st: *const u8, st_len: u32, plan: tracer_common::ioctl::ArrayPlan) -> u32 {
+    let ptr = field::<u64>(st, st_len, plan.ptr_off);
+    let count = u64::from(field::<u32>(st, st_len, plan.count_off));
+    let each = match plan.len {
+        ArrayLen::Entries(n) => u64::from(n),
+        ArrayLen::EntriesOf(off) => u64::from(field::<u32>(st, st_len, off)),
+    };
+    let mut n = count * each;
+    if ptr == 0 || n == 0 {
+        return 0;
+    }
+    if n > ARRAY_DATA_MAX as u64 {
+        n = ARRAY_DATA_MAX as u64;
+    }
+    let n = n as u32;
+    // SAFETY: `dst` has room for ARRAY_DATA_MAX bytes; the helper checks
+    // the user address.
+    if unsafe { bpf_probe_read_user(dst.cast::<c_void>(), n, ptr as *const c_void) } == 0 {
+        return n;
+    }
+    dropped(drop_reason::READ_FAILED);
+    0
+}
+
+/// The little-endian field at `off` of the `len` captured struct bytes at
+/// `st` (a map value), or 0 when the caller's struct did not reach it.
+#[inline(always)]
+fn field<T: Default>(st: *const u8, len: u32, off: u32) -> T {
+    let size = core::mem::size_of::<T>() as u32;
+    let mut v = T::default();
+    if off + size > len || off + size > IOCTL_DATA_MAX as u32 {
+        return v;
+    }
+    // SAFETY: `[off, off + size)` is within the captured bytes of the map
+    // value at `st`; a kernel read of them into a stack value.
+    let rc = unsafe {
+        bpf_probe_read_kernel(
+            (&mut v as *mut T).cast::<c_void>(),
+            size,
+            st.add(off as usize).cast::<c_void>(),
+        )
+    };
+    if rc != 0 {
+        return T::default();
+    }
+    v
 }

@@ -108,6 +108,37 @@ fn write_errno(f: &mut fmt::Formatter<'_>, e: i32) -> fmt::Result {
     Ok(())
 }
 
+/// ` name=[a b c]`: a list of `items`, each written by `each`, `sep` apart
+/// (`name` empty: just the brackets).
+fn write_list<T>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    items: &[T],
+    mut each: impl FnMut(&mut fmt::Formatter<'_>, &T) -> fmt::Result,
+    sep: &str,
+) -> fmt::Result {
+    if !name.is_empty() {
+        write!(f, " {name}=")?;
+    }
+    f.write_str("[")?;
+    for (i, x) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(sep)?;
+        }
+        each(f, x)?;
+    }
+    f.write_str("]")
+}
+
+/// A u16 field written with `FieldWriter::v`.
+fn u16_field(r: &mut FieldReader<'_, '_>) -> DecodeResult<u16> {
+    let v = r.v()?;
+    match u16::try_from(v) {
+        Ok(v) => Ok(v),
+        Err(_) => r.err(format!("u16 field out of range: {v}")),
+    }
+}
+
 /// `[s, s + len - 1]` (a zero length counts as one byte).
 fn span(s: u64, len: u64) -> Option<(u64, u64)> {
     Some((s, s.saturating_add(len.max(1) - 1)))
@@ -320,6 +351,45 @@ event_kinds! {
     /// Health: a node's stream lost events on the way (an agent lost
     /// mid-stream, events it dropped): the data has a gap there.
     20 "stream_gap" since 3 => stream_gap::StreamGap,
+    // The iommufd and VFIO-cdev uAPI (issue 15), format version 4.
+    /// IOMMU_DESTROY: an iommufd object (IOAS, HWPT, vIOMMU, ...) destroyed.
+    21 "iommufd_destroy" since 4 => iommufd_destroy::IommufdDestroy,
+    /// IOMMU_IOAS_ALLOC: a new IO address space.
+    22 "ioas_alloc" since 4 => ioas_alloc::IoasAlloc,
+    /// IOMMU_IOAS_ALLOW_IOVAS: IOVA ranges the IOAS must keep allocatable.
+    23 "ioas_allow_iovas" since 4 => ioas_allow_iovas::IoasAllowIovas,
+    /// IOMMU_IOAS_COPY: a mapping of one IOAS established in another (same pinned pages).
+    24 "ioas_copy" since 4 => ioas_copy::IoasCopy,
+    /// IOMMU_IOAS_IOVA_RANGES: the IOVA ranges an IOAS allows.
+    25 "ioas_iova_ranges" since 4 => ioas_iova_ranges::IoasIovaRanges,
+    /// IOMMU_OPTION: an option of iommufd or of an IOAS set or read.
+    26 "iommufd_option" since 4 => iommufd_option::IommufdOption,
+    /// IOMMU_HWPT_ALLOC: a hardware page table (paging, nest parent, or nested with vendor data).
+    27 "hwpt_alloc" since 4 => hwpt_alloc::HwptAlloc,
+    /// IOMMU_GET_HW_INFO: what the IOMMU behind a bound device supports.
+    28 "iommufd_hw_info" since 4 => iommufd_hw_info::IommufdHwInfo,
+    /// IOMMU_HWPT_SET_DIRTY_TRACKING: dirty tracking of a HWPT turned on or off.
+    29 "hwpt_set_dirty_tracking" since 4 => hwpt_set_dirty_tracking::HwptSetDirtyTracking,
+    /// IOMMU_HWPT_GET_DIRTY_BITMAP: the dirty pages of an IOVA range of a HWPT.
+    30 "hwpt_get_dirty_bitmap" since 4 => hwpt_get_dirty_bitmap::HwptGetDirtyBitmap,
+    /// IOMMU_HWPT_INVALIDATE: cache invalidation requests for a nested HWPT or a vIOMMU.
+    31 "hwpt_invalidate" since 4 => hwpt_invalidate::HwptInvalidate,
+    /// IOMMU_FAULT_QUEUE_ALLOC: a queue (and fd) for I/O page faults.
+    32 "fault_queue_alloc" since 4 => fault_queue_alloc::FaultQueueAlloc,
+    /// IOMMU_IOAS_MAP_FILE: IOVA → a file (memfd) range.
+    33 "ioas_map_file" since 4 => ioas_map_file::IoasMapFile,
+    /// IOMMU_VIOMMU_ALLOC: a virtual IOMMU on a nesting parent HWPT.
+    34 "viommu_alloc" since 4 => viommu_alloc::ViommuAlloc,
+    /// IOMMU_VDEVICE_ALLOC: a device's virtual id (e.g. its guest stream id) on a vIOMMU.
+    35 "vdevice_alloc" since 4 => vdevice_alloc::VdeviceAlloc,
+    /// IOMMU_VEVENTQ_ALLOC: a vIOMMU event queue (events are then read from its fd).
+    36 "veventq_alloc" since 4 => veventq_alloc::VeventqAlloc,
+    /// VFIO_DEVICE_BIND_IOMMUFD: a VFIO device cdev bound to an iommufd; the kernel returns its dev_id.
+    37 "vfio_bind_iommufd" since 4 => vfio_bind_iommufd::VfioBindIommufd,
+    /// VFIO_DEVICE_ATTACH_IOMMUFD_PT: a bound device attached to an IOAS or HWPT (optionally a PASID).
+    38 "vfio_attach_pt" since 4 => vfio_attach_pt::VfioAttachPt,
+    /// VFIO_DEVICE_DETACH_IOMMUFD_PT: a device (or a PASID of it) detached from its IOAS/HWPT.
+    39 "vfio_detach_pt" since 4 => vfio_detach_pt::VfioDetachPt,
 }
 
 #[cfg(test)]

@@ -7,8 +7,11 @@
 //! One event is:
 //!
 //! ```text
-//! tag      u8      low 5 bits: kind id (see kinds.rs); 0x20: node follows;
-//!                  0x40: task ref follows; 0x80: reserved, must be 0
+//! tag      u8      low 5 bits: kind id (see kinds.rs), 31: the id is 31 +
+//!                  the varint after the tag (format 4: ids 31 and up);
+//!                  0x20: node follows; 0x40: task ref follows; 0x80:
+//!                  reserved, must be 0
+//! [id]     varint  kind id - 31, when the tag's low bits are 31
 //! ts       varint  zigzag(ts_ns - previous ts_ns); the first event's base is
 //!                  the frame's ts_first
 //! [node]   varint  node id (else: previous event's node; 0 at chunk start)
@@ -31,6 +34,8 @@ const NODE_FLAG: u8 = 0x20;
 const TASK_FLAG: u8 = 0x40;
 const RESERVED_FLAG: u8 = 0x80;
 const KIND_MASK: u8 = 0x1f;
+/// Tag kind bits saying "the kind id is this plus the varint that follows".
+const KIND_EXT: u8 = KIND_MASK;
 
 /// Per-field "previous value" slots of one kind, for delta-coded fields.
 const SLOTS: usize = 4;
@@ -97,7 +102,7 @@ impl ChunkEncoder {
             self.ts_first = ev.ts_ns;
         }
         let kind_id = kinds::kind_id(&ev.kind);
-        let mut tag = kind_id;
+        let mut tag = kind_id.min(KIND_EXT);
         if ev.node != self.node {
             tag |= NODE_FLAG;
         }
@@ -106,6 +111,9 @@ impl ChunkEncoder {
             tag |= TASK_FLAG;
         }
         self.buf.push(tag);
+        if kind_id >= KIND_EXT {
+            put_u64(&mut self.buf, u64::from(kind_id - KIND_EXT));
+        }
         put_i64(&mut self.buf, ev.ts_ns.wrapping_sub(self.prev_ts) as i64);
         self.prev_ts = ev.ts_ns;
         if tag & NODE_FLAG != 0 {
@@ -174,6 +182,13 @@ impl ChunkDecoder {
         if tag & RESERVED_FLAG != 0 {
             return c.err(format!("reserved tag bit set in {tag:#x}"));
         }
+        let kind_id = match tag & KIND_MASK {
+            KIND_EXT => match u8::try_from(c.u64()?).ok().and_then(|x| x.checked_add(KIND_EXT)) {
+                Some(id) => id,
+                None => return c.err("kind id beyond 255".to_string()),
+            },
+            id => id,
+        };
         let ts_ns = self.prev_ts.wrapping_add(c.i64()? as u64);
         if tag & NODE_FLAG != 0 {
             self.node = c.u16()?;
@@ -196,7 +211,7 @@ impl ChunkDecoder {
                 None => return c.err(format!("task index {idx} beyond table")),
             }
         }
-        let kind = kinds::decode(tag & KIND_MASK, &mut c, &mut self.deltas)?;
+        let kind = kinds::decode(kind_id, &mut c, &mut self.deltas)?;
         self.pos = c.pos();
         self.prev_ts = ts_ns;
         self.remaining -= 1;

@@ -60,7 +60,7 @@ fn every_kind_round_trips() {
                 .to_owned()
         })
         .collect();
-    assert_eq!(kinds.len(), 21, "{kinds:?}");
+    assert_eq!(kinds.len(), 40, "{kinds:?}");
     let bytes = write(&events, WriterOptions::default());
     let (h, back) = read(&bytes);
     assert_eq!(h, header());

@@ -184,55 +184,92 @@ fn send(ctx: &TracePointContext, p: *const PendingIoctl) -> Outcome {
 /// read faulted, counted in `DROPS`).
 #[inline(always)]
 fn read_user(dst: *mut u8, src: u64, plan: ReadLen) -> u32 {
-    let (want, min) = match plan {
+    let (want, min): (u64, u64) = match plan {
         ReadLen::None => return 0,
-        ReadLen::Fixed(n) => (n, n),
+        ReadLen::Fixed(n) => (u64::from(n), u64::from(n)),
         ReadLen::Argsz { min } => {
             // SAFETY: a checked user-memory read.
             let argsz =
                 unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) }.unwrap_or(0);
-            (argsz, min)
+            let mut n = u64::from(argsz);
+            if n < u64::from(min) {
+                n = u64::from(min);
+            }
+            (n, u64::from(min))
         }
         ReadLen::Size { known } => {
             // SAFETY: a checked user-memory read.
-            let Ok(mut size) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) })
+            let Ok(size) = (unsafe { aya_ebpf::helpers::bpf_probe_read_user(src as *const u32) })
             else {
                 dropped(drop_reason::READ_FAILED);
                 return 0;
             };
             // min(size, known), never below the 4 bytes of `size` itself.
-            if size > known {
-                size = known;
+            let mut n = u64::from(size);
+            if n > u64::from(known) {
+                n = u64::from(known);
             }
-            (size, 4)
+            if n < 4 {
+                n = 4;
+            }
+            (n, 4)
         }
     };
-    let mut n = want;
-    if n < min {
-        n = min;
-    }
-    if n > IOCTL_DATA_MAX as u32 {
-        n = IOCTL_DATA_MAX as u32;
-    }
-    if copy_user(dst, src, n) {
-        return n;
+    let n = copy_user(dst, src, want);
+    if n != 0 {
+        return n as u32;
     }
     // `argsz` may claim more than is mapped: fall back to the fixed header.
-    if n != min && min <= IOCTL_DATA_MAX as u32 && copy_user(dst, src, min) {
-        return min;
+    if want != min {
+        let n = copy_user(dst, src, min);
+        if n != 0 {
+            return n as u32;
+        }
     }
     dropped(drop_reason::READ_FAILED);
     0
 }
 
-#[inline(always)]
-fn copy_user(dst: *mut u8, src: u64, n: u32) -> bool {
-    if n == 0 || n > IOCTL_DATA_MAX as u32 {
-        return false;
+/// Copies `n` bytes (clamped to [`IOCTL_DATA_MAX`]) of user memory at
+/// `src` to `dst`; returns the bytes copied, 0 if none. Not inlined, so the
+/// verifier sees the bound checked on the very register passed to the
+/// helper (inlined, LLVM compared a zero-extended copy and passed the
+/// original, which the verifier rejects as unbounded).
+#[inline(never)]
+fn copy_user(dst: *mut u8, src: u64, n: u64) -> u64 {
+    let mut n = n;
+    if n > IOCTL_DATA_MAX as u64 {
+        n = IOCTL_DATA_MAX as u64;
+    }
+    if n == 0 {
+        return 0;
     }
     // SAFETY: `dst` has room for IOCTL_DATA_MAX bytes; the helper checks the
     // user address.
-    unsafe { bpf_probe_read_user(dst.cast::<c_void>(), n, src as *const c_void) == 0 }
+    if unsafe { bpf_probe_read_user(dst.cast::<c_void>(), n as u32, src as *const c_void) } == 0 {
+        n
+    } else {
+        0
+    }
+}
+
+/// [`copy_user`] for a user array: at most [`ARRAY_DATA_MAX`] bytes.
+#[inline(never)]
+fn copy_array(dst: *mut u8, src: u64, n: u64) -> u64 {
+    let mut n = n;
+    if n > ARRAY_DATA_MAX as u64 {
+        n = ARRAY_DATA_MAX as u64;
+    }
+    if n == 0 {
+        return 0;
+    }
+    // SAFETY: `dst` has room for ARRAY_DATA_MAX bytes; the helper checks
+    // the user address.
+    if unsafe { bpf_probe_read_user(dst.cast::<c_void>(), n as u32, src as *const c_void) } == 0 {
+        n
+    } else {
+        0
+    }
 }
 
 /// Reads the user array of `plan` into `dst` (room for [`ARRAY_DATA_MAX`]
@@ -248,21 +285,15 @@ fn read_array(dst: *mut u8, st: *const u8, st_len: u32, plan: tracer_common::ioc
         ArrayLen::Entries(n) => u64::from(n),
         ArrayLen::EntriesOf(off) => u64::from(field::<u32>(st, st_len, off)),
     };
-    let mut n = count * each;
+    let n = count * each;
     if ptr == 0 || n == 0 {
         return 0;
     }
-    if n > ARRAY_DATA_MAX as u64 {
-        n = ARRAY_DATA_MAX as u64;
+    let got = copy_array(dst, ptr, n);
+    if got == 0 {
+        dropped(drop_reason::READ_FAILED);
     }
-    let n = n as u32;
-    // SAFETY: `dst` has room for ARRAY_DATA_MAX bytes; the helper checks
-    // the user address.
-    if unsafe { bpf_probe_read_user(dst.cast::<c_void>(), n, ptr as *const c_void) } == 0 {
-        return n;
-    }
-    dropped(drop_reason::READ_FAILED);
-    0
+    got as u32
 }
 
 /// The little-endian field at `off` of the `len` captured struct bytes at

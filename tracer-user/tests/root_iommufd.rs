@@ -109,63 +109,282 @@ const fn bytes(ptr: usize, count: usize) -> Option<Arr> {
 }
 
 const CMDS: &[Cmd] = &[
-    Cmd { cmd: 0x3B80, kind: "iommufd_destroy", known: 8, handle: "iommufd", size: "size",
-        fields: &[i("id", 4, 4)], arr: None },
-    Cmd { cmd: 0x3B81, kind: "ioas_alloc", known: 12, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), o("out_ioas_id", 8, 4)], arr: None },
-    Cmd { cmd: 0x3B82, kind: "ioas_allow_iovas", known: 24, handle: "iommufd", size: "size",
-        fields: &[i("ioas_id", 4, 4), i("num_iovas", 8, 4), i("allowed_iovas", 16, 8)],
-        arr: ranges("iovas") },
-    Cmd { cmd: 0x3B83, kind: "ioas_copy", known: 40, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), i("dst_ioas_id", 8, 4), i("src_ioas_id", 12, 4), i("length", 16, 8),
-            i("dst_iova", 24, 8), i("src_iova", 32, 8), o("out_dst_iova", 24, 8)], arr: None },
-    Cmd { cmd: 0x3B84, kind: "ioas_iova_ranges", known: 32, handle: "iommufd", size: "size",
-        fields: &[i("ioas_id", 4, 4), i("num_iovas", 8, 4), i("allowed_iovas", 16, 8),
-            o("out_num_iovas", 8, 4), o("out_iova_alignment", 24, 8)],
-        arr: ranges("iovas") },
-    Cmd { cmd: 0x3B87, kind: "iommufd_option", known: 24, handle: "iommufd", size: "size",
-        fields: &[i("option_id", 4, 4), i("op", 8, 2), i("object_id", 12, 4), i("val64", 16, 8),
-            o("out_val64", 16, 8)], arr: None },
-    Cmd { cmd: 0x3B89, kind: "hwpt_alloc", known: 48, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), i("dev_id", 8, 4), i("pt_id", 12, 4), o("out_hwpt_id", 16, 4),
-            i("data_type", 24, 4), i("data_len", 28, 4), i("data_uptr", 32, 8), i("fault_id", 40, 4)],
-        arr: bytes(32, 28) },
-    Cmd { cmd: 0x3B8A, kind: "iommufd_hw_info", known: 40, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), i("dev_id", 8, 4), i("data_len", 12, 4), i("data_uptr", 16, 8),
-            i("in_data_type", 24, 4), o("out_data_len", 12, 4), o("out_data_type", 24, 4),
-            o("out_max_pasid_log2", 28, 1), o("out_capabilities", 32, 8)],
-        arr: bytes(16, 12) },
-    Cmd { cmd: 0x3B8B, kind: "hwpt_set_dirty_tracking", known: 16, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), i("hwpt_id", 8, 4)], arr: None },
-    Cmd { cmd: 0x3B8C, kind: "hwpt_get_dirty_bitmap", known: 48, handle: "iommufd", size: "size",
-        fields: &[i("hwpt_id", 4, 4), i("flags", 8, 4), i("iova", 16, 8), i("length", 24, 8),
-            i("page_size", 32, 8), i("data", 40, 8)], arr: None },
-    Cmd { cmd: 0x3B8D, kind: "hwpt_invalidate", known: 32, handle: "iommufd", size: "size",
-        fields: &[i("hwpt_id", 4, 4), i("data_uptr", 8, 8), i("data_type", 16, 4), i("entry_len", 20, 4),
-            i("entry_num", 24, 4), o("out_entry_num", 24, 4)],
-        arr: Some(Arr { ptr: 8, count: 24, each: 0, json: "entries", shape: Shape::Entries { len_at: 20 } }) },
-    Cmd { cmd: 0x3B8E, kind: "fault_queue_alloc", known: 16, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), o("out_fault_id", 8, 4), o("out_fault_fd", 12, 4)], arr: None },
-    Cmd { cmd: 0x3B8F, kind: "ioas_map_file", known: 40, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), i("ioas_id", 8, 4), s("fd", 12), i("start", 16, 8), i("length", 24, 8),
-            i("iova", 32, 8), o("out_iova", 32, 8)], arr: None },
-    Cmd { cmd: 0x3B90, kind: "viommu_alloc", known: 40, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), i("type", 8, 4), i("dev_id", 12, 4), i("hwpt_id", 16, 4),
-            o("out_viommu_id", 20, 4), i("data_len", 24, 4), i("data_uptr", 32, 8)],
-        arr: bytes(32, 24) },
-    Cmd { cmd: 0x3B91, kind: "vdevice_alloc", known: 24, handle: "iommufd", size: "size",
-        fields: &[i("viommu_id", 4, 4), i("dev_id", 8, 4), o("out_vdevice_id", 12, 4), i("virt_id", 16, 8)],
-        arr: None },
-    Cmd { cmd: 0x3B93, kind: "veventq_alloc", known: 32, handle: "iommufd", size: "size",
-        fields: &[i("flags", 4, 4), i("viommu_id", 8, 4), i("type", 12, 4), i("veventq_depth", 16, 4),
-            o("out_veventq_id", 20, 4), o("out_veventq_fd", 24, 4)], arr: None },
-    Cmd { cmd: 0x3B76, kind: "vfio_bind_iommufd", known: 24, handle: "device", size: "argsz",
-        fields: &[i("flags", 4, 4), s("iommufd", 8), o("out_devid", 12, 4), i("token_uuid_ptr", 16, 8)],
-        arr: None },
-    Cmd { cmd: 0x3B77, kind: "vfio_attach_pt", known: 16, handle: "device", size: "argsz",
-        fields: &[i("flags", 4, 4), i("pt_id", 8, 4), o("out_pt_id", 8, 4), i("pasid", 12, 4)], arr: None },
-    Cmd { cmd: 0x3B78, kind: "vfio_detach_pt", known: 12, handle: "device", size: "argsz",
-        fields: &[i("flags", 4, 4), i("pasid", 8, 4)], arr: None },
+    Cmd {
+        cmd: 0x3B80,
+        kind: "iommufd_destroy",
+        known: 8,
+        handle: "iommufd",
+        size: "size",
+        fields: &[i("id", 4, 4)],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B81,
+        kind: "ioas_alloc",
+        known: 12,
+        handle: "iommufd",
+        size: "size",
+        fields: &[i("flags", 4, 4), o("out_ioas_id", 8, 4)],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B82,
+        kind: "ioas_allow_iovas",
+        known: 24,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("ioas_id", 4, 4),
+            i("num_iovas", 8, 4),
+            i("allowed_iovas", 16, 8),
+        ],
+        arr: ranges("iovas"),
+    },
+    Cmd {
+        cmd: 0x3B83,
+        kind: "ioas_copy",
+        known: 40,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("flags", 4, 4),
+            i("dst_ioas_id", 8, 4),
+            i("src_ioas_id", 12, 4),
+            i("length", 16, 8),
+            i("dst_iova", 24, 8),
+            i("src_iova", 32, 8),
+            o("out_dst_iova", 24, 8),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B84,
+        kind: "ioas_iova_ranges",
+        known: 32,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("ioas_id", 4, 4),
+            i("num_iovas", 8, 4),
+            i("allowed_iovas", 16, 8),
+            o("out_num_iovas", 8, 4),
+            o("out_iova_alignment", 24, 8),
+        ],
+        arr: ranges("iovas"),
+    },
+    Cmd {
+        cmd: 0x3B87,
+        kind: "iommufd_option",
+        known: 24,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("option_id", 4, 4),
+            i("op", 8, 2),
+            i("object_id", 12, 4),
+            i("val64", 16, 8),
+            o("out_val64", 16, 8),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B89,
+        kind: "hwpt_alloc",
+        known: 48,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("flags", 4, 4),
+            i("dev_id", 8, 4),
+            i("pt_id", 12, 4),
+            o("out_hwpt_id", 16, 4),
+            i("data_type", 24, 4),
+            i("data_len", 28, 4),
+            i("data_uptr", 32, 8),
+            i("fault_id", 40, 4),
+        ],
+        arr: bytes(32, 28),
+    },
+    Cmd {
+        cmd: 0x3B8A,
+        kind: "iommufd_hw_info",
+        known: 40,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("flags", 4, 4),
+            i("dev_id", 8, 4),
+            i("data_len", 12, 4),
+            i("data_uptr", 16, 8),
+            i("in_data_type", 24, 4),
+            o("out_data_len", 12, 4),
+            o("out_data_type", 24, 4),
+            o("out_max_pasid_log2", 28, 1),
+            o("out_capabilities", 32, 8),
+        ],
+        arr: bytes(16, 12),
+    },
+    Cmd {
+        cmd: 0x3B8B,
+        kind: "hwpt_set_dirty_tracking",
+        known: 16,
+        handle: "iommufd",
+        size: "size",
+        fields: &[i("flags", 4, 4), i("hwpt_id", 8, 4)],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B8C,
+        kind: "hwpt_get_dirty_bitmap",
+        known: 48,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("hwpt_id", 4, 4),
+            i("flags", 8, 4),
+            i("iova", 16, 8),
+            i("length", 24, 8),
+            i("page_size", 32, 8),
+            i("data", 40, 8),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B8D,
+        kind: "hwpt_invalidate",
+        known: 32,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("hwpt_id", 4, 4),
+            i("data_uptr", 8, 8),
+            i("data_type", 16, 4),
+            i("entry_len", 20, 4),
+            i("entry_num", 24, 4),
+            o("out_entry_num", 24, 4),
+        ],
+        arr: Some(Arr {
+            ptr: 8,
+            count: 24,
+            each: 0,
+            json: "entries",
+            shape: Shape::Entries { len_at: 20 },
+        }),
+    },
+    Cmd {
+        cmd: 0x3B8E,
+        kind: "fault_queue_alloc",
+        known: 16,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("flags", 4, 4),
+            o("out_fault_id", 8, 4),
+            o("out_fault_fd", 12, 4),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B8F,
+        kind: "ioas_map_file",
+        known: 40,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("flags", 4, 4),
+            i("ioas_id", 8, 4),
+            s("fd", 12),
+            i("start", 16, 8),
+            i("length", 24, 8),
+            i("iova", 32, 8),
+            o("out_iova", 32, 8),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B90,
+        kind: "viommu_alloc",
+        known: 40,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("flags", 4, 4),
+            i("type", 8, 4),
+            i("dev_id", 12, 4),
+            i("hwpt_id", 16, 4),
+            o("out_viommu_id", 20, 4),
+            i("data_len", 24, 4),
+            i("data_uptr", 32, 8),
+        ],
+        arr: bytes(32, 24),
+    },
+    Cmd {
+        cmd: 0x3B91,
+        kind: "vdevice_alloc",
+        known: 24,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("viommu_id", 4, 4),
+            i("dev_id", 8, 4),
+            o("out_vdevice_id", 12, 4),
+            i("virt_id", 16, 8),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B93,
+        kind: "veventq_alloc",
+        known: 32,
+        handle: "iommufd",
+        size: "size",
+        fields: &[
+            i("flags", 4, 4),
+            i("viommu_id", 8, 4),
+            i("type", 12, 4),
+            i("veventq_depth", 16, 4),
+            o("out_veventq_id", 20, 4),
+            o("out_veventq_fd", 24, 4),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B76,
+        kind: "vfio_bind_iommufd",
+        known: 24,
+        handle: "device",
+        size: "argsz",
+        fields: &[
+            i("flags", 4, 4),
+            s("iommufd", 8),
+            o("out_devid", 12, 4),
+            i("token_uuid_ptr", 16, 8),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B77,
+        kind: "vfio_attach_pt",
+        known: 16,
+        handle: "device",
+        size: "argsz",
+        fields: &[
+            i("flags", 4, 4),
+            i("pt_id", 8, 4),
+            o("out_pt_id", 8, 4),
+            i("pasid", 12, 4),
+        ],
+        arr: None,
+    },
+    Cmd {
+        cmd: 0x3B78,
+        kind: "vfio_detach_pt",
+        known: 12,
+        handle: "device",
+        size: "argsz",
+        fields: &[i("flags", 4, 4), i("pasid", 8, 4)],
+        arr: None,
+    },
 ];
 
 /// xorshift64*: the test's randomness, seeded from the clock (printed).
@@ -256,6 +475,8 @@ impl Drop for Guarded {
 /// One issued call and what its event must say.
 struct Call {
     kind: &'static str,
+    /// The JSON name of the fd's handle.
+    handle: &'static str,
     expect: Vec<(&'static str, Value)>,
 }
 
@@ -301,7 +522,14 @@ fn sizes(known: usize, rng: &mut Rng) -> [usize; 4] {
 
 /// Builds one call of `c` with `size`, issues it, and returns what its
 /// event must say.
-fn issue(c: &Cmd, size: usize, fd: i32, page: &Guarded, arrays: &mut Vec<Vec<u8>>, rng: &mut Rng) -> Call {
+fn issue(
+    c: &Cmd,
+    size: usize,
+    fd: i32,
+    page: &Guarded,
+    arrays: &mut Vec<Vec<u8>>,
+    rng: &mut Rng,
+) -> Call {
     let mut st = vec![0u8; size];
     rng.fill(&mut st);
     put(&mut st, 0, 4, size as u64);
@@ -337,10 +565,15 @@ fn issue(c: &Cmd, size: usize, fd: i32, page: &Guarded, arrays: &mut Vec<Vec<u8>
     // What the probe captures: min(size, known) bytes at enter and at exit.
     let n = size.min(c.known);
     let (cin, cout) = (&st[..n], &after[..n]);
-    let mut expect: Vec<(&'static str, Value)> = vec![(c.size, json!(size)), ("errno", json!(ENOTTY))];
+    let mut expect: Vec<(&'static str, Value)> =
+        vec![(c.size, json!(size)), ("errno", json!(ENOTTY))];
     for &F(name, off, w, signed, src) in c.fields {
         let v = rd(if matches!(src, Src::In) { cin } else { cout }, off, w);
-        let v = if signed { json!(v as u32 as i32) } else { json!(v) };
+        let v = if signed {
+            json!(v as u32 as i32)
+        } else {
+            json!(v)
+        };
         expect.push((name, v));
     }
     if let Some(a) = c.arr {
@@ -350,7 +583,11 @@ fn issue(c: &Cmd, size: usize, fd: i32, page: &Guarded, arrays: &mut Vec<Vec<u8>
             Shape::Entries { len_at } => rd(cin, len_at, 4),
             _ => a.each as u64,
         };
-        let got = if ptr == 0 { 0 } else { (count * each).min(ARRAY_MAX as u64) as usize };
+        let got = if ptr == 0 {
+            0
+        } else {
+            (count * each).min(ARRAY_MAX as u64) as usize
+        };
         let arr = &array[..got.min(array.len())];
         let v = match a.shape {
             Shape::Bytes => json!(arr),
@@ -373,7 +610,11 @@ fn issue(c: &Cmd, size: usize, fd: i32, page: &Guarded, arrays: &mut Vec<Vec<u8>
                     (0..count as usize)
                         .take(MAX_ENTRIES)
                         .take_while(|j| (j + 1) * len <= arr.len())
-                        .map(|j| json!((0..len / 8).map(|k| rd(arr, j * len + 8 * k, 8)).collect::<Vec<_>>()))
+                        .map(|j| {
+                            json!((0..len / 8)
+                                .map(|k| rd(arr, j * len + 8 * k, 8))
+                                .collect::<Vec<_>>())
+                        })
                         .collect()
                 };
                 json!(e)
@@ -383,7 +624,10 @@ fn issue(c: &Cmd, size: usize, fd: i32, page: &Guarded, arrays: &mut Vec<Vec<u8>
         if c.kind == "hwpt_alloc" {
             let t = rd(cin, 24, 4);
             let ste: Vec<u64> = if t == 2 {
-                (0..2).filter(|k| 8 * k + 8 <= arr.len()).map(|k| rd(arr, 8 * k, 8)).collect()
+                (0..2)
+                    .filter(|k| 8 * k + 8 <= arr.len())
+                    .map(|k| rd(arr, 8 * k, 8))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -394,7 +638,11 @@ fn issue(c: &Cmd, size: usize, fd: i32, page: &Guarded, arrays: &mut Vec<Vec<u8>
             expect.push(("s1_flags", json!(if vtd { rd(arr, 0, 8) } else { 0 })));
         }
     }
-    Call { kind: c.kind, expect }
+    Call {
+        kind: c.kind,
+        handle: c.handle,
+        expect,
+    }
 }
 
 #[test]
@@ -472,14 +720,22 @@ fn random_iommufd_and_cdev_ioctls_are_decoded_with_every_field() {
         .arg(&trace)
         .output()
         .unwrap();
-    assert!(out.status.success(), "export: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "export: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).expect("each line is JSON"))
         .collect();
     let ours: Vec<&Value> = lines.iter().filter(|l| l["pid"] == pid).collect();
-    assert_eq!(ours.len(), calls.len(), "one event per call (seed {seed}): {ours:#?}");
+    assert_eq!(
+        ours.len(),
+        calls.len(),
+        "one event per call (seed {seed}): {ours:#?}"
+    );
     let handle = (u64::from(pid) << 32) | fd as u64;
     let mut wrong = Vec::new();
     for (call, ev) in calls.iter().zip(&ours) {
@@ -487,16 +743,23 @@ fn random_iommufd_and_cdev_ioctls_are_decoded_with_every_field() {
             wrong.push(format!("expected a {} event, got {ev}", call.kind));
             continue;
         }
-        let h = if call.kind.starts_with("vfio_") { "device" } else { "iommufd" };
         let mut expect = call.expect.clone();
-        expect.push((h, json!(handle)));
+        expect.push((call.handle, json!(handle)));
         for (field, want) in &expect {
             if &ev[*field] != want {
-                wrong.push(format!("{} {field}: want {want}, got {} in {ev}", call.kind, ev[*field]));
+                wrong.push(format!(
+                    "{} {field}: want {want}, got {} in {ev}",
+                    call.kind, ev[*field]
+                ));
             }
         }
     }
-    assert!(wrong.is_empty(), "seed {seed}: {} mismatches:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "seed {seed}: {} mismatches:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 
     // Health: nothing dropped, both probes counted every call.
     let drops: Vec<&Value> = lines.iter().filter(|l| l["kind"] == "drops").collect();
@@ -510,7 +773,11 @@ fn random_iommufd_and_cdev_ioctls_are_decoded_with_every_field() {
             .rev()
             .find(|s| s["kind"] == "probe_status" && s["probe"] == probe)
             .unwrap_or_else(|| panic!("{probe} status missing"));
-        assert_eq!(last["hits"].as_u64(), Some(calls.len() as u64), "{probe}: {last}");
+        assert_eq!(
+            last["hits"].as_u64(),
+            Some(calls.len() as u64),
+            "{probe}: {last}"
+        );
     }
     drop(arrays);
     let _ = std::fs::remove_dir_all(&dir);

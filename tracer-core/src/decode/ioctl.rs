@@ -176,7 +176,8 @@ fn decode_fields(rec: &Ioctl<'_>) -> Result<EventKind, DecodeError> {
                 data_arr: rec.data_arr,
                 errno,
             };
-            return super::ioctl_iommufd::decode(other, &io).ok_or(DecodeError::UnknownIoctl(other));
+            return super::ioctl_iommufd::decode(other, &io)
+                .ok_or(DecodeError::UnknownIoctl(other));
         }
     })
 }

@@ -252,7 +252,10 @@ fn hwpt_alloc(io: &Io<'_>) -> EventKind {
     let data_type = i.u32(24);
     let vtd = data_type == HWPT_DATA_VTD_S1;
     let ste = if data_type == HWPT_DATA_ARM_SMMUV3 {
-        (0..2).filter(|k| a.has(8 * k, 8)).map(|k| a.u64(8 * k)).collect()
+        (0..2)
+            .filter(|k| a.has(8 * k, 8))
+            .map(|k| a.u64(8 * k))
+            .collect()
     } else {
         Vec::new()
     };

@@ -159,3 +159,5 @@ fn errno_of(ret: i64) -> i32 {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_iommufd;

@@ -24,10 +24,21 @@ pub enum Object {
         data_type: u32,
     },
     /// A HWPT the kernel created itself at attach (the id ATTACH returned).
-    AutoHwpt { ioas_id: u32 },
-    Viommu { hwpt_id: u32, dev_id: u32 },
-    Vdevice { viommu_id: u32, dev_id: u32, virt_id: u64 },
-    Veventq { viommu_id: u32 },
+    AutoHwpt {
+        ioas_id: u32,
+    },
+    Viommu {
+        hwpt_id: u32,
+        dev_id: u32,
+    },
+    Vdevice {
+        viommu_id: u32,
+        dev_id: u32,
+        virt_id: u64,
+    },
+    Veventq {
+        viommu_id: u32,
+    },
     FaultQueue,
 }
 
@@ -130,8 +141,10 @@ impl IommufdState {
                 // Attached to an IOAS, the kernel made a HWPT and returned its id.
                 let asked = self.objects.get(&(iommufd, a.pt_id));
                 if a.out_pt_id != a.pt_id && asked == Some(&Object::Ioas) {
-                    self.objects
-                        .insert((iommufd, a.out_pt_id), Object::AutoHwpt { ioas_id: a.pt_id });
+                    self.objects.insert(
+                        (iommufd, a.out_pt_id),
+                        Object::AutoHwpt { ioas_id: a.pt_id },
+                    );
                 }
             }
             EventKind::VfioDetachPt(d) if d.flags == 0 => {
@@ -160,21 +173,87 @@ mod tests {
         let dev = fd_handle(77, 9);
         let mut s = IommufdState::default();
         let evs = [
-            t.at(1, IoasAlloc { iommufd: fd, size: 12, flags: 0, out_ioas_id: 2, errno: 0 }),
-            t.at(2, VfioBindIommufd { device: dev, argsz: 16, flags: 0, iommufd: 5, out_devid: 1, token_uuid_ptr: 0, errno: 0 }),
-            t.at(3, VfioAttachPt { device: dev, argsz: 16, flags: 0, pt_id: 2, out_pt_id: 3, pasid: 0, errno: 0 }),
+            t.at(
+                1,
+                IoasAlloc {
+                    iommufd: fd,
+                    size: 12,
+                    flags: 0,
+                    out_ioas_id: 2,
+                    errno: 0,
+                },
+            ),
+            t.at(
+                2,
+                VfioBindIommufd {
+                    device: dev,
+                    argsz: 16,
+                    flags: 0,
+                    iommufd: 5,
+                    out_devid: 1,
+                    token_uuid_ptr: 0,
+                    errno: 0,
+                },
+            ),
+            t.at(
+                3,
+                VfioAttachPt {
+                    device: dev,
+                    argsz: 16,
+                    flags: 0,
+                    pt_id: 2,
+                    out_pt_id: 3,
+                    pasid: 0,
+                    errno: 0,
+                },
+            ),
         ];
         for e in &evs {
             s.apply(e);
         }
-        assert_eq!(s.device((0, fd), 1), Some(&Binding { device: dev, attached: Some(3) }));
-        assert_eq!(s.objects.get(&((0, fd), 3)), Some(&Object::AutoHwpt { ioas_id: 2 }));
+        assert_eq!(
+            s.device((0, fd), 1),
+            Some(&Binding {
+                device: dev,
+                attached: Some(3)
+            })
+        );
+        assert_eq!(
+            s.objects.get(&((0, fd), 3)),
+            Some(&Object::AutoHwpt { ioas_id: 2 })
+        );
         // A failed call changes nothing.
-        s.apply(&t.at(4, VfioDetachPt { device: dev, argsz: 12, flags: 0, pasid: 0, errno: 22 }));
+        s.apply(&t.at(
+            4,
+            VfioDetachPt {
+                device: dev,
+                argsz: 12,
+                flags: 0,
+                pasid: 0,
+                errno: 22,
+            },
+        ));
         assert_eq!(s.device((0, fd), 1).unwrap().attached, Some(3));
-        s.apply(&t.at(5, VfioDetachPt { device: dev, argsz: 12, flags: 0, pasid: 0, errno: 0 }));
+        s.apply(&t.at(
+            5,
+            VfioDetachPt {
+                device: dev,
+                argsz: 12,
+                flags: 0,
+                pasid: 0,
+                errno: 0,
+            },
+        ));
         assert_eq!(s.device((0, fd), 1).unwrap().attached, None);
-        s.apply(&t.at(6, IommufdDestroy { iommufd: fd, size: 8, id: 2, errno: 0 }));
+        s.apply(&t.at(
+            6,
+            IommufdDestroy {
+                iommufd: fd,
+                size: 8,
+                id: 2,
+                errno: 0,
+            },
+        ));
         assert!(!s.objects.contains_key(&((0, fd), 2)));
     }
 }

@@ -278,7 +278,12 @@ fn copy_array(dst: *mut u8, src: u64, n: u64) -> u64 {
 /// Returns the bytes copied, at most [`ARRAY_DATA_MAX`] (0: no array, or
 /// the read faulted, counted in `DROPS`).
 #[inline(always)]
-fn read_array(dst: *mut u8, st: *const u8, st_len: u32, plan: tracer_common::ioctl::ArrayPlan) -> u32 {
+fn read_array(
+    dst: *mut u8,
+    st: *const u8,
+    st_len: u32,
+    plan: tracer_common::ioctl::ArrayPlan,
+) -> u32 {
     let ptr = field::<u64>(st, st_len, plan.ptr_off);
     let count = u64::from(field::<u32>(st, st_len, plan.count_off));
     let each = match plan.len {

@@ -183,7 +183,10 @@ impl ChunkDecoder {
             return c.err(format!("reserved tag bit set in {tag:#x}"));
         }
         let kind_id = match tag & KIND_MASK {
-            KIND_EXT => match u8::try_from(c.u64()?).ok().and_then(|x| x.checked_add(KIND_EXT)) {
+            KIND_EXT => match u8::try_from(c.u64()?)
+                .ok()
+                .and_then(|x| x.checked_add(KIND_EXT))
+            {
                 Some(id) => id,
                 None => return c.err("kind id beyond 255".to_string()),
             },

@@ -45,7 +45,7 @@ impl fmt::Display for HwptAlloc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "iommufd={} size={} flags={:#x} dev_id={} pt_id={} out_hwpt_id={} data_type={} data_len={} data_uptr={:#x} fault_id={} pgtbl_addr={:#x} addr_width={} s1_flags={:#x}",
+            "iommufd={} size={} flags={:#x} dev_id={} pt_id={} out_hwpt_id={} data_type={} data_len={} data_uptr={:#x} fault_id={}",
             handle(self.iommufd),
             self.size,
             self.flags,
@@ -56,15 +56,25 @@ impl fmt::Display for HwptAlloc {
             self.data_len,
             self.data_uptr,
             self.fault_id,
-            self.pgtbl_addr,
-            self.addr_width,
-            self.s1_flags,
         )?;
+        // The decoded vendor fields of the data's type, then the raw bytes.
+        if self.data_type == DATA_VTD_S1 {
+            write!(
+                f,
+                " s1_flags={:#x} pgtbl_addr={:#x} addr_width={}",
+                self.s1_flags, self.pgtbl_addr, self.addr_width
+            )?;
+        }
+        if !self.ste.is_empty() {
+            write_list(f, "ste", &self.ste, |f, x| write!(f, "{x:#x}"), " ")?;
+        }
         write_list(f, "data", &self.data, |f, b| write!(f, "{b:02x}"), "")?;
-        write_list(f, "ste", &self.ste, |f, x| write!(f, "{x:#x}"), " ")?;
         write_errno(f, self.errno)
     }
 }
+
+/// `IOMMU_HWPT_DATA_VTD_S1`.
+const DATA_VTD_S1: u32 = 1;
 
 impl Kind for HwptAlloc {
     const CATEGORY: Category = Category::Setup;

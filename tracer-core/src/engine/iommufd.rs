@@ -257,3 +257,63 @@ mod tests {
         assert!(!s.objects.contains_key(&((0, fd), 2)));
     }
 }
+
+#[cfg(test)]
+mod engine_tests {
+    use super::*;
+    use crate::engine::{Engine, EngineConfig};
+    use crate::event::build::Task;
+    use crate::event::{HwptAlloc, VfioBindIommufd};
+
+    /// The engine's apply reaches this state (and a HWPT's parent is kept).
+    #[test]
+    fn the_engine_records_bindings_and_hwpts() {
+        let mut eng = Engine::new(Vec::new(), EngineConfig::default());
+        let t = Task::new(0, 50, 50, "qemu");
+        let (fd, dev) = (fd_handle(50, 4), fd_handle(50, 8));
+        eng.apply(&t.at(
+            1,
+            VfioBindIommufd {
+                device: dev,
+                argsz: 24,
+                flags: 0,
+                iommufd: 4,
+                out_devid: 3,
+                token_uuid_ptr: 0,
+                errno: 0,
+            },
+        ));
+        eng.apply(&t.at(
+            2,
+            HwptAlloc {
+                iommufd: fd,
+                size: 48,
+                flags: 1,
+                dev_id: 3,
+                pt_id: 2,
+                out_hwpt_id: 6,
+                data_type: 0,
+                data_len: 0,
+                data_uptr: 0,
+                fault_id: 0,
+                data: Vec::new(),
+                ste: Vec::new(),
+                pgtbl_addr: 0,
+                addr_width: 0,
+                s1_flags: 0,
+                errno: 0,
+            },
+        ));
+        let s = eng.iommufd();
+        assert_eq!(s.device((0, fd), 3).map(|b| b.device), Some(dev));
+        assert_eq!(
+            s.objects.get(&((0, fd), 6)),
+            Some(&Object::Hwpt {
+                pt_id: 2,
+                dev_id: 3,
+                flags: 1,
+                data_type: 0
+            })
+        );
+    }
+}

@@ -122,6 +122,11 @@ impl Engine {
         }
     }
 
+    /// iommufd objects and VFIO-cdev device bindings seen so far.
+    pub fn iommufd(&self) -> &iommufd::IommufdState {
+        &self.state.iommufd
+    }
+
     /// Applies one event; returns its id.
     pub fn apply(&mut self, ev: &Event) -> EvId {
         let id = self.events_seen;

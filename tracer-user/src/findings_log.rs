@@ -31,7 +31,12 @@ impl FindingsLog {
             .create(true)
             .append(true)
             .open(path)
-            .with_context(|| format!("--findings: could not open {} for appending", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "--findings: could not open {} for appending",
+                    path.display()
+                )
+            })?;
         Ok(FindingsLog {
             path: path.to_path_buf(),
             file,
@@ -132,7 +137,10 @@ mod tests {
             .err()
             .expect("no such directory");
         let msg = format!("{e:#}");
-        assert!(msg.contains("--findings: could not open /nonexistent-dir/x/findings.jsonl"), "{msg}");
+        assert!(
+            msg.contains("--findings: could not open /nonexistent-dir/x/findings.jsonl"),
+            "{msg}"
+        );
         assert!(msg.contains("No such file"), "{msg}");
     }
 }

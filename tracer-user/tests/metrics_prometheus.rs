@@ -25,7 +25,9 @@ use std::{
 use tracer_core::{
     event::{Event, NodeInfo, NodeRole},
     tracefile::read_all,
-    wire::{decode_frame, encode_frame, AgentHealth, ByeCode, EventBatch, Goodbye, Hello, Message},
+    wire::{
+        decode_frame, encode_frame, AgentHealth, ByeCode, EventBatch, Goodbye, Hello, Message, Pong,
+    },
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_vfio-trace");
@@ -33,7 +35,10 @@ const TOKEN: &str = "metrics-test-token";
 const NODE: &str = "lab-x86";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn recording() -> PathBuf {
@@ -41,7 +46,8 @@ fn recording() -> PathBuf {
 }
 
 fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
 }
 
 /// Whether prometheus is here; fails under CI when it is not.
@@ -58,7 +64,9 @@ fn have_prometheus() -> bool {
         !ci,
         "{missing:?} not on PATH under CI: `cargo xtask test` installs Debian's prometheus"
     );
-    eprintln!("skipping: {missing:?} not on PATH (apt-get install prometheus, or `cargo xtask test`)");
+    eprintln!(
+        "skipping: {missing:?} not on PATH (apt-get install prometheus, or `cargo xtask test`)"
+    );
     false
 }
 
@@ -70,7 +78,9 @@ struct Proc {
 
 impl Proc {
     fn spawn(mut cmd: Command) -> Proc {
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let err = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -93,7 +103,11 @@ impl Proc {
             if let Some(l) = self.lines.lock().unwrap().iter().find(|l| l.contains(pat)) {
                 return l.clone();
             }
-            assert!(t.elapsed() < within, "no line with {pat:?}; stderr:\n{}", self.text());
+            assert!(
+                t.elapsed() < within,
+                "no line with {pat:?}; stderr:\n{}",
+                self.text()
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
@@ -107,20 +121,29 @@ impl Drop for Proc {
 }
 
 /// A plain HTTP/1.0 GET; returns (status line, body).
-fn http_get(addr: SocketAddr, target: &str) -> (String, String) {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(c, "GET {target} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+fn try_get(addr: SocketAddr, target: &str) -> std::io::Result<(String, String)> {
+    let mut c = TcpStream::connect(addr)?;
+    c.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(c, "GET {target} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
+    c.read_to_string(&mut out)?;
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    Ok((
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    ))
+}
+
+fn http_get(addr: SocketAddr, target: &str) -> (String, String) {
+    try_get(addr, target).unwrap_or_else(|e| panic!("GET http://{addr}{target}: {e}"))
 }
 
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -135,7 +158,8 @@ struct Agent {
 impl Agent {
     fn connect(addr: &str, node: NodeInfo, mono_ns: u64) -> Agent {
         let mut conn = TcpStream::connect(addr).unwrap();
-        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let hello = Message::Hello(Hello {
             tool_version: "metrics-test".into(),
             node,
@@ -145,21 +169,62 @@ impl Agent {
         });
         let mut out = Vec::new();
         encode_frame(&hello, &mut out);
+        let started = Instant::now();
         conn.write_all(&out).unwrap();
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
-        loop {
+        'welcome: loop {
             let n = conn.read(&mut chunk).unwrap();
             assert!(n > 0, "the aggregator closed before its welcome");
             buf.extend_from_slice(&chunk[..n]);
-            if let Some((msg, _)) = decode_frame(&buf, 1 << 20).unwrap() {
-                assert!(matches!(msg, Message::Welcome(_)), "{msg:?}");
-                break;
+            while let Some((msg, used)) = decode_frame(&buf, 1 << 20).unwrap() {
+                buf.drain(..used);
+                match msg {
+                    Message::Welcome(_) => break 'welcome,
+                    Message::Ping(p) => {
+                        // The clock sync: this agent's clock runs on from
+                        // the recording's last event.
+                        let pong = Message::Pong(Pong {
+                            seq: p.seq,
+                            t_ns: p.t_ns,
+                            agent_ns: mono_ns + started.elapsed().as_nanos() as u64,
+                        });
+                        let mut out = Vec::new();
+                        encode_frame(&pong, &mut out);
+                        conn.write_all(&out).unwrap();
+                    }
+                    m => panic!("before the welcome: {m:?}"),
+                }
             }
         }
-        // Pings go unanswered (they refine the clock); nothing else comes.
+        // Whatever comes next (a ping a second) is read and dropped.
         conn.set_read_timeout(None).unwrap();
+        let mut drain = conn.try_clone().unwrap();
+        thread::spawn(move || while matches!(drain.read(&mut chunk), Ok(n) if n > 0) {});
         Agent { conn, seq: 0 }
+    }
+
+    /// Health every second (the agent's heartbeat) until `stop` is set.
+    fn heartbeat(
+        &self,
+        sent: u64,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> thread::JoinHandle<()> {
+        let mut conn = self.conn.try_clone().unwrap();
+        thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let mut out = Vec::new();
+                let health = AgentHealth {
+                    events_sent: sent,
+                    ..Default::default()
+                };
+                encode_frame(&Message::Health(health), &mut out);
+                if conn.write_all(&out).is_err() {
+                    break;
+                }
+                thread::sleep(Duration::from_millis(500));
+            }
+        })
     }
 
     fn send(&mut self, msg: &Message) {
@@ -187,11 +252,17 @@ fn reported_findings() -> BTreeMap<String, u64> {
         .arg(recording())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "the recording has findings: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the recording has findings: {out:?}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut by_rule = BTreeMap::new();
     for f in report["findings"].as_array().unwrap() {
-        *by_rule.entry(f["rule"].as_str().unwrap().to_string()).or_insert(0) += 1;
+        *by_rule
+            .entry(f["rule"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
     }
     by_rule
 }
@@ -200,7 +271,7 @@ fn reported_findings() -> BTreeMap<String, u64> {
 /// Prometheus' HTTP API.
 fn queried_findings(prom: SocketAddr) -> Option<BTreeMap<String, u64>> {
     let q = format!("sum by (rule) (vfio_trace_findings_total{{node=\"{NODE}\"}})");
-    let (status, body) = http_get(prom, &format!("/api/v1/query?query={}", urlencode(&q)));
+    let (status, body) = try_get(prom, &format!("/api/v1/query?query={}", urlencode(&q))).ok()?;
     if !status.contains(" 200") {
         return None;
     }
@@ -214,7 +285,11 @@ fn queried_findings(prom: SocketAddr) -> Option<BTreeMap<String, u64>> {
             .iter()
             .map(|r| {
                 let rule = r["metric"]["rule"].as_str().unwrap_or_default().to_string();
-                let n: f64 = r["value"][1].as_str().unwrap_or("nan").parse().unwrap_or(f64::NAN);
+                let n: f64 = r["value"][1]
+                    .as_str()
+                    .unwrap_or("nan")
+                    .parse()
+                    .unwrap_or(f64::NAN);
                 (rule, n as u64)
             })
             .collect(),
@@ -222,18 +297,31 @@ fn queried_findings(prom: SocketAddr) -> Option<BTreeMap<String, u64>> {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn promtool(args: &[&str], stdin: Option<&str>) -> std::process::Output {
     let mut c = Command::new("promtool");
     c.args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     }
     child.wait_with_output().unwrap()
 }
@@ -262,10 +350,18 @@ fn prometheus_scrapes_the_findings_of_a_lab_recording() {
 
     // vfio-trace as the service runs it (no local probes: no root needed).
     let mut cmd = Command::new(BIN);
-    cmd.args(["check", "--listen", "tcp:0", "--no-local", "--metrics", "127.0.0.1:0", "--findings"])
-        .arg(&findings)
-        .env("VFIO_TRACE_TOKEN", TOKEN)
-        .env("RUST_LOG", "info");
+    cmd.args([
+        "check",
+        "--listen",
+        "tcp:0",
+        "--no-local",
+        "--metrics",
+        "127.0.0.1:0",
+        "--findings",
+    ])
+    .arg(&findings)
+    .env("VFIO_TRACE_TOKEN", TOKEN)
+    .env("RUST_LOG", "info");
     let mut tracer = Proc::spawn(cmd);
     let line = tracer.wait_line("metrics at http://", Duration::from_secs(20));
     let metrics: SocketAddr = line
@@ -292,6 +388,8 @@ fn prometheus_scrapes_the_findings_of_a_lab_recording() {
     let mono = events.last().map_or(0, |e| e.ts_ns);
     let mut agent = Agent::connect(&agents, node, mono);
     agent.events(&events);
+    let stop_beat = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let beat = agent.heartbeat(events.len() as u64, stop_beat.clone());
 
     // Prometheus scrapes it.
     let prom: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -307,7 +405,10 @@ fn prometheus_scrapes_the_findings_of_a_lab_recording() {
     .unwrap();
     let mut pcmd = Command::new("prometheus");
     pcmd.arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address={prom}"));
     let server = Proc::spawn(pcmd);
     let t = Instant::now();
@@ -324,11 +425,17 @@ fn prometheus_scrapes_the_findings_of_a_lab_recording() {
         }
     };
     assert_eq!(got, expected);
+    eprintln!(
+        "Prometheus returned the findings per rule {got:?} after {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
     // The agent is seen connected, and every event counted.
     let up = |q: &str| {
         let (_, body) = http_get(prom, &format!("/api/v1/query?query={}", urlencode(q)));
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v["data"]["result"][0]["value"][1].as_str().map(str::to_string)
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map(str::to_string)
     };
     assert_eq!(up("vfio_trace_agents_connected").as_deref(), Some("1"));
     assert_eq!(
@@ -339,6 +446,7 @@ fn prometheus_scrapes_the_findings_of_a_lab_recording() {
 
     // The page lints clean.
     let (_, page) = http_get(metrics, "/metrics");
+    eprintln!("--- scraped page ---\n{page}");
     let out = promtool(&["check", "metrics"], Some(&page));
     assert!(
         out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
@@ -354,11 +462,15 @@ fn prometheus_scrapes_the_findings_of_a_lab_recording() {
         assert_eq!(v["source"], "live", "{l}");
         assert!(v["time"].as_str().is_some_and(|t| t.ends_with('Z')), "{l}");
         assert!(!v["evidence"].as_array().unwrap().is_empty(), "{l}");
-        *by_rule.entry(v["rule"].as_str().unwrap().to_string()).or_insert(0u64) += 1;
+        *by_rule
+            .entry(v["rule"].as_str().unwrap().to_string())
+            .or_insert(0u64) += 1;
     }
     assert_eq!(by_rule, expected, "{text}");
 
     // The agent leaves; the check ends on SIGINT with the findings' exit code.
+    stop_beat.store(true, std::sync::atomic::Ordering::SeqCst);
+    beat.join().unwrap();
     agent.send(&Message::Goodbye(Goodbye {
         code: ByeCode::Done,
         message: "done".into(),
@@ -371,12 +483,20 @@ fn prometheus_scrapes_the_findings_of_a_lab_recording() {
         if let Some(st) = tracer.child.try_wait().unwrap() {
             break st;
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "check did not stop:\n{}", tracer.text());
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "check did not stop:\n{}",
+            tracer.text()
+        );
         thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(1), "{}", tracer.text());
     let after = std::fs::read_to_string(&findings).unwrap();
-    assert_eq!(after.lines().count(), text.lines().count(), "nothing raised twice:\n{after}");
+    assert_eq!(
+        after.lines().count(),
+        text.lines().count(),
+        "nothing raised twice:\n{after}"
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

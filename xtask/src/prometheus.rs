@@ -11,7 +11,8 @@ use crate::step::{self, cmd};
 const BINARIES: [&str; 2] = ["prometheus", "promtool"];
 
 fn on_path(bin: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
 }
 
 pub fn ensure_installed() -> Result<()> {
@@ -34,13 +35,22 @@ pub fn ensure_installed() -> Result<()> {
     step::run(
         cmd(
             "apt-get",
-            ["install", "-y", "-q", "--no-install-recommends", "prometheus"],
+            [
+                "install",
+                "-y",
+                "-q",
+                "--no-install-recommends",
+                "prometheus",
+            ],
         )
         .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     if std::path::Path::new("/run/systemd/system").is_dir() {
         eprintln!("    the test runs its own server: stopping the service the package started");
-        step::run(&mut cmd("systemctl", ["disable", "--now", "prometheus.service"]))?;
+        step::run(&mut cmd(
+            "systemctl",
+            ["disable", "--now", "prometheus.service"],
+        ))?;
     }
     if let Some(b) = BINARIES.iter().find(|b| !on_path(b)) {
         bail!("`{b}` is still not on PATH after installing prometheus");

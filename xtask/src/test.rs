@@ -36,7 +36,10 @@ pub fn run(a: &TestArgs) -> Result<()> {
         )
     })?;
     // tests/metrics_prometheus.rs scrapes vfio-trace with the real server.
-    step("prometheus for the metrics test", crate::prometheus::ensure_installed)?;
+    step(
+        "prometheus for the metrics test",
+        crate::prometheus::ensure_installed,
+    )?;
     step(
         "unit and integration tests (root probe tests included)",
         || {

@@ -88,7 +88,10 @@ impl Counts {
 
     /// A node's cumulative drop counter for `cause`.
     pub fn drops(&mut self, node: NodeId, cause: &'static str, cumulative: u64) {
-        self.drops.entry((node, cause)).or_default().fold(cumulative);
+        self.drops
+            .entry((node, cause))
+            .or_default()
+            .fold(cumulative);
     }
 
     pub fn count_finding(&mut self, key: FindingKey) {
@@ -140,7 +143,11 @@ impl Counts {
         for ((n, probe), p) in &self.probes {
             let required = if p.required { "true" } else { "false" };
             f.sample(
-                &[("node", &self.node(*n)), ("probe", probe), ("required", required)],
+                &[
+                    ("node", &self.node(*n)),
+                    ("probe", probe),
+                    ("required", required),
+                ],
                 u64::from(p.attached),
             );
         }
@@ -277,7 +284,9 @@ mod tests {
         assert_eq!(v("vfio_trace_pairings"), Some(1));
         assert_eq!(v("vfio_trace_agents_connected"), Some(1));
         assert_eq!(
-            v(r#"vfio_trace_findings_total{rule="VT008",name="map-failed",severity="warning",node="host"}"#),
+            v(
+                r#"vfio_trace_findings_total{rule="VT008",name="map-failed",severity="warning",node="host"}"#
+            ),
             Some(1)
         );
         assert!(page.starts_with("# HELP vfio_trace_build_info "), "{page}");
@@ -307,8 +316,18 @@ mod tests {
     #[test]
     fn counters_never_go_back() {
         let mut c = Counts::default();
-        let hits = |c: &Counts| value(&c.render(), r#"vfio_trace_probe_hits_total{node="node0",probe="p"}"#);
-        let drops = |c: &Counts| value(&c.render(), r#"vfio_trace_drops_total{node="node0",cause="ring_full"}"#);
+        let hits = |c: &Counts| {
+            value(
+                &c.render(),
+                r#"vfio_trace_probe_hits_total{node="node0",probe="p"}"#,
+            )
+        };
+        let drops = |c: &Counts| {
+            value(
+                &c.render(),
+                r#"vfio_trace_drops_total{node="node0",cause="ring_full"}"#,
+            )
+        };
         let mut seen = (0, 0);
         // Cumulative reports, then the source restarts (back to 2), then grows.
         for (h, d) in [(5, 1), (9, 1), (9, 4), (2, 0), (6, 3)] {
@@ -338,6 +357,8 @@ mod tests {
     fn a_node_without_a_name_is_named_by_id() {
         let mut c = Counts::default();
         c.count_event(3, "drops");
-        assert!(c.render().contains(r#"vfio_trace_events_total{node="node3",kind="drops"} 1"#));
+        assert!(c
+            .render()
+            .contains(r#"vfio_trace_events_total{node="node3",kind="drops"} 1"#));
     }
 }

@@ -247,7 +247,12 @@ impl Observer {
         let raised: HashSet<Key> = self.engine.raised().iter().map(key).collect();
         let now = Instant::now();
         let mut standing = HashSet::new();
-        for f in snap.findings.iter().rev().filter(|f| !raised.contains(&key(f))) {
+        for f in snap
+            .findings
+            .iter()
+            .rev()
+            .filter(|f| !raised.contains(&key(f)))
+        {
             let k = key(f);
             standing.insert(k);
             if self.emitted.contains(&k) {

@@ -52,7 +52,9 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
     /// `GET /metrics` (`head_only` for HEAD).
-    Metrics { head_only: bool },
+    Metrics {
+        head_only: bool,
+    },
     NotFound,
     MethodNotAllowed,
     BadRequest,
@@ -109,7 +111,12 @@ pub fn respond(route: &Route, page: impl FnOnce() -> String) -> Vec<u8> {
             "only GET and HEAD\n".into(),
             false,
         ),
-        Route::BadRequest => ("400 Bad Request", "text/plain", "bad request\n".into(), false),
+        Route::BadRequest => (
+            "400 Bad Request",
+            "text/plain",
+            "bad request\n".into(),
+            false,
+        ),
         Route::TooLarge => (
             "431 Request Header Fields Too Large",
             "text/plain",
@@ -239,8 +246,14 @@ mod tests {
     #[test]
     fn addresses() {
         assert_eq!(parse_addr("9464").unwrap().to_string(), "127.0.0.1:9464");
-        assert_eq!(parse_addr("localhost:9464").unwrap().to_string(), "127.0.0.1:9464");
-        assert_eq!(parse_addr("0.0.0.0:9464").unwrap().to_string(), "0.0.0.0:9464");
+        assert_eq!(
+            parse_addr("localhost:9464").unwrap().to_string(),
+            "127.0.0.1:9464"
+        );
+        assert_eq!(
+            parse_addr("0.0.0.0:9464").unwrap().to_string(),
+            "0.0.0.0:9464"
+        );
         assert_eq!(parse_addr("[::1]:9464").unwrap().to_string(), "[::1]:9464");
         for bad in ["", "65536", "host:9464", "127.0.0.1", ":9464", "tcp:9464"] {
             let e = parse_addr(bad).expect_err(bad);
@@ -251,30 +264,55 @@ mod tests {
     #[test]
     fn routes() {
         let r = |s: &str| route(s.as_bytes(), true);
-        assert_eq!(r("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics { head_only: false });
-        assert_eq!(r("GET /metrics?x=1 HTTP/1.0\n\n"), Route::Metrics { head_only: false });
-        assert_eq!(r("HEAD /metrics HTTP/1.1\r\n\r\n"), Route::Metrics { head_only: true });
+        assert_eq!(
+            r("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics { head_only: false }
+        );
+        assert_eq!(
+            r("GET /metrics?x=1 HTTP/1.0\n\n"),
+            Route::Metrics { head_only: false }
+        );
+        assert_eq!(
+            r("HEAD /metrics HTTP/1.1\r\n\r\n"),
+            Route::Metrics { head_only: true }
+        );
         assert_eq!(r("GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
         assert_eq!(r("GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
         assert_eq!(r("POST /metrics HTTP/1.1\r\n\r\n"), Route::MethodNotAllowed);
         assert_eq!(r("GET /metrics\r\n\r\n"), Route::BadRequest);
         assert_eq!(r("GET /metrics SPDY/3\r\n\r\n"), Route::BadRequest);
-        assert_eq!(r("GET http://x/metrics HTTP/1.1\r\n\r\n"), Route::BadRequest);
-        assert_eq!(route(b"\xff\xfe /metrics HTTP/1.1\r\n\r\n", true), Route::BadRequest);
+        assert_eq!(
+            r("GET http://x/metrics HTTP/1.1\r\n\r\n"),
+            Route::BadRequest
+        );
+        assert_eq!(
+            route(b"\xff\xfe /metrics HTTP/1.1\r\n\r\n", true),
+            Route::BadRequest
+        );
         assert_eq!(route(&[b'a'; MAX_HEAD], false), Route::TooLarge);
         assert_eq!(route(b"GET /metr", false), Route::BadRequest);
     }
 
     #[test]
     fn responses() {
-        let ok = String::from_utf8(respond(&Route::Metrics { head_only: false }, || "x 1\n".into())).unwrap();
+        let ok = String::from_utf8(respond(&Route::Metrics { head_only: false }, || {
+            "x 1\n".into()
+        }))
+        .unwrap();
         assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
         assert!(ok.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
         assert!(ok.contains("Content-Length: 4\r\n"));
         assert!(ok.ends_with("\r\n\r\nx 1\n"));
-        let head = String::from_utf8(respond(&Route::Metrics { head_only: true }, || "x 1\n".into())).unwrap();
-        assert!(head.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"), "{head}");
-        let nf = String::from_utf8(respond(&Route::NotFound, || unreachable!("not rendered"))).unwrap();
+        let head = String::from_utf8(respond(&Route::Metrics { head_only: true }, || {
+            "x 1\n".into()
+        }))
+        .unwrap();
+        assert!(
+            head.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"),
+            "{head}"
+        );
+        let nf =
+            String::from_utf8(respond(&Route::NotFound, || unreachable!("not rendered"))).unwrap();
         assert!(nf.starts_with("HTTP/1.1 404 Not Found\r\n"));
         let m = String::from_utf8(respond(&Route::MethodNotAllowed, String::new)).unwrap();
         assert!(m.contains("Allow: GET, HEAD\r\n"));

@@ -123,7 +123,10 @@ mod tests {
         let mut e = Exposition::new();
         e.family("vt_events_total", Kind::Counter, "Events seen.")
             .sample(&[("node", "l1"), ("kind", "vfio_map_dma")], 3)
-            .sample(&[("node", "l2"), ("kind", "viommu_req")], 18_446_744_073_709_551_615);
+            .sample(
+                &[("node", "l2"), ("kind", "viommu_req")],
+                18_446_744_073_709_551_615,
+            );
         e.family("vt_up", Kind::Gauge, "Up.").sample(&[], 1);
         e.family("vt_empty", Kind::Gauge, "No samples yet.");
         assert_eq!(
@@ -152,7 +155,10 @@ mod tests {
         let text = e.finish();
         assert_eq!(text.lines().count(), 3, "no raw line feed survives: {text}");
         assert!(text.contains("# HELP vt_x a\\\\b\\nc\n"), "{text}");
-        assert!(text.contains("vt_x{node=\"we\\\"ird\\\\\\nname\"} 0\n"), "{text}");
+        assert!(
+            text.contains("vt_x{node=\"we\\\"ird\\\\\\nname\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[test]

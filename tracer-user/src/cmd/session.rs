@@ -82,12 +82,11 @@ impl Session {
         // Observing: the sources send to the observer, which passes the
         // batches on to `events`.
         let mut observer = Observer::new(observe, &node)?;
-        let (tx, observed) = match observer.is_some() {
-            true => {
-                let (tx_in, rx_in) = mpsc::channel(256);
-                (tx_in, Some((rx_in, tx)))
-            }
-            false => (tx, None),
+        let (tx, observed) = if observer.is_some() {
+            let (tx_in, rx_in) = mpsc::channel(256);
+            (tx_in, Some((rx_in, tx)))
+        } else {
+            (tx, None)
         };
         // Listeners first: a bad address fails before probes attach.
         let remote = if listen.is_empty() {

@@ -81,6 +81,30 @@ pub struct RemoteArgs {
     pub token: Option<String>,
 }
 
+/// `--metrics` and `--findings` (live, record, check; with `--listen`, the
+/// aggregator's view of every agent).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ObserveArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics: PORT (loopback),
+    /// HOST:PORT or [IPv6]:PORT (another machine can reach it only when
+    /// you name such an address, e.g. 0.0.0.0:9464).
+    #[arg(long, value_name = "ADDR", value_parser = crate::metrics::server::parse_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Append each finding to FILE as one JSON line as it is raised
+    /// (flushed per line, for log shippers).
+    #[arg(long, value_name = "FILE")]
+    pub findings: Option<PathBuf>,
+}
+
+impl ObserveArgs {
+    pub fn config(&self) -> crate::metrics::ObserveConfig {
+        crate::metrics::ObserveConfig {
+            metrics: self.metrics,
+            findings: self.findings.clone(),
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone, Default)]
 pub struct LiveArgs {
     #[command(flatten)]
@@ -88,6 +112,8 @@ pub struct LiveArgs {
     /// Print events and findings as text instead of the terminal UI.
     #[arg(long)]
     pub no_tui: bool,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
     /// Stop after this long (e.g. 500ms, 5s, 2m, 1h30m; plain numbers are
     /// seconds; more than 0, at most 10 years).
     #[arg(long, value_parser = parse_duration)]
@@ -113,6 +139,8 @@ pub struct RecordArgs {
     /// No status line on stderr.
     #[arg(short, long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
     /// Run this command and record until it exits (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -162,6 +190,8 @@ pub struct CheckArgs {
     /// Read what can be read from damaged files.
     #[arg(long)]
     pub salvage: bool,
+    #[command(flatten)]
+    pub observe: ObserveArgs,
     /// Live: trace while this command runs (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -4,6 +4,8 @@
 
 mod cli;
 mod cmd;
+mod findings_log;
+mod metrics;
 mod net;
 mod node;
 mod probes;

@@ -8,6 +8,7 @@ mod build;
 mod fuzz;
 mod lab;
 mod probecheck;
+mod prometheus;
 mod setup;
 mod step;
 mod test;

@@ -35,6 +35,11 @@ pub fn run(a: &TestArgs) -> Result<()> {
             cmd("cargo", ["clippy", "--all-targets", "--", "-D", "warnings"]).current_dir(&root),
         )
     })?;
+    // tests/metrics_prometheus.rs scrapes vfio-trace with the real server.
+    step(
+        "prometheus for the metrics test",
+        crate::prometheus::ensure_installed,
+    )?;
     step(
         "unit and integration tests (root probe tests included)",
         || {

@@ -57,6 +57,32 @@ pub struct ReportFinding {
     pub evidence_text: Vec<String>,
 }
 
+impl ReportFinding {
+    /// The report's form of `f`: `evidence` are its evidence events found
+    /// (those not found are left out), `suspect` whether missing data may
+    /// have caused it.
+    pub fn new(f: Finding, evidence: &[&Event], nodes: &[NodeInfo], suspect: bool) -> Self {
+        ReportFinding {
+            rule: f.rule.id().to_string(),
+            name: f.rule.name().to_string(),
+            severity: f.rule.severity(),
+            message: f.message,
+            node: f.node.map(|n| node_name(nodes, n).into_owned()),
+            device: f.device.map(|d| d.to_string()),
+            address: f.address,
+            possibly_caused_by_missing_data: suspect,
+            evidence: evidence
+                .iter()
+                .map(|e| {
+                    serde_json::from_str(&to_jsonl_line(e, nodes))
+                        .unwrap_or(serde_json::Value::Null)
+                })
+                .collect(),
+            evidence_text: evidence.iter().map(|e| format_event(e, nodes)).collect(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MissingProbe {
     pub node: String,
@@ -137,27 +163,11 @@ impl Report {
                             .and_then(|i| events.get(i).copied())
                     })
                     .collect();
-                ReportFinding {
-                    rule: f.rule.id().to_string(),
-                    name: f.rule.name().to_string(),
-                    severity: f.rule.severity(),
-                    message: f.message,
-                    node: f.node.map(|n| node_name(nodes, n).into_owned()),
-                    device: f.device.map(|d| d.to_string()),
-                    address: f.address,
-                    possibly_caused_by_missing_data: suspect_from.is_some_and(|from| {
-                        let at = usize::try_from(f.at).ok().and_then(|i| events.get(i));
-                        at.is_none_or(|e| aligned_ns(e, nodes) >= from)
-                    }),
-                    evidence: evs
-                        .iter()
-                        .map(|e| {
-                            serde_json::from_str(&to_jsonl_line(e, nodes))
-                                .unwrap_or(serde_json::Value::Null)
-                        })
-                        .collect(),
-                    evidence_text: evs.iter().map(|e| format_event(e, nodes)).collect(),
-                }
+                let suspect = suspect_from.is_some_and(|from| {
+                    let at = usize::try_from(f.at).ok().and_then(|i| events.get(i));
+                    at.is_none_or(|e| aligned_ns(e, nodes) >= from)
+                });
+                ReportFinding::new(f, &evs, nodes, suspect)
             })
             .collect();
         let health = engine.health();

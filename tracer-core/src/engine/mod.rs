@@ -181,6 +181,14 @@ impl Engine {
         &self.state.health
     }
 
+    /// The findings raised so far while applying events (the per-event
+    /// rules), in the order they were raised; [`Engine::findings`] adds the
+    /// end-of-trace ones. For a live consumer that reports findings as they
+    /// come.
+    pub fn raised(&self) -> &[Finding] {
+        &self.found.list
+    }
+
     /// Findings dropped beyond [`rules::MAX_PER_RULE`] per rule.
     pub fn suppressed(&self) -> u64 {
         self.found.suppressed

@@ -36,8 +36,31 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         };
         (events, nodes, coverage)
     } else {
+        if args.observe.metrics.is_some() {
+            anyhow::bail!(
+                "--metrics serves a live check (no FILE): a check of files ends before anything could scrape it"
+            );
+        }
+        // Opened before reading: a bad path fails first.
+        let log = args
+            .observe
+            .findings
+            .as_deref()
+            .map(crate::findings_log::FindingsLog::open)
+            .transpose()?;
         let (events, nodes, read) = read_all_events(&args.files, args.salvage)?;
-        (events, nodes, Coverage::from_read(&read))
+        let coverage = Coverage::from_read(&read);
+        let report = check::run_covered(&events, &nodes, &opts, &coverage);
+        if let Some(mut log) = log {
+            let now = std::time::SystemTime::now();
+            for f in &report.findings {
+                log.append(f, "report", now)?;
+            }
+        }
+        print_report(&report, args.format);
+        return Ok(ExitCode::from(
+            u8::try_from(report.exit_code()).unwrap_or(super::EXIT_CANNOT),
+        ));
     };
     let report = check::run_covered(&events, &nodes, &opts, &coverage);
     print_report(&report, args.format);
@@ -61,7 +84,7 @@ type Live = (Vec<Event>, Vec<NodeInfo>, Vec<String>);
 /// Traces live (local probes and/or agents with `--listen`) until the
 /// duration passes, the command exits, or a signal.
 async fn collect_live(args: &CheckArgs) -> Result<Live> {
-    let mut session = Session::start(&args.probe)?;
+    let mut session = Session::start_observed(&args.probe, &args.observe.config())?;
     let mut notices = session.take_notices();
     let mut stop = StopWhen::new(args.duration, &args.command)?;
     eprintln!("vfio-trace: checking live (Ctrl-C to stop)");

@@ -14,7 +14,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
         return run_tui(args);
     }
     runtime()?.block_on(async {
-        let mut session = Session::start(&args.probe)?;
+        let mut session = Session::start_observed(&args.probe, &args.observe.config())?;
         let mut stop = StopWhen::new(args.duration, &[])?;
         let stopping = stop.wait();
         tokio::pin!(stopping);
@@ -40,7 +40,7 @@ pub fn run(args: LiveArgs) -> Result<ExitCode> {
 /// comes; then the probes drain and detach.
 fn run_tui(args: LiveArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
-        let mut session = Session::start(&args.probe)?;
+        let mut session = Session::start_observed(&args.probe, &args.observe.config())?;
         let mut stop = StopWhen::new(args.duration, &[])?;
         let nodes = session.nodes();
         let node_source = session.node_source();

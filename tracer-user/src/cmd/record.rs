@@ -28,7 +28,7 @@ pub fn run(args: RecordArgs) -> Result<ExitCode> {
 
 async fn record(args: RecordArgs) -> Result<ExitCode> {
     output::check(&args.output, &[], args.force)?;
-    let mut session = Session::start(&args.probe)?;
+    let mut session = Session::start_observed(&args.probe, &args.observe.config())?;
     let header = TraceHeader {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         kernel: session.node.kernel.clone(),

@@ -18,6 +18,7 @@ use tracer_core::event::{Event, NodeInfo};
 
 use crate::{
     cli::{ProbeArgs, RemoteArgs},
+    metrics::{ObserveConfig, Observer},
     net::{
         aggregator::{Aggregator, AggregatorConfig, Notice},
         Addr,
@@ -40,6 +41,8 @@ pub struct Session {
     pub probe_table: Vec<tracer_core::event::ProbeStatus>,
     /// Agents streaming in (`--listen`).
     pub remote: Option<Aggregator>,
+    /// `--metrics` / `--findings`: the observer on the event path.
+    observer: Option<JoinHandle<()>>,
 }
 
 /// The shared token: `--token`, else `$VFIO_TRACE_TOKEN` (empty = none).
@@ -53,6 +56,12 @@ pub fn token(args: &RemoteArgs) -> Option<String> {
 impl Session {
     /// Loads and attaches the probes and starts draining them.
     pub fn start(args: &ProbeArgs) -> Result<Session> {
+        Self::start_observed(args, &ObserveConfig::default())
+    }
+
+    /// [`Session::start`], with `--metrics` / `--findings` observing the
+    /// events on their way to the command.
+    pub fn start_observed(args: &ProbeArgs, observe: &ObserveConfig) -> Result<Session> {
         let r = &args.remote;
         if r.no_local && r.listen.is_empty() {
             bail!("--no-local needs --listen ADDR (where agents connect)");
@@ -70,6 +79,15 @@ impl Session {
         let node = node::local(args.node.as_deref(), node::detect_role());
         let (tx, events) = mpsc::channel(256);
         let (stop_tx, stop_rx) = watch::channel(false);
+        // Observing: the sources send to the observer, which passes the
+        // batches on to `events`.
+        let mut observer = Observer::new(observe, &node)?;
+        let (tx, observed) = if observer.is_some() {
+            let (tx_in, rx_in) = mpsc::channel(256);
+            (tx_in, Some((rx_in, tx)))
+        } else {
+            (tx, None)
+        };
         // Listeners first: a bad address fails before probes attach.
         let remote = if listen.is_empty() {
             None
@@ -88,7 +106,14 @@ impl Session {
             for a in &agg.bound {
                 eprintln!("vfio-trace: listening for agents on {a}");
             }
+            if let Some(o) = observer.as_mut() {
+                o.follow(agg.nodes.clone());
+            }
             Some(agg)
+        };
+        let observer = match (observer, observed) {
+            (Some(o), Some((rx_in, tx_out))) => Some(tokio::spawn(o.run(rx_in, tx_out))),
+            _ => None,
         };
         if r.no_local {
             return Ok(Session {
@@ -98,6 +123,7 @@ impl Session {
                 source: None,
                 probe_table: Vec::new(),
                 remote,
+                observer,
             });
         }
         let probes = Probes::load(&LoadOptions {
@@ -126,6 +152,7 @@ impl Session {
             source: Some(source),
             probe_table,
             remote,
+            observer,
         })
     }
 
@@ -164,6 +191,9 @@ impl Session {
         if let Some(source) = self.source {
             let probes = source.await.context("live source task")??;
             drop(probes);
+        }
+        if let Some(o) = self.observer {
+            o.await.context("metrics/findings observer task")?;
         }
         Ok(())
     }

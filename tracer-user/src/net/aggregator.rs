@@ -335,6 +335,11 @@ impl NodeTable {
         self.lock().iter().map(|s| s.info.clone()).collect()
     }
 
+    /// Agents connected now (node 0, this machine, is not one).
+    pub fn connected_agents(&self) -> usize {
+        self.lock().iter().skip(1).filter(|s| s.connected).count()
+    }
+
     /// A node for `info`: the same id for a node rejoining with the same
     /// name and clock, else a new entry (renamed `name#2`... when the name is
     /// taken). Returns (id, the entry's info, rejoined, last batch seq).

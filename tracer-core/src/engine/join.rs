@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::interval::Mapping;
 use super::keys::{ContainerKey, EvId, GuestDomainKey};
+use super::small_map::SmallMap;
 
 /// Examples kept per record.
 const EXAMPLES: usize = 4;
@@ -158,14 +159,14 @@ impl Queued for HostOp {
 /// Items by start IOVA (for matching), and in arrival order (for expiry).
 #[derive(Clone, Debug)]
 struct Queue<T> {
-    by_iova: BTreeMap<(u64, EvId), T>,
+    by_iova: SmallMap<(u64, EvId), T>,
     order: VecDeque<(u64, u64, EvId)>,
 }
 
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Queue {
-            by_iova: BTreeMap::new(),
+            by_iova: SmallMap::default(),
             order: VecDeque::new(),
         }
     }

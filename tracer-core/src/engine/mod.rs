@@ -61,6 +61,7 @@ pub mod msi;
 pub mod pairing;
 mod prefetch;
 pub mod rules;
+mod small_map;
 pub mod snapshot;
 mod state;
 

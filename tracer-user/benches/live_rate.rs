@@ -70,12 +70,47 @@ fn storm(rate: u64, secs: f64) {
             }
         }
     }
-    println!("{n} {}", t0.elapsed().as_secs_f64());
+    println!(
+        "{n} {} {}",
+        t0.elapsed().as_secs_f64(),
+        cpu_secs(libc::RUSAGE_SELF)
+    );
 }
 
-/// Runs `procs` storm processes at `rate` calls/s in total; returns calls
-/// made and the rate reached.
-fn run_storm(procs: u64, rate: u64, secs: f64) -> (u64, f64) {
+/// User + system CPU time of this process (`RUSAGE_SELF`).
+fn cpu_secs(who: i32) -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(who, &mut ru) };
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+/// CPU seconds a process has used so far (`/proc/PID/stat` utime + stime).
+fn proc_cpu_secs(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) end with ')'.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line: 11 and 12 here.
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz)
+}
+
+/// What a storm did: calls, the rate reached, the CPU seconds its
+/// processes used (the probes run in their context: CPU per call is the
+/// producer's cost, whatever share of the machine the storm got).
+struct Storm {
+    calls: u64,
+    reached: f64,
+    cpu: f64,
+}
+
+/// Runs `procs` storm processes at `rate` calls/s in total.
+fn run_storm(procs: u64, rate: u64, secs: f64) -> Storm {
     let me = std::env::current_exe().expect("own path");
     let kids: Vec<_> = (0..procs)
         .map(|_| {
@@ -86,23 +121,29 @@ fn run_storm(procs: u64, rate: u64, secs: f64) -> (u64, f64) {
                 .expect("start a storm process")
         })
         .collect();
-    let (mut calls, mut dur) = (0u64, 0f64);
+    let (mut calls, mut dur, mut cpu) = (0u64, 0f64, 0f64);
     for k in kids {
         let out = k.wait_with_output().expect("storm process");
         let s = String::from_utf8_lossy(&out.stdout);
         let mut it = s.split_whitespace();
         calls += it.next().and_then(|x| x.parse().ok()).unwrap_or(0);
         dur = dur.max(it.next().and_then(|x| x.parse().ok()).unwrap_or(secs));
+        cpu += it.next().and_then(|x| x.parse().ok()).unwrap_or(0.0);
     }
-    (calls, calls as f64 / dur)
+    Storm {
+        calls,
+        reached: calls as f64 / dur,
+        cpu,
+    }
 }
 
 struct Step {
     asked: u64,
-    reached: f64,
-    calls: u64,
+    storm: Storm,
     events: Option<u64>,
     drops: Option<u64>,
+    /// CPU seconds the tool used during the step.
+    tool_cpu: Option<f64>,
 }
 
 /// One step under `vfio-trace record`: (events, drops) from its summary.
@@ -120,9 +161,11 @@ fn under_record(procs: u64, rate: u64, secs: f64, dir: &std::path::Path) -> Step
     while err.read_line(&mut line).unwrap_or(0) > 0 && !line.contains("recording to") {
         line.clear();
     }
-    let (calls, reached) = run_storm(procs, rate, secs);
+    let cpu0 = proc_cpu_secs(rec.id());
+    let storm = run_storm(procs, rate, secs);
     // Let the last drain and health tick pass, then stop it (SIGINT).
     std::thread::sleep(Duration::from_millis(1500));
+    let tool_cpu = proc_cpu_secs(rec.id()).zip(cpu0).map(|(b, a)| b - a);
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
     let mut rest = String::new();
@@ -141,10 +184,10 @@ fn under_record(procs: u64, rate: u64, secs: f64, dir: &std::path::Path) -> Step
     let _ = std::fs::remove_file(&file);
     Step {
         asked: rate,
-        reached,
-        calls,
+        storm,
         events: num_after("recorded "),
         drops: num_after("events ("),
+        tool_cpu,
     }
 }
 
@@ -182,7 +225,7 @@ fn under_live(procs: u64, rate: u64, secs: f64) -> Step {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let (calls, reached) = run_storm(procs, rate, secs);
+    let storm = run_storm(procs, rate, secs);
     std::thread::sleep(Duration::from_millis(2500));
     let screen = tmux(&sock, &["capture-pane", "-p", "-t", "b"]);
     tmux(&sock, &["send-keys", "-t", "b", "q"]);
@@ -197,10 +240,10 @@ fn under_live(procs: u64, rate: u64, secs: f64) -> Step {
     });
     Step {
         asked: rate,
-        reached,
-        calls,
+        storm,
         events: None,
         drops,
+        tool_cpu: None,
     }
 }
 
@@ -211,11 +254,16 @@ fn print(s: &Step) {
         format!("{:.2} M/s", s.asked as f64 / 1e6)
     };
     println!(
-        "  asked {asked:>12}  reached {:6.3} M calls/s  calls {:>9}  events {:>9}  drops {}",
-        s.reached / 1e6,
-        s.calls,
+        "  asked {asked:>12}  reached {:6.3} M calls/s  calls {:>9}  events {:>9}  drops {:>3}  storm CPU {:5.2} µs/call{}",
+        s.storm.reached / 1e6,
+        s.storm.calls,
         s.events.map_or("-".into(), |e| e.to_string()),
-        s.drops.map_or("?".into(), |d| d.to_string())
+        s.drops.map_or("?".into(), |d| d.to_string()),
+        s.storm.cpu * 1e6 / s.storm.calls.max(1) as f64,
+        s.tool_cpu.map_or(String::new(), |c| format!(
+            "  tool CPU {:.2} µs/event",
+            c * 1e6 / s.events.unwrap_or(s.storm.calls).max(1) as f64
+        ))
     );
 }
 
@@ -229,10 +277,10 @@ fn sweep(name: &str, mut step: impl FnMut(u64) -> Step) {
         print(&s);
         let clean = s.drops == Some(0);
         if clean {
-            best = Some(best.unwrap_or(0.0).max(s.reached));
+            best = Some(best.unwrap_or(0.0).max(s.storm.reached));
         }
         // The storm could not reach the rate: the next step is unthrottled.
-        let saturated = s.reached < 0.9 * rate as f64;
+        let saturated = s.storm.reached < 0.9 * rate as f64;
         if !clean || saturated || rate == 0 {
             break;
         }
@@ -245,7 +293,7 @@ fn sweep(name: &str, mut step: impl FnMut(u64) -> Step) {
         let s = step(0);
         print(&s);
         if s.drops == Some(0) {
-            best = Some(best.unwrap_or(0.0).max(s.reached));
+            best = Some(best.unwrap_or(0.0).max(s.storm.reached));
         }
     }
     match best {
@@ -280,10 +328,15 @@ fn main() {
         "  ring {} MiB (BPF ringbuf, one for all CPUs); wakeup policy: BPF_RB_NO_WAKEUP on submit, user side drains every 10 ms",
         tracer_common::RING_BYTES >> 20
     );
-    let (calls, base) = run_storm(procs, 0, secs);
+    let base = run_storm(procs, 0, secs);
     println!(
-        "  baseline, no tracer: {:.3} M calls/s unthrottled ({calls} calls)",
-        base / 1e6
+        "  baseline, no tracer: {:.3} M calls/s unthrottled ({} calls), storm CPU {:.2} µs/call",
+        base.reached / 1e6,
+        base.calls,
+        base.cpu * 1e6 / base.calls.max(1) as f64
+    );
+    println!(
+        "  (the machine's other load bounds what the storm reaches: CPU per call is the figure that does not depend on it)"
     );
     let dir = std::env::temp_dir().join(format!("vt-live-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::interval::Mapping;
 use super::keys::{ContainerKey, EvId, GuestDomainKey};
+use super::small_map::SmallMap;
 
 /// Examples kept per record.
 const EXAMPLES: usize = 4;
@@ -158,14 +159,14 @@ impl Queued for HostOp {
 /// Items by start IOVA (for matching), and in arrival order (for expiry).
 #[derive(Clone, Debug)]
 struct Queue<T> {
-    by_iova: BTreeMap<(u64, EvId), T>,
+    by_iova: SmallMap<(u64, EvId), T>,
     order: VecDeque<(u64, u64, EvId)>,
 }
 
 impl<T> Default for Queue<T> {
     fn default() -> Self {
         Queue {
-            by_iova: BTreeMap::new(),
+            by_iova: SmallMap::default(),
             order: VecDeque::new(),
         }
     }
@@ -191,6 +192,11 @@ impl<T: Queued> Queue<T> {
         if self.order.back() == Some(&t.slot()) {
             self.order.pop_back();
         }
+    }
+
+    /// Arrival wall time of the oldest item (`u64::MAX` when empty).
+    fn front_wall(&self) -> u64 {
+        self.order.front().map_or(u64::MAX, |f| f.0)
     }
 
     /// Drops the oldest item.
@@ -345,6 +351,14 @@ pub struct Join {
     early_maps: Early,
     early_unmaps: Early,
     pub evidence: BTreeMap<(GuestDomainKey, ContainerKey), PairEvidence>,
+    /// At most the arrival wall time of the oldest waiting guest request
+    /// (of `maps` and `unmaps`), and of the oldest early host call: `tick`
+    /// looks into the queues only when something may have expired (one
+    /// comparison per event instead of four queue checks). A queue's oldest
+    /// item changes only when it is pushed to or expired, where these are
+    /// lowered or recomputed.
+    due_waiting: u64,
+    due_early: u64,
 }
 
 /// Counts a (guest MAP, host MAP_DMA) match; returns whether the HVA agreed
@@ -422,6 +436,8 @@ impl Join {
             early_maps: Early::default(),
             early_unmaps: Early::default(),
             evidence: BTreeMap::new(),
+            due_waiting: u64::MAX,
+            due_early: u64::MAX,
         }
     }
 
@@ -429,11 +445,21 @@ impl Join {
     /// records; forgets host calls older than the skew.
     pub fn tick(&mut self, now: u64) {
         let before = now.saturating_sub(self.window_ns);
-        self.maps.expire(before);
-        self.unmaps.expire(before);
+        if before > self.due_waiting {
+            self.maps.expire(before);
+            self.unmaps.expire(before);
+            self.due_waiting = self.maps.q.front_wall().min(self.unmaps.q.front_wall());
+        }
         let early = now.saturating_sub(self.skew_ns);
-        self.early_maps.expire(early);
-        self.early_unmaps.expire(early);
+        if early > self.due_early {
+            self.early_maps.expire(early);
+            self.early_unmaps.expire(early);
+            self.due_early = self
+                .early_maps
+                .q
+                .front_wall()
+                .min(self.early_unmaps.q.front_wall());
+        }
     }
 
     /// A guest MAP: matched with host MAP_DMAs that came first, else waits.
@@ -464,6 +490,7 @@ impl Join {
                 return;
             }
         }
+        self.due_waiting = self.due_waiting.min(p.wall);
         self.maps.q.push(p);
     }
 
@@ -493,6 +520,7 @@ impl Join {
                 }
             }
         }
+        self.due_waiting = self.due_waiting.min(p.wall);
         self.unmaps.q.push(p);
     }
 
@@ -509,6 +537,11 @@ impl Join {
             self.skew_ns,
         ) else {
             self.early_maps.push(op);
+            // Pushing may drop the oldest calls (EARLY_MAX): a new oldest.
+            self.due_early = self
+                .due_early
+                .min(op.wall)
+                .min(self.early_maps.q.front_wall());
             return false;
         };
         // Taken out, and put back unless settled (usually it is).
@@ -547,6 +580,10 @@ impl Join {
             .min_by_key(|k| k.1);
         let Some(k) = hit else {
             self.early_unmaps.push(op);
+            self.due_early = self
+                .due_early
+                .min(op.wall)
+                .min(self.early_unmaps.q.front_wall());
             return;
         };
         // Settled once host unmaps cover the whole guest request; a part

@@ -62,6 +62,7 @@ pub mod msi;
 pub mod pairing;
 mod prefetch;
 pub mod rules;
+mod small_map;
 pub mod snapshot;
 mod state;
 

@@ -89,17 +89,17 @@ pub(crate) fn on_iommu_map(st: &State, e: &Event, m: &IommuMap, id: EvId, out: &
         node: e.node,
         domain: m.domain,
     };
+    let all = st.msi.node_regions(k.node);
+    if all.is_empty() {
+        // Nothing to overlap (the common case: every map of a trace).
+        return;
+    }
     let mmio = m.prot & PROT_MMIO != 0;
     let hit = |r: &ResvRegion| {
         (r.rtype == ResvType::Msi || (r.rtype == ResvType::SwMsi && !mmio))
             && overlaps(s, l, r.start, r.end)
     };
-    let mut regions: Vec<&(ResvRegion, EvId)> = st
-        .msi
-        .node_regions(k.node)
-        .iter()
-        .filter(|(r, _)| hit(r))
-        .collect();
+    let mut regions: Vec<&(ResvRegion, EvId)> = all.iter().filter(|(r, _)| hit(r)).collect();
     // The domain's own devices when known (doorbell maps name them);
     // else every group with that window (x86: all of them).
     if let Some(devs) = st.host.domains.get(&k).map(|d| &d.devices) {

@@ -32,6 +32,7 @@
 //! (doorbell mappings).
 
 mod catalog;
+pub mod needs;
 mod finding;
 mod msi_route;
 mod vt001_dma_map_in_msi_window;
@@ -48,6 +49,7 @@ mod vt010_irq_ordering;
 use std::collections::BTreeSet;
 
 pub use catalog::{RuleId, Severity};
+pub use needs::{Need, NotJudged, When};
 pub(crate) use finding::{hex, range};
 pub use finding::{Finding, Findings, MAX_PER_RULE};
 

@@ -162,6 +162,11 @@ pub struct CheckArgs {
     /// Read what can be read from damaged files.
     #[arg(long)]
     pub salvage: bool,
+    /// A rule that could not be judged (a kernel hook it needs is missing
+    /// on this kernel) makes the verdict incomplete (exit 2) instead of a
+    /// clean verdict that lists it as not judged.
+    #[arg(long)]
+    pub require_all_rules: bool,
     /// Live: trace while this command runs (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -6,6 +6,7 @@ mod engine_support;
 
 use engine_support::*;
 use tracer_core::check::{self, CheckOptions, Report, Verdict};
+use tracer_core::engine::RuleId;
 use tracer_core::event::*;
 
 fn status(s: &mut Seq, probe: &str, attach: &str, state: ProbeState, reason: &str) {
@@ -24,16 +25,45 @@ fn status(s: &mut Seq, probe: &str, attach: &str, state: ProbeState, reason: &st
     );
 }
 
-/// A host whose VFIO interrupt probes attached; `msix_teardown` is the state
-/// of the 7.x MSI-X shutdown hook, the 6.x mask hooks are attached.
+const MASK_HOOKS: [&str; 10] = [
+    "msix_shutdown",
+    "msix_startup",
+    "msix_mask",
+    "msix_unmask",
+    "msi_shutdown",
+    "msi_startup",
+    "msi_mask",
+    "msi_unmask",
+    "pci_msi_mask",
+    "pci_msi_unmask",
+];
+
+/// Every kernel probe a rule needs, attached, except the MSI mask hooks.
+fn other_hooks(s: &mut Seq) {
+    other_hooks_but(s, &[]);
+}
+
+fn other_hooks_but(s: &mut Seq, except: &[&str]) {
+    let mut seen = Vec::new();
+    for r in RuleId::ALL {
+        for n in r.needs() {
+            for p in n.any_of.iter().flat_map(|a| a.iter()) {
+                if !MASK_HOOKS.contains(p) && !except.contains(p) && !seen.contains(p) {
+                    seen.push(*p);
+                    status(s, p, "kprobe:f", ProbeState::Attached, "");
+                }
+            }
+        }
+    }
+}
+
+/// A host whose other probes attached; `msix_teardown` is the state of the
+/// 7.x MSI-X shutdown hook, the 6.x mask hooks are attached.
 fn host(msix_teardown: ProbeState, reason: &str) -> Seq {
     let mut s = Seq::new();
     s.probes_ok();
+    other_hooks(&mut s);
     for p in [
-        "vfio_set_irqs",
-        "msi_vector",
-        "msi_vector_ret",
-        "msi_write",
         "msix_startup",
         "msi_shutdown",
         "msi_startup",
@@ -127,7 +157,8 @@ fn no_mask_hook_at_all_is_named_with_each_variant() {
 
     let mut s = Seq::new();
     s.probes_ok();
-    for p in ["vfio_set_irqs", "msi_vector", "msi_vector_ret", "msi_write"] {
+    other_hooks(&mut s);
+    for p in ["msi_shutdown", "msi_startup", "msi_mask", "msi_unmask"] {
         status(&mut s, p, "kprobe:f", ProbeState::Attached, "");
     }
     for p in ["msix_shutdown", "msix_mask", "pci_msi_mask"] {
@@ -151,7 +182,8 @@ fn no_mask_hook_at_all_is_named_with_each_variant() {
 fn doorbell_rule_not_judged_only_where_software_msi_is_used() {
     let mut s = Seq::new();
     s.probes_ok();
-    for p in ["msi_write", "iommu_map", "iommu_map_ret"] {
+    other_hooks_but(&mut s, &["msi_prepare", "msi_prepare_ret"]);
+    for p in MASK_HOOKS {
         status(&mut s, p, "kprobe:f", ProbeState::Attached, "");
     }
     for p in ["msi_prepare", "msi_prepare_ret"] {
@@ -165,7 +197,7 @@ fn doorbell_rule_not_judged_only_where_software_msi_is_used() {
     }
     s.set_iommu();
     let only = CheckOptions {
-        rules: vec![tracer_core::engine::RuleId::SwMsiUnbacked],
+        rules: vec![RuleId::SwMsiUnbacked],
         ..Default::default()
     };
     // x86: no software-MSI window, nothing to judge there.
@@ -186,4 +218,17 @@ fn synthetic_events_without_probe_statuses_say_nothing_about_hooks() {
     s.set_iommu();
     let r = check::run(&s.events, &nodes(), &CheckOptions::default());
     assert!(r.summary.not_judged.is_empty());
+}
+
+#[test]
+fn a_recording_without_the_mask_probes_is_not_judged_for_vt010() {
+    // An older vfio-trace: kernel probes, none of the mask hooks.
+    let mut s = Seq::new();
+    s.probes_ok();
+    other_hooks(&mut s);
+    s.set_iommu();
+    let r = check::run(&s.events, &nodes(), &CheckOptions::default());
+    assert_eq!(r.summary.not_judged.len(), 1, "{:?}", r.summary.not_judged);
+    assert_eq!(r.summary.not_judged[0].rule, "VT010");
+    assert!(r.summary.not_judged[0].reason.contains("none of its probes was traced"));
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::coverage::Coverage;
-use crate::engine::rules::needs::{self, NotJudged, ProbeView};
+use crate::engine::rules::needs::{self, NotJudged, ProbeView, Reported};
 use crate::engine::{Engine, Finding, RuleId, Severity};
 use crate::event::{Event, EventKind, NodeId, NodeInfo, ProbeState, ResvType};
 use crate::export::jsonl::to_jsonl_line;
@@ -280,11 +280,18 @@ fn not_judged(
                     reason: &st.reason,
                 })
         };
+        let reported = Reported {
+            sw_msi_window: Some(sw_msi),
+            kernel_probes: health
+                .probes
+                .iter()
+                .any(|((n, _), (st, _))| *n == node && needs::is_kernel_function(&st.attach)),
+        };
         let name = node_name(nodes, node);
         out.extend(
             rules
                 .iter()
-                .filter_map(|r| needs::judge(*r, Some(&name), lookup, Some(sw_msi))),
+                .filter_map(|r| needs::judge(*r, Some(&name), lookup, reported)),
         );
     }
     out

@@ -18,6 +18,8 @@
  *       marks the vector's interrupt masked in the irq core's state without
  *       masking it in the device (a lost mask): the next free_irq() then
  *       skips the irq chip's mask and the vector is torn down unmasked.
+ *       With a chip that has irq_shutdown (7.x), which masks regardless,
+ *       the lost state is "started": free_irq() then skips the shutdown.
  *
  * With hw_msi_window=ADDR (module parameter), the virtio-iommu driver
  * also reports a hardware MSI window [ADDR, ADDR + 1 MiB) for every device
@@ -111,10 +113,19 @@ static int do_mask_lie(struct pci_dev *pdev, unsigned int vector)
 	d = irq_get_irq_data(irq);
 	if (!d)
 		return -ENOENT;
-	/* irqd_set() is private to the irq core: the lie needs the raw state. */
-	ACCESS_PRIVATE(d->common, state_use_accessors) |= IRQD_IRQ_MASKED;
-	pr_info(PFX "mask_lie dev=%s vector=%u irq=%d: marked masked, device left unmasked\n",
-		pci_name(pdev), vector, irq);
+	/*
+	 * irqd_set() is private to the irq core: the lie needs the raw state.
+	 * A chip with irq_shutdown (7.x's PCI/MSI device domains) masks there
+	 * whatever IRQD_IRQ_MASKED says; irq_shutdown() skips it only for an
+	 * interrupt it believes never started.
+	 */
+	if (d->chip && d->chip->irq_shutdown)
+		ACCESS_PRIVATE(d->common, state_use_accessors) &= ~IRQD_IRQ_STARTED;
+	else
+		ACCESS_PRIVATE(d->common, state_use_accessors) |= IRQD_IRQ_MASKED;
+	pr_info(PFX "mask_lie dev=%s vector=%u irq=%d: marked %s, device left unmasked\n",
+		pci_name(pdev), vector, irq,
+		d->chip && d->chip->irq_shutdown ? "not started" : "masked");
 	return 0;
 }
 

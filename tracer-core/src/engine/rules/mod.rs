@@ -49,7 +49,7 @@ mod vt010_irq_ordering;
 use std::collections::BTreeSet;
 
 pub use catalog::{RuleId, Severity};
-pub use needs::{Need, NotJudged, When};
+pub use needs::{Need, NotJudged, Reported, When};
 pub(crate) use finding::{hex, range};
 pub use finding::{Finding, Findings, MAX_PER_RULE};
 

@@ -75,6 +75,8 @@ pub struct NotJudged {
 enum Verdict {
     Met,
     Unmet { probes: Vec<String>, why: String },
+    /// None of its probes is in the run's table.
+    Unknown,
 }
 
 fn waiting(v: &ProbeView<'_>) -> bool {
@@ -122,8 +124,7 @@ fn judge_need<'a>(need: &Need, probe: &impl Fn(&str) -> Option<ProbeView<'a>>) -
         };
     }
     if absent.is_empty() {
-        // None of its probes is known to this run: nothing to say.
-        return Verdict::Met;
+        return Verdict::Unknown;
     }
     Verdict::Unmet {
         probes: absent.iter().map(|(p, _)| p.clone()).collect(),
@@ -153,36 +154,67 @@ fn describe(probe: &str, v: &ProbeView<'_>) -> String {
     }
 }
 
+/// How a node reported its probes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reported {
+    /// A software-MSI window was seen there (`None`: not known, as before
+    /// a run; conditional needs are then judged as if one were).
+    pub sw_msi_window: Option<bool>,
+    /// It reported kernel-function probes: a need none of whose probes it
+    /// reported was not traced (a recording by an older vfio-trace).
+    /// Without any (synthetic events, a tracepoint-only source) nothing is
+    /// said about needs it did not report.
+    pub kernel_probes: bool,
+}
+
+/// Whether an `attach` point (`kprobe:f`, `kretprobe:f`, `fexit:f`) is a
+/// kernel-function probe.
+pub fn is_kernel_function(attach: &str) -> bool {
+    ["kprobe:", "kretprobe:", "fexit:", "fentry:"]
+        .iter()
+        .any(|p| attach.starts_with(p))
+}
+
 /// Whether `rule` can be judged on a node whose probe statuses `probe`
-/// looks up (by probe name; `None`: not in that run's table).
-/// `sw_msi_window`: a software-MSI window was seen there (`None`: not
-/// known, as before a run; conditional needs are then judged as if one
-/// were). `None` when judgeable.
+/// looks up (by probe name; `None`: not in that run's table). `None` when
+/// judgeable.
 pub fn judge<'a>(
     rule: RuleId,
     node: Option<&str>,
     probe: impl Fn(&str) -> Option<ProbeView<'a>>,
-    sw_msi_window: Option<bool>,
+    reported: Reported,
 ) -> Option<NotJudged> {
+    let sw_msi_window = reported.sw_msi_window;
     let mut probes = Vec::new();
     let mut why = Vec::new();
     for need in rule.needs() {
         if need.when == When::SwMsiWindow && sw_msi_window == Some(false) {
             continue;
         }
-        if let Verdict::Unmet { probes: p, why: w } = judge_need(need, &probe) {
-            let cond = match (need.when, sw_msi_window) {
-                (When::SwMsiWindow, None) => " (on a software-MSI host)",
-                _ => "",
-            };
-            why.push(format!("{}{cond} cannot be judged: {w}", need.purpose));
-            probes.extend(p);
+        let (p, w) = match judge_need(need, &probe) {
+            Verdict::Met => continue,
+            Verdict::Unknown if !reported.kernel_probes => continue,
+            Verdict::Unknown => (
+                need.any_of.iter().filter_map(|a| a.first()).map(|p| p.to_string()).collect(),
+                "none of its probes was traced (recorded by a vfio-trace without them)"
+                    .to_string(),
+            ),
+            Verdict::Unmet { probes, why } => (probes, why),
+        };
+        let cond = match (need.when, sw_msi_window) {
+            (When::SwMsiWindow, None) => " (on a software-MSI host)",
+            _ => "",
+        };
+        why.push(format!("{}{cond} cannot be judged: {w}", need.purpose));
+        for p in p {
+            if !probes.contains(&p) {
+                probes.push(p);
+            }
         }
     }
     if why.is_empty() {
         return None;
     }
-    probes.dedup();
     Some(NotJudged {
         rule: rule.id().to_string(),
         name: rule.name().to_string(),
@@ -197,6 +229,13 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    fn rep(sw_msi_window: Option<bool>) -> Reported {
+        Reported {
+            sw_msi_window,
+            kernel_probes: true,
+        }
+    }
 
     fn view(status: ProbeState, ever: bool, reason: &'static str) -> ProbeView<'static> {
         ProbeView {
@@ -236,7 +275,7 @@ mod tests {
             ("msi_unmask", on),
         ]);
         let t = table(&rows);
-        assert_eq!(judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), None), None);
+        assert_eq!(judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), rep(None)), None);
     }
 
     #[test]
@@ -255,7 +294,7 @@ mod tests {
             ("msi_unmask", on),
         ]);
         let t = table(&rows);
-        assert_eq!(judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), None), None);
+        assert_eq!(judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), rep(None)), None);
     }
 
     #[test]
@@ -271,7 +310,7 @@ mod tests {
             ("msix_unmask", on),
         ]);
         let t = table(&rows);
-        let nj = judge(RuleId::IrqOrdering, Some("host"), |p| t.get(p).copied(), None)
+        let nj = judge(RuleId::IrqOrdering, Some("host"), |p| t.get(p).copied(), rep(None))
             .expect("VT010 not judged");
         assert_eq!(nj.rule, "VT010");
         assert_eq!(nj.node.as_deref(), Some("host"));
@@ -293,7 +332,7 @@ mod tests {
             rows.push((p, gone));
         }
         let t = table(&rows);
-        let nj = judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), None).unwrap();
+        let nj = judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), rep(None)).unwrap();
         for p in ["msix_shutdown", "msix_mask", "pci_msi_mask"] {
             assert!(nj.missing_probes.iter().any(|m| m == p), "{nj:?}");
         }
@@ -312,10 +351,10 @@ mod tests {
             ("msi_prepare_ret", gone),
         ]);
         let get = |p: &str| t.get(p).copied();
-        assert_eq!(judge(RuleId::SwMsiUnbacked, None, get, Some(false)), None);
-        let nj = judge(RuleId::SwMsiUnbacked, None, get, Some(true)).unwrap();
+        assert_eq!(judge(RuleId::SwMsiUnbacked, None, get, rep(Some(false))), None);
+        let nj = judge(RuleId::SwMsiUnbacked, None, get, rep(Some(true))).unwrap();
         assert!(nj.reason.contains("CONFIG_IRQ_MSI_IOMMU"), "{}", nj.reason);
-        let nj = judge(RuleId::SwMsiUnbacked, None, get, None).unwrap();
+        let nj = judge(RuleId::SwMsiUnbacked, None, get, rep(None)).unwrap();
         assert!(nj.reason.contains("on a software-MSI host"), "{}", nj.reason);
     }
 
@@ -333,7 +372,7 @@ mod tests {
             ("iommu_map", on),
             ("iommu_map_ret", on),
         ]);
-        assert_eq!(judge(RuleId::ChainBreak, None, |p| t.get(p).copied(), None), None);
+        assert_eq!(judge(RuleId::ChainBreak, None, |p| t.get(p).copied(), rep(None)), None);
     }
 
     #[test]
@@ -346,8 +385,32 @@ mod tests {
             ("iommu_map", on),
             ("iommu_map_ret", on),
         ]);
-        let nj = judge(RuleId::ChainBreak, None, |p| t.get(p).copied(), None).unwrap();
+        let nj = judge(RuleId::ChainBreak, None, |p| t.get(p).copied(), rep(None)).unwrap();
         assert_eq!(nj.missing_probes, vec!["vfio_pin_ret".to_string()]);
+    }
+
+    #[test]
+    fn a_need_none_of_whose_probes_was_recorded_is_not_judged_only_with_kernel_probes() {
+        let on = view(ProbeState::Attached, true, "");
+        let t = table(&[
+            ("vfio_set_irqs", on),
+            ("msi_vector", on),
+            ("msi_vector_ret", on),
+            ("msi_write", on),
+        ]);
+        let get = |p: &str| t.get(p).copied();
+        let nj = judge(RuleId::IrqOrdering, None, get, rep(None)).unwrap();
+        assert!(nj.reason.contains("none of its probes was traced"), "{}", nj.reason);
+        // pci_msi_mask serves MSI and MSI-X: named once.
+        assert_eq!(
+            nj.missing_probes,
+            vec!["msix_shutdown", "msix_mask", "pci_msi_mask", "msi_shutdown", "msi_mask"]
+        );
+        let silent = Reported {
+            sw_msi_window: None,
+            kernel_probes: false,
+        };
+        assert_eq!(judge(RuleId::IrqOrdering, None, get, silent), None);
     }
 
     #[test]

@@ -209,6 +209,9 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
     let args = LabArgs {
         scenario: Some("bench-probes".into()),
         list: false,
+        kernel: None,
+        guest_kernel: None,
+        kernels: false,
         tracer: Some(tracer.clone()),
         tracer_args: String::new(),
         tracer_settle: 0,

@@ -24,8 +24,8 @@ pub const MODULE: &str = "vfio-trace-fault.ko";
 /// arch Makefile includes the common one by its path in that tree (the
 /// package names /usr/src/... absolutely).
 fn headers(arch: Arch) -> Result<PathBuf> {
-    let abi =
-        std::env::var("VFIO_TRACE_LAB_KERNEL").unwrap_or_else(|_| debs::DEFAULT_KERNEL_ABI.into());
+    // The fault module is loaded by the host level (single-level VM, L1).
+    let abi = super::kernels::abi_for(super::kernels::Level::Host, arch)?;
     let release = format!("{abi}-{}", arch.deb());
     let arch_dir = format!("usr/src/linux-headers-{release}");
     let makefile = format!("{arch_dir}/Makefile");

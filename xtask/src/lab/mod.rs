@@ -14,6 +14,7 @@ mod debs;
 mod init;
 mod initramfs;
 mod judge;
+pub mod kernels;
 mod kfault;
 pub mod live_test;
 pub(crate) mod oracle;
@@ -41,6 +42,18 @@ pub struct LabArgs {
     /// List the scenarios.
     #[arg(long)]
     pub list: bool,
+    /// The Debian kernel the VMs boot: 6.1, 6.12, 7.2 (pinned exact
+    /// versions, see --kernels), newest (the newest kernel in Debian
+    /// unstable today), or an exact Debian ABI (6.1.0-50, 6.12.95+deb12,
+    /// 7.2.13+deb14). Default: $VFIO_TRACE_LAB_KERNEL, else 6.12.
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// The kernel of the guest level (nested L2); default: --kernel.
+    #[arg(long)]
+    pub guest_kernel: Option<String>,
+    /// List the pinned kernels (what 6.1 / 6.12 / 7.2 mean, what CI boots).
+    #[arg(long)]
+    pub kernels: bool,
     /// A static `vfio-trace` binary for the guest's architecture: copied
     /// into the VM and run in the background around the exerciser.
     /// Also taken from $VFIO_TRACE_LAB_TRACER.
@@ -201,6 +214,14 @@ impl Ctx<'_> {
 }
 
 pub fn run(args: &LabArgs) -> Result<()> {
+    if args.kernels {
+        println!("pinned lab kernels (--kernel <series> or <ABI>; CI boots these):");
+        for p in kernels::PINNED {
+            println!("  {:6} {:16} {}", p.series, p.abi, p.suite);
+        }
+        println!("  newest: the newest kernel in Debian unstable (resolved with apt)");
+        return Ok(());
+    }
     if args.list || args.scenario.is_none() {
         println!("lab scenarios (cargo xtask lab <name>):");
         for s in scenarios::ALL {
@@ -231,6 +252,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
     } else {
         args
     };
+    kernels::select(args.kernel.as_deref(), args.guest_kernel.as_deref());
     let _lock = step("VM lock (one lab VM at a time on this machine)", vm_lock)?;
     let out = workspace_root().join("target/lab").join(dir);
     step("fresh artifact directory", || fresh_dir(&out))?;
@@ -240,7 +262,10 @@ pub fn run(args: &LabArgs) -> Result<()> {
         out,
         started: Instant::now(),
     };
-    (sc.run)(&ctx)
+    let result = (sc.run)(&ctx);
+    // Which kernels this run booted (the matrix reads it).
+    fs::write(ctx.out.join("kernels.json"), kernels::record_json()).ok();
+    result
 }
 
 /// `--live` on a fresh machine: setup, and the static vfio-trace (for the

@@ -208,6 +208,9 @@ pub fn run(a: &SoakArgs) -> Result<()> {
     let lab_args = LabArgs {
         scenario: Some("soak".into()),
         list: false,
+        kernel: None,
+        guest_kernel: None,
+        kernels: false,
         tracer: Some(tracer),
         tracer_args: "record -o $LAB_OUT/trace.vft --node $LAB_NODE".into(),
         tracer_settle: 1,

@@ -48,9 +48,10 @@ pub fn prepare(
     body: &str,
     label: &str,
 ) -> Result<Boot> {
-    let kernel = step(&format!("{} kernel (cached)", arch.deb()), || {
-        debs::kernel(arch)
-    })?;
+    let kernel = step(
+        &format!("{} kernel, {node} level (cached)", arch.deb()),
+        || debs::kernel_at(super::kernels::Level::of(node), arch),
+    )?;
     eprintln!("    {} {}", kernel.release, kernel.image.display());
     let busybox = step(&format!("{} busybox (cached)", arch.deb()), || {
         debs::busybox(arch)

@@ -13,7 +13,7 @@ pub use chains::{ChainRow, ChainRowKind, ChainsPane, SelectedChain};
 pub use doorbells::{DeviceDoorbells, DoorbellsPane, VectorRow, WindowKind};
 pub use events::{EventRow, EventsPane};
 pub use findings::FindingsPane;
-pub use health::{HealthPane, InputLine};
+pub use health::{HealthPane, InputLine, ProbeLine};
 
 use super::{
     model::Model,

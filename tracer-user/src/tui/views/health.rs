@@ -237,7 +237,7 @@ mod tests {
     use ratatui::{backend::TestBackend, Terminal};
 
     use super::*;
-    use crate::tui::snapshot::health::ProbeLine;
+    use crate::tui::snapshot::ProbeLine;
 
     fn line(probe: &str, state: ProbeState, ever: bool, reason: &str) -> ProbeLine {
         ProbeLine {

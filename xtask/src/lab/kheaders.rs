@@ -218,12 +218,18 @@ const CC_HAS: &[(&str, &str)] = &[(
 /// `CC_HAS` options it lacks turned off.
 fn compiler_vars(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
     let kv = fs::read_to_string(dir.join(".kernelvariables")).unwrap_or_default();
-    let cross = kv
+    // The target's triplet from ARCH (6.1 sets CROSS_COMPILE from dpkg
+    // variables only when cross-building; 6.12 on names it).
+    let cross = match kv
         .lines()
-        .find_map(|l| l.trim().strip_prefix("override CROSS_COMPILE = "))
-        .unwrap_or("")
-        .trim()
-        .to_string();
+        .find_map(|l| l.trim().strip_prefix("override ARCH = "))
+        .map(str::trim)
+    {
+        Some("x86") => "x86_64-linux-gnu-",
+        Some("arm64") => "aarch64-linux-gnu-",
+        _ => "",
+    }
+    .to_string();
     let Some(want) = kv
         .lines()
         .find(|l| l.starts_with("CC ="))

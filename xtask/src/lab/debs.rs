@@ -321,7 +321,7 @@ pub fn ensure_unpacked(
     if let Some(u) = found.pop().and_then(|root| verified(root, check)) {
         return Ok(u);
     }
-    let (deb, tag, version, sha) = fetch_deb(&dir, pkg, arch)?;
+    let (deb, tag, version, sha) = fetch_deb(&dir, pkg, arch, None)?;
     let root = dir.join(&tag);
     let tmp = dir.join(format!("{tag}.tmp"));
     fs::remove_dir_all(&tmp).ok();
@@ -355,14 +355,23 @@ fn verified(root: PathBuf, check: &[&str]) -> Option<Unpacked> {
 
 /// Downloads `pkg:arch` (apt's candidate) into `dir` unless a verified
 /// copy is there: (the .deb, its cache tag, version, SHA256).
-fn fetch_deb(dir: &Path, pkg: &str, arch: &str) -> Result<(PathBuf, String, String, String)> {
+fn fetch_deb(
+    dir: &Path,
+    pkg: &str,
+    arch: &str,
+    only: Option<AptSource>,
+) -> Result<(PathBuf, String, String, String)> {
     ensure_apt_arch(arch)?;
     let Candidate {
         source,
         version,
         sha,
         origin,
-    } = apt_candidate(pkg, arch)?;
+    } = match only {
+        None => apt_candidate(pkg, arch)?,
+        Some(src) => candidate_in(src, pkg, arch)?
+            .with_context(|| format!("package {pkg}:{arch} is not in {}", src.label()))?,
+    };
     let tag = format!("{pkg}_{arch}_{}", version.replace([':', '~', '+'], "_"));
     let deb = dir.join(format!("{tag}.deb"));
     if !deb.exists() || sha256_file(&deb)? != sha {
@@ -401,9 +410,11 @@ fn fetch_deb(dir: &Path, pkg: &str, arch: &str) -> Result<(PathBuf, String, Stri
 /// Several packages unpacked into one tree `cache_root()/debs/<name>`
 /// (e.g. kernel headers, which refer to each other's paths), verified like
 /// [`ensure_unpacked`]; `post` runs once on a fresh tree.
+/// `pkgs` (package, architecture) is asked only when the tree is not
+/// cached yet (it may ask apt).
 pub fn ensure_unpacked_set(
     name: &str,
-    pkgs: &[(&str, &str)],
+    pkgs: impl FnOnce() -> Result<Vec<(String, String)>>,
     check: &[&str],
     post: impl FnOnce(&Path) -> Result<()>,
 ) -> Result<Unpacked> {
@@ -418,8 +429,8 @@ pub fn ensure_unpacked_set(
     let tmp = dir.join(format!("{name}.tmp"));
     fs::remove_dir_all(&tmp).ok();
     let (mut versions, mut shas) = (Vec::new(), Vec::new());
-    for (pkg, arch) in pkgs {
-        let (deb, _, version, sha) = fetch_deb(&dir, pkg, arch)?;
+    for (pkg, arch) in &pkgs()? {
+        let (deb, _, version, sha) = fetch_deb(&dir, pkg, arch, None)?;
         step::run(&mut cmd(
             "dpkg",
             ["-x".as_ref(), deb.as_os_str(), tmp.as_os_str()],
@@ -433,6 +444,20 @@ pub fn ensure_unpacked_set(
     write_stamp(&tmp, &version, &shas.join(" "), check)?;
     fs::rename(&tmp, &root)?;
     Ok(Unpacked { root, version })
+}
+
+/// Downloads `pkg:arch` from `source` (SHA256-verified like every .deb
+/// here) and unpacks it into `into`; returns `pkg=version`.
+pub fn extract_into(pkg: &str, arch: &str, source: AptSource, into: &Path) -> Result<String> {
+    let dir = cache_root().join("debs");
+    fs::create_dir_all(&dir)?;
+    let (deb, _, version, _) = fetch_deb(&dir, pkg, arch, Some(source))?;
+    step::run(&mut cmd(
+        "dpkg",
+        ["-x".as_ref(), deb.as_os_str(), into.as_os_str()],
+    ))?;
+    fs::remove_file(&deb).ok();
+    Ok(format!("{pkg}={version}"))
 }
 
 const STAMP: &str = ".vfio-trace-unpacked.json";
@@ -466,8 +491,6 @@ fn verify_stamp(root: &Path, check: &[&str]) -> Result<String> {
 pub struct Kernel {
     /// `uname -r` inside the VM, e.g. `6.12.95+deb12-amd64`.
     pub release: String,
-    /// The Debian ABI, e.g. `6.12.95+deb12`.
-    pub abi: String,
     /// Package version(s) as unpacked.
     pub version: String,
     pub image: PathBuf,
@@ -566,8 +589,11 @@ pub fn kernel(arch: Arch, abi: &str) -> Result<Kernel> {
     let u = match packaging {
         Packaging::Classic => ensure_unpacked(&pkgs[0], arch.deb(), &check, post)?,
         Packaging::Split => {
-            let pkgs: Vec<(&str, &str)> = pkgs.iter().map(|p| (p.as_str(), arch.deb())).collect();
-            ensure_unpacked_set(&packaging.tree_name(&release), &pkgs, &check, post)?
+            let pkgs = pkgs
+                .iter()
+                .map(|p| (p.clone(), arch.deb().to_string()))
+                .collect();
+            ensure_unpacked_set(&packaging.tree_name(&release), || Ok(pkgs), &check, post)?
         }
     };
     Ok(Kernel {
@@ -575,7 +601,6 @@ pub fn kernel(arch: Arch, abi: &str) -> Result<Kernel> {
         modules: u.root.join(&modules),
         config: u.root.join(&config),
         release,
-        abi: abi.to_string(),
         version: u.version,
     })
 }

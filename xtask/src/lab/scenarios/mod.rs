@@ -57,6 +57,9 @@ pub fn prepare(
         debs::busybox(arch)
     })?;
     let names: Vec<&str> = modules.iter().map(|(m, _)| *m).collect();
+    // A module this kernel lacks: the scenario does not apply (evidence
+    // from the kernel's config), not a failure.
+    super::applies::check(&kernel, &names)?;
     let order = initramfs::module_order(&kernel.modules, &names)?;
     let loads = initramfs::stems(&order)
         .into_iter()

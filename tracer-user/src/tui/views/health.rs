@@ -253,19 +253,19 @@ mod tests {
         }
     }
 
+    /// Every probe a rule needs attached, the MSI-X shutdown hook in
+    /// `msix_teardown`.
     fn pane(msix_teardown: ProbeState) -> HealthPane {
-        let mut probes: Vec<ProbeLine> = [
-            "vfio_set_irqs",
-            "msi_vector",
-            "msi_vector_ret",
-            "msi_write",
-            "msi_shutdown",
-            "msi_startup",
-            "msix_startup",
-        ]
-        .into_iter()
-        .map(|p| line(p, ProbeState::Attached, true, ""))
-        .collect();
+        let mut probes: Vec<ProbeLine> = Vec::new();
+        for r in RuleId::ALL {
+            for n in r.needs() {
+                for p in n.any_of.iter().flat_map(|a| a.iter()) {
+                    if *p != "msix_shutdown" && !probes.iter().any(|l| l.probe == *p) {
+                        probes.push(line(p, ProbeState::Attached, true, ""));
+                    }
+                }
+            }
+        }
         probes.push(line(
             "msix_shutdown",
             msix_teardown,

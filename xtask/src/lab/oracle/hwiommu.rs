@@ -479,3 +479,90 @@ pub fn check_sw_msi(xl: &[Xlate], dev: Option<&str>, (lo, hi): (u64, u64)) -> Ch
         },
     }
 }
+
+/// An `iommu_map` / `iommu_unmap` vfio-trace recorded: (kind, IOVA, size).
+pub type Recorded = (Kind, u64, u64);
+
+/// vfio-trace's recorded `iommu_map`/`iommu_unmap` calls of the exerciser's
+/// domain against QEMU's invalidations of `rep.domain`, in order: each map
+/// (with `maps`: VT-d caching mode) is exactly one invalidation of the
+/// kernel's aligned cover of its range; each unmap is covered by the
+/// invalidations that follow (the kernel may flush several unmaps at once).
+pub fn check_recorded(rep: &Report, rec: &[Recorded], invs: &[Inval], maps: bool) -> Check {
+    let name = "every iommu_map/unmap vfio-trace recorded is in QEMU's invalidations";
+    let Some(d) = rep.domain else {
+        return Check {
+            name,
+            ok: false,
+            detail: "no exerciser domain found".into(),
+        };
+    };
+    if rec.is_empty() {
+        return Check {
+            name,
+            ok: false,
+            detail: "the recording has no iommu_map/unmap in the exerciser's domain".into(),
+        };
+    }
+    let mine: Vec<&Inval> = invs.iter().filter(|r| r.domain == d).collect();
+    let mut pos = 0;
+    let mut bad = Vec::new();
+    let (mut nmap, mut nunmap) = (0, 0);
+    for &(kind, iova, size) in rec {
+        let (lo, hi) = (iova, iova + size.max(1) - 1);
+        match kind {
+            Kind::Map if maps => {
+                let (a, m) = psi_cover(iova, size);
+                let end = a + (0x1000u64 << m) - 1;
+                match (pos..mine.len()).find(|&i| mine[i].start == a && mine[i].end == end) {
+                    Some(i) => {
+                        pos = i + 1;
+                        nmap += 1;
+                    }
+                    None => bad.push(format!(
+                        "iommu_map {lo:#x}-{hi:#x}: no invalidation {a:#x} mask {m} after line {}",
+                        mine.get(pos.saturating_sub(1)).map_or(0, |r| r.line)
+                    )),
+                }
+            }
+            Kind::Map => {}
+            Kind::Unmap => {
+                let run: Vec<(u64, u64)> = mine[pos..]
+                    .iter()
+                    .filter(|r| r.start <= hi && r.end >= lo)
+                    .map(|r| (r.start, r.end))
+                    .collect();
+                let mut next = lo;
+                for (s, e) in {
+                    let mut r = run;
+                    r.sort();
+                    r
+                } {
+                    if s <= next && e >= next {
+                        next = e.saturating_add(1);
+                    }
+                }
+                if next > hi {
+                    nunmap += 1;
+                } else {
+                    bad.push(format!(
+                        "iommu_unmap {lo:#x}-{hi:#x}: not invalidated after line {}",
+                        mine.get(pos.saturating_sub(1)).map_or(0, |r| r.line)
+                    ));
+                }
+            }
+        }
+    }
+    Check {
+        name,
+        ok: bad.is_empty(),
+        detail: if bad.is_empty() {
+            format!(
+                "{nmap} iommu_map{} and {nunmap} iommu_unmap of domain {d:#x} matched",
+                if maps { "" } else { " (not invalidated here: unchecked)" }
+            )
+        } else {
+            bad.join("; ")
+        },
+    }
+}

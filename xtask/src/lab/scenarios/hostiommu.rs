@@ -114,6 +114,9 @@ fn vtd_oracle(dir: &Path, _: Options) -> Report {
     let bypass = hw::check_msi_bypass(&r, &invs, &xl, X86_MSI);
     r.checks.push(bypass);
     r.checks.push(hw::check_ir(&s.events));
+    if let Some(rec) = recorded(dir, &ops) {
+        r.checks.push(hw::check_recorded(&r, &rec, &invs, true));
+    }
     r.checks.insert(0, ends_cleanly(&s));
     r
 }
@@ -168,6 +171,9 @@ fn smmuv3_oracle(dir: &Path, opt: Options) -> Report {
     if let Some(w) = opt.sw_msi {
         r.checks.push(hw::check_sw_msi(&xl, sid.as_deref(), w));
     }
+    if let Some(rec) = recorded(dir, &ops) {
+        r.checks.push(hw::check_recorded(&r, &rec, &invs, false));
+    }
     r.checks.insert(0, ends_cleanly(&s));
     r
 }
@@ -183,4 +189,35 @@ finish PASS
 /// Turns a list of string literals into QEMU arguments.
 pub fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
+}
+
+/// vfio-trace's recorded `iommu_map`/`iommu_unmap` calls in the IOMMU
+/// domain that served the exerciser's MAP_DMAs (the kernel domain whose
+/// maps cover the first mapped IOVA), in order. None without a recording.
+fn recorded(dir: &Path, ops: &[oracle::ExOp]) -> Option<Vec<hw::Recorded>> {
+    use tracer_core::event::EventKind;
+    let (_, events) = tracer_core::tracefile::read_all(&dir.join("trace.vft")).ok()?;
+    let first = ops.iter().find(|o| o.ok && o.kind == oracle::Kind::Map)?;
+    let domain = events.iter().find_map(|e| match &e.kind {
+        EventKind::IommuMap(m)
+            if m.errno == 0 && m.iova <= first.iova && first.iova < m.iova + m.size =>
+        {
+            Some(m.domain)
+        }
+        _ => None,
+    });
+    Some(
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::IommuMap(m) if m.errno == 0 && Some(m.domain) == domain => {
+                    Some((oracle::Kind::Map, m.iova, m.size))
+                }
+                EventKind::IommuUnmap(u) if Some(u.domain) == domain && u.unmapped > 0 => {
+                    Some((oracle::Kind::Unmap, u.iova, u.unmapped))
+                }
+                _ => None,
+            })
+            .collect(),
+    )
 }

@@ -29,6 +29,16 @@ const MODULES: &[(&str, &str)] = &[
     ("9p", ""),
 ];
 
+/// edu only. `fault_map_beyond_iova_ranges` cannot be provoked here: the
+/// AMD-Vi domain's IOVA ranges reach 2^64-1 (VFIO_IOMMU_GET_INFO:
+/// `0x10000000000-0xffffffffffffffff`), nothing lies beyond; VT008 is
+/// still fired by the other four map faults.
+const BODY: &str = r#"EDU=$(find_pci 0x1234 0x11e8) || fail "no edu device (1234:11e8)"
+bind_vfio $EDU
+run_exerciser --edu $EDU --skip-faults fault_map_beyond_iova_ranges
+finish PASS
+"#;
+
 fn machine(_: &Ctx) -> Result<Vec<String>> {
     let mut a = args(&["-cpu", "max", "-M", "q35", "-vga", "none", "-append"]);
     a.push(qemu::X86_HW_IOMMU_CMDLINE.to_string() + " amd_iommu=on noapic");
@@ -43,7 +53,7 @@ fn run(ctx: &Ctx) -> Result<()> {
         &SingleLevel {
             arch: Arch::X86_64,
             modules: MODULES,
-            body: hostiommu::EDU_BODY,
+            body: BODY,
             timeout_s: 240,
             sw_msi: None,
             fault_module: true,

@@ -1,10 +1,14 @@
 //! The lab scenarios and the pieces they share.
 
 mod arm64;
+mod arm64_smmuv3;
+pub mod hostiommu;
 mod nested;
 mod nested_live;
 pub mod single;
 mod x86;
+mod x86_amdvi;
+mod x86_vtd;
 
 use std::{
     fs,
@@ -25,7 +29,14 @@ pub struct Scenario {
 pub use nested_live::AGENT_ARGS as LIVE_AGENT_ARGS;
 pub use x86::MODULES as X86_MODULES;
 
-pub const ALL: &[Scenario] = &[x86::SCENARIO, arm64::SCENARIO, nested::SCENARIO];
+pub const ALL: &[Scenario] = &[
+    x86::SCENARIO,
+    arm64::SCENARIO,
+    nested::SCENARIO,
+    x86_vtd::SCENARIO,
+    x86_amdvi::SCENARIO,
+    arm64_smmuv3::SCENARIO,
+];
 
 /// A kernel, a busybox and an initramfs for one VM level.
 pub struct Boot {

@@ -86,7 +86,8 @@ fn host(msix_teardown: ProbeState, reason: &str) -> Seq {
 fn junit_skips(r: &Report, rule: &str) -> bool {
     let j = r.to_junit();
     j.contains(&format!("name=\"{rule} "))
-        && j.split("<testcase").any(|c| c.contains(rule) && c.contains("<skipped"))
+        && j.split("<testcase")
+            .any(|c| c.contains(rule) && c.contains("<skipped"))
 }
 
 #[test]
@@ -102,8 +103,14 @@ fn a_teardown_hook_that_exists_but_failed_leaves_vt010_not_judged() {
     assert!(n.reason.contains("EBUSY"), "{}", n.reason);
     // Text: listed, and the verdict line says it.
     let text = r.to_text();
-    assert!(text.contains("not judged: VT010 irq-ordering on "), "{text}");
-    assert!(text.ends_with("verdict: clean (not judged: VT010)\n"), "{text}");
+    assert!(
+        text.contains("not judged: VT010 irq-ordering on "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("verdict: clean (not judged: VT010)\n"),
+        "{text}"
+    );
     // JSON: added fields.
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
     assert_eq!(json["summary"]["verdict"], "clean");
@@ -139,7 +146,11 @@ fn a_teardown_hook_that_exists_but_failed_leaves_vt010_not_judged() {
 fn six_x_kernel_without_the_shutdown_hook_is_judged_through_the_mask() {
     let s = host(ProbeState::MissingSymbol, "not found");
     let r = check::run(&s.events, &nodes(), &CheckOptions::default());
-    assert!(r.summary.not_judged.is_empty(), "{:?}", r.summary.not_judged);
+    assert!(
+        r.summary.not_judged.is_empty(),
+        "{:?}",
+        r.summary.not_judged
+    );
     assert!(r.summary.all_rules_judged);
     assert!(r.to_text().ends_with("verdict: clean\n"));
     assert!(!r.to_junit().contains("<skipped"));
@@ -153,7 +164,11 @@ fn no_mask_hook_at_all_is_named_with_each_variant() {
     }
     // Detached status after attach: still attached once, so judged.
     let r = check::run(&s.events, &nodes(), &CheckOptions::default());
-    assert!(r.summary.not_judged.is_empty(), "{:?}", r.summary.not_judged);
+    assert!(
+        r.summary.not_judged.is_empty(),
+        "{:?}",
+        r.summary.not_judged
+    );
 
     let mut s = Seq::new();
     s.probes_ok();
@@ -202,7 +217,11 @@ fn doorbell_rule_not_judged_only_where_software_msi_is_used() {
     };
     // x86: no software-MSI window, nothing to judge there.
     let r = check::run(&s.events, &nodes(), &only);
-    assert!(r.summary.not_judged.is_empty(), "{:?}", r.summary.not_judged);
+    assert!(
+        r.summary.not_judged.is_empty(),
+        "{:?}",
+        r.summary.not_judged
+    );
     // A software-MSI window on the same host: now it matters.
     s.resv(0x800_0000, 0x80f_ffff, ResvType::SwMsi);
     let r = check::run(&s.events, &nodes(), &only);
@@ -230,5 +249,7 @@ fn a_recording_without_the_mask_probes_is_not_judged_for_vt010() {
     let r = check::run(&s.events, &nodes(), &CheckOptions::default());
     assert_eq!(r.summary.not_judged.len(), 1, "{:?}", r.summary.not_judged);
     assert_eq!(r.summary.not_judged[0].rule, "VT010");
-    assert!(r.summary.not_judged[0].reason.contains("none of its probes was traced"));
+    assert!(r.summary.not_judged[0]
+        .reason
+        .contains("none of its probes was traced"));
 }

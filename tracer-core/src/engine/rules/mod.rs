@@ -32,9 +32,9 @@
 //! (doorbell mappings).
 
 mod catalog;
-pub mod needs;
 mod finding;
 mod msi_route;
+pub mod needs;
 mod vt001_dma_map_in_msi_window;
 mod vt002_resv_region_mismatch;
 mod vt003_msi_address_unroutable;
@@ -49,9 +49,9 @@ mod vt010_irq_ordering;
 use std::collections::BTreeSet;
 
 pub use catalog::{RuleId, Severity};
-pub use needs::{Need, NotJudged, Reported, When};
 pub(crate) use finding::{hex, range};
 pub use finding::{Finding, Findings, MAX_PER_RULE};
+pub use needs::{Need, NotJudged, Reported, When};
 
 use super::delta::Delta;
 use super::keys::EvId;

@@ -74,7 +74,10 @@ pub struct NotJudged {
 /// The outcome of one need.
 enum Verdict {
     Met,
-    Unmet { probes: Vec<String>, why: String },
+    Unmet {
+        probes: Vec<String>,
+        why: String,
+    },
     /// None of its probes is in the run's table.
     Unknown,
 }
@@ -195,9 +198,12 @@ pub fn judge<'a>(
             Verdict::Met => continue,
             Verdict::Unknown if !reported.kernel_probes => continue,
             Verdict::Unknown => (
-                need.any_of.iter().filter_map(|a| a.first()).map(|p| p.to_string()).collect(),
-                "none of its probes was traced (recorded by a vfio-trace without them)"
-                    .to_string(),
+                need.any_of
+                    .iter()
+                    .filter_map(|a| a.first())
+                    .map(|p| p.to_string())
+                    .collect(),
+                "none of its probes was traced (recorded by a vfio-trace without them)".to_string(),
             ),
             Verdict::Unmet { probes, why } => (probes, why),
         };
@@ -246,7 +252,9 @@ mod tests {
         }
     }
 
-    fn table(rows: &[(&'static str, ProbeView<'static>)]) -> BTreeMap<&'static str, ProbeView<'static>> {
+    fn table(
+        rows: &[(&'static str, ProbeView<'static>)],
+    ) -> BTreeMap<&'static str, ProbeView<'static>> {
         rows.iter().copied().collect()
     }
 
@@ -275,7 +283,10 @@ mod tests {
             ("msi_unmask", on),
         ]);
         let t = table(&rows);
-        assert_eq!(judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), rep(None)), None);
+        assert_eq!(
+            judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), rep(None)),
+            None
+        );
     }
 
     #[test]
@@ -294,7 +305,10 @@ mod tests {
             ("msi_unmask", on),
         ]);
         let t = table(&rows);
-        assert_eq!(judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), rep(None)), None);
+        assert_eq!(
+            judge(RuleId::IrqOrdering, None, |p| t.get(p).copied(), rep(None)),
+            None
+        );
     }
 
     #[test]
@@ -310,8 +324,13 @@ mod tests {
             ("msix_unmask", on),
         ]);
         let t = table(&rows);
-        let nj = judge(RuleId::IrqOrdering, Some("host"), |p| t.get(p).copied(), rep(None))
-            .expect("VT010 not judged");
+        let nj = judge(
+            RuleId::IrqOrdering,
+            Some("host"),
+            |p| t.get(p).copied(),
+            rep(None),
+        )
+        .expect("VT010 not judged");
         assert_eq!(nj.rule, "VT010");
         assert_eq!(nj.node.as_deref(), Some("host"));
         assert_eq!(nj.missing_probes, vec!["msix_shutdown".to_string()]);
@@ -342,7 +361,11 @@ mod tests {
     #[test]
     fn doorbell_need_applies_only_on_software_msi_hosts() {
         let on = view(ProbeState::Attached, true, "");
-        let gone = view(ProbeState::MissingSymbol, false, "CONFIG_IRQ_MSI_IOMMU is off");
+        let gone = view(
+            ProbeState::MissingSymbol,
+            false,
+            "CONFIG_IRQ_MSI_IOMMU is off",
+        );
         let t = table(&[
             ("msi_write", on),
             ("iommu_map", on),
@@ -351,11 +374,18 @@ mod tests {
             ("msi_prepare_ret", gone),
         ]);
         let get = |p: &str| t.get(p).copied();
-        assert_eq!(judge(RuleId::SwMsiUnbacked, None, get, rep(Some(false))), None);
+        assert_eq!(
+            judge(RuleId::SwMsiUnbacked, None, get, rep(Some(false))),
+            None
+        );
         let nj = judge(RuleId::SwMsiUnbacked, None, get, rep(Some(true))).unwrap();
         assert!(nj.reason.contains("CONFIG_IRQ_MSI_IOMMU"), "{}", nj.reason);
         let nj = judge(RuleId::SwMsiUnbacked, None, get, rep(None)).unwrap();
-        assert!(nj.reason.contains("on a software-MSI host"), "{}", nj.reason);
+        assert!(
+            nj.reason.contains("on a software-MSI host"),
+            "{}",
+            nj.reason
+        );
     }
 
     #[test]
@@ -372,7 +402,10 @@ mod tests {
             ("iommu_map", on),
             ("iommu_map_ret", on),
         ]);
-        assert_eq!(judge(RuleId::ChainBreak, None, |p| t.get(p).copied(), rep(None)), None);
+        assert_eq!(
+            judge(RuleId::ChainBreak, None, |p| t.get(p).copied(), rep(None)),
+            None
+        );
     }
 
     #[test]
@@ -400,11 +433,21 @@ mod tests {
         ]);
         let get = |p: &str| t.get(p).copied();
         let nj = judge(RuleId::IrqOrdering, None, get, rep(None)).unwrap();
-        assert!(nj.reason.contains("none of its probes was traced"), "{}", nj.reason);
+        assert!(
+            nj.reason.contains("none of its probes was traced"),
+            "{}",
+            nj.reason
+        );
         // pci_msi_mask serves MSI and MSI-X: named once.
         assert_eq!(
             nj.missing_probes,
-            vec!["msix_shutdown", "msix_mask", "pci_msi_mask", "msi_shutdown", "msi_mask"]
+            vec![
+                "msix_shutdown",
+                "msix_mask",
+                "pci_msi_mask",
+                "msi_shutdown",
+                "msi_mask"
+            ]
         );
         let silent = Reported {
             sw_msi_window: None,

@@ -1,7 +1,6 @@
 //! A rule whose kernel hook was missing is reported "not judged" in every
 //! format, never silently clean; `--require-all-rules` makes it incomplete.
 
-#[allow(dead_code)]
 mod engine_support;
 
 use engine_support::*;

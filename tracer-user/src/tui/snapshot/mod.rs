@@ -13,7 +13,9 @@ pub use chains::{ChainRow, ChainRowKind, ChainsPane, SelectedChain};
 pub use doorbells::{DeviceDoorbells, DoorbellsPane, VectorRow, WindowKind};
 pub use events::{EventRow, EventsPane};
 pub use findings::FindingsPane;
-pub use health::{HealthPane, InputLine, ProbeLine};
+pub use health::{HealthPane, InputLine};
+#[cfg(test)]
+pub use health::ProbeLine;
 
 use super::{
     model::Model,

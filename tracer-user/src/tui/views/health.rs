@@ -41,7 +41,7 @@ pub fn draw(p: &HealthPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     let unjudged_rows = if unjudged.is_empty() {
         0
     } else {
-        u16::try_from(unjudged.len())
+        u16::try_from(unjudged.len().min(MAX_UNJUDGED_ROWS))
             .unwrap_or(u16::MAX)
             .saturating_add(2)
     };
@@ -88,6 +88,9 @@ fn draw_inputs(p: &HealthPane, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
+/// At most this many lines of unjudged rules (the probes stay in view).
+const MAX_UNJUDGED_ROWS: usize = 5;
+
 /// Rules a node's probes cannot serve (the same judge as `check`'s
 /// `not_judged`; whether a node uses software MSI is not known here, so
 /// doorbell needs count as if it did).
@@ -130,7 +133,12 @@ fn draw_not_judged(list: &[NotJudged], frame: &mut Frame, area: Rect) {
             list.len()
         ))
         .title_style(style::error());
-    let lines: Vec<Line> = list
+    let shown = if list.len() > MAX_UNJUDGED_ROWS {
+        MAX_UNJUDGED_ROWS - 1
+    } else {
+        list.len()
+    };
+    let mut lines: Vec<Line> = list[..shown]
         .iter()
         .map(|n| {
             Line::from(vec![
@@ -143,6 +151,13 @@ fn draw_not_judged(list: &[NotJudged], frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
+    if shown < list.len() {
+        let rest: Vec<&str> = list[shown..].iter().map(|n| n.rule.as_str()).collect();
+        lines.push(Line::styled(
+            format!("… and {} more: {}", list.len() - shown, rest.join(", ")),
+            style::warn(),
+        ));
+    }
     frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 

@@ -38,3 +38,10 @@ pub const PCI_IRQ_MASK_MSIX: ProbeId = 23;
 pub const PCI_IRQ_UNMASK_MSIX: ProbeId = 24;
 pub const PCI_MSI_MASK_IRQ: ProbeId = 25;
 pub const PCI_MSI_UNMASK_IRQ: ProbeId = 26;
+// Host: the same mask bit on the per-device domains' irq_startup /
+// irq_shutdown callbacks (7.x: request_irq/free_irq no longer go through
+// irq_unmask/irq_mask there).
+pub const PCI_IRQ_SHUTDOWN_MSI: ProbeId = 27;
+pub const PCI_IRQ_STARTUP_MSI: ProbeId = 28;
+pub const PCI_IRQ_SHUTDOWN_MSIX: ProbeId = 29;
+pub const PCI_IRQ_STARTUP_MSIX: ProbeId = 30;

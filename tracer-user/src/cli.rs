@@ -192,6 +192,12 @@ pub struct CheckArgs {
     pub salvage: bool,
     #[command(flatten)]
     pub observe: ObserveArgs,
+
+    /// A rule that could not be judged (a kernel hook it needs is missing
+    /// on this kernel) makes the verdict incomplete (exit 2) instead of a
+    /// clean verdict that lists it as not judged.
+    #[arg(long)]
+    pub require_all_rules: bool,
     /// Live: trace while this command runs (after `--`).
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,

@@ -31,7 +31,11 @@
 //! (after `--rule` / `--allow`) → `findings` (exit 1); otherwise anything
 //! not seen — an input file damaged or cut short ([`Coverage`]), a live
 //! stream lost, ring drops, a required probe that never attached, no events
-//! at all → `incomplete` (exit 2); otherwise `clean` (exit 0). A report with
+//! at all → `incomplete` (exit 2); otherwise `clean` (exit 0). Rules that
+//! ran but could not be judged (a kernel hook they need was missing on a
+//! node: `summary.not_judged`) leave a clean verdict clean but say so
+//! (`all_rules_judged: false`, "verdict: clean (not judged: VT010)");
+//! with `require_all_rules` they are incomplete reasons. A report with
 //! findings still says whether it was complete (`summary.complete`), and
 //! marks the findings the missing data may have caused.
 
@@ -66,6 +70,10 @@ pub struct CheckOptions {
     pub forced_pairs: Vec<ForcedPair>,
     /// Guest→host propagation window; `None` keeps the engine's default (1 s).
     pub join_window_ns: Option<u64>,
+    /// `--require-all-rules`: a rule that could not be judged (a kernel
+    /// hook it needs was missing) makes the verdict incomplete (exit 2)
+    /// instead of a clean verdict that lists it as not judged.
+    pub require_all_rules: bool,
 }
 
 impl CheckOptions {
@@ -124,5 +132,13 @@ pub fn run_covered(
         .into_iter()
         .filter(|r| opts.selected(*r))
         .collect();
-    Report::build(&engine, &sorted, nodes, findings, rules_run, coverage)
+    Report::build(
+        &engine,
+        &sorted,
+        nodes,
+        findings,
+        rules_run,
+        coverage,
+        opts.require_all_rules,
+    )
 }

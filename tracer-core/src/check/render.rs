@@ -88,6 +88,17 @@ impl Report {
                 p.reason
             );
         }
+        for n in &m.not_judged {
+            let _ = writeln!(
+                s,
+                "  not judged: {} {} on {} (missing {}): {}",
+                n.rule,
+                n.name,
+                n.node.as_deref().unwrap_or("?"),
+                n.missing_probes.join(", "),
+                n.reason
+            );
+        }
         for p in &m.pairings {
             let _ = writeln!(s, "  paired: {p}");
         }
@@ -100,11 +111,23 @@ impl Report {
         if m.suppressed > 0 {
             let _ = writeln!(s, "  {} more finding(s) not listed", m.suppressed);
         }
-        let _ = writeln!(s, "verdict: {}", verdict_name(m.verdict));
+        if m.not_judged.is_empty() {
+            let _ = writeln!(s, "verdict: {}", verdict_name(m.verdict));
+        } else {
+            let mut ids: Vec<&str> = m.not_judged.iter().map(|n| n.rule.as_str()).collect();
+            ids.dedup();
+            let _ = writeln!(
+                s,
+                "verdict: {} (not judged: {})",
+                verdict_name(m.verdict),
+                ids.join(", ")
+            );
+        }
         s
     }
 
-    /// One test case per rule that ran (failing with its findings), plus a
+    /// One test case per rule that ran (failing with its findings, skipped
+    /// when it could not be judged), plus a
     /// `trace-complete` case that errors when the check was incomplete.
     pub fn to_junit(&self) -> String {
         let rules: Vec<RuleId> = self
@@ -119,14 +142,27 @@ impl Report {
             .count();
         let errors = usize::from(!self.summary.complete);
         let tests = rules.len() + 1;
+        // Rules not judged anywhere and without findings are skipped cases.
+        let skipped = rules
+            .iter()
+            .filter(|r| {
+                self.summary.not_judged.iter().any(|n| n.rule == r.id())
+                    && !self.findings.iter().any(|f| f.rule == r.id())
+            })
+            .count();
+        let skipped = if skipped > 0 {
+            format!(" skipped=\"{skipped}\"")
+        } else {
+            String::new()
+        };
         let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         let _ = writeln!(
             s,
-            "<testsuites name=\"vfio-trace check\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">"
+            "<testsuites name=\"vfio-trace check\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\"{skipped}>"
         );
         let _ = writeln!(
             s,
-            "  <testsuite name=\"vfio-trace check\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">"
+            "  <testsuite name=\"vfio-trace check\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\"{skipped}>"
         );
         for r in rules {
             let _ = write!(
@@ -136,6 +172,21 @@ impl Report {
                 r.name()
             );
             let mine: Vec<_> = self.findings.iter().filter(|f| f.rule == r.id()).collect();
+            let unjudged: Vec<String> = self
+                .summary
+                .not_judged
+                .iter()
+                .filter(|n| n.rule == r.id())
+                .map(|n| format!("{}: {}", n.node.as_deref().unwrap_or("?"), n.reason))
+                .collect();
+            if mine.is_empty() && !unjudged.is_empty() {
+                let _ = writeln!(
+                    s,
+                    ">\n      <skipped message=\"not judged: {}\"/>\n    </testcase>",
+                    xml(&unjudged.join("; "))
+                );
+                continue;
+            }
             if mine.is_empty() {
                 s.push_str("/>\n");
                 continue;

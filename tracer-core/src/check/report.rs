@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use super::coverage::Coverage;
+use crate::engine::rules::needs::{self, NotJudged, ProbeView, Reported};
 use crate::engine::{Engine, Finding, RuleId, Severity};
-use crate::event::{Event, NodeInfo, ProbeState};
+use crate::event::{Event, EventKind, NodeId, NodeInfo, ProbeState, ResvType};
 use crate::export::jsonl::to_jsonl_line;
 use crate::export::text::format_event;
 use crate::tracefile::{aligned_ns, node_name, InputReport};
@@ -120,6 +121,12 @@ pub struct Summary {
     pub drops: DropsSummary,
     /// Rules that ran (after `--rule` / `--allow`).
     pub rules: Vec<String>,
+    /// Rules that ran but could not be judged on a node, because a kernel
+    /// hook they need was missing there (one entry per rule and node).
+    pub not_judged: Vec<NotJudged>,
+    /// False when `not_judged` is not empty: a clean verdict then covers
+    /// only the rules that were judged.
+    pub all_rules_judged: bool,
     /// Findings not kept beyond the per-rule cap.
     pub suppressed: u64,
     /// Guest domains paired with the host containers serving them.
@@ -149,6 +156,7 @@ impl Report {
         findings: Vec<Finding>,
         rules: Vec<RuleId>,
         coverage: &Coverage,
+        require_all_rules: bool,
     ) -> Report {
         let suspect_from = coverage.suspect_from(events, nodes);
         let findings: Vec<ReportFinding> = findings
@@ -212,6 +220,17 @@ impl Report {
                 m.probe, m.node, m.status
             ));
         }
+        let not_judged = not_judged(engine, events, nodes, &rules);
+        if require_all_rules {
+            reasons.extend(not_judged.iter().map(|n| {
+                format!(
+                    "rule {} not judged on {} (--require-all-rules): {}",
+                    n.rule,
+                    n.node.as_deref().unwrap_or("?"),
+                    n.reason
+                )
+            }));
+        }
         let verdict = Verdict::decide(findings.len(), &reasons);
         let summary = Summary {
             events: engine.events_seen(),
@@ -220,6 +239,8 @@ impl Report {
             probes,
             drops,
             rules: rules.iter().map(|r| r.id().to_string()).collect(),
+            all_rules_judged: not_judged.is_empty(),
+            not_judged,
             suppressed: engine.suppressed(),
             pairings: super::pairings::report_pairings(&engine.pairings(), nodes),
             inputs: coverage.inputs.clone(),
@@ -238,4 +259,50 @@ impl Report {
             Verdict::Incomplete => 2,
         }
     }
+}
+
+/// The rules that ran but could not be judged, per node that reported its
+/// probes (a node without probe statuses, e.g. synthetic events, says
+/// nothing about its hooks).
+fn not_judged(
+    engine: &Engine,
+    events: &[&Event],
+    nodes: &[NodeInfo],
+    rules: &[RuleId],
+) -> Vec<NotJudged> {
+    let health = engine.health();
+    let mut node_ids: Vec<NodeId> = health.probes.keys().map(|(n, _)| *n).collect();
+    node_ids.dedup();
+    let mut out = Vec::new();
+    for node in node_ids {
+        let sw_msi = events.iter().any(|e| {
+            e.node == node
+                && matches!(&e.kind, EventKind::ResvRegion(r) if r.rtype == ResvType::SwMsi)
+        });
+        let lookup = |p: &str| {
+            health
+                .probes
+                .get(&(node, p.to_string()))
+                .map(|(st, ever)| ProbeView {
+                    status: st.status,
+                    ever_attached: *ever,
+                    attach: &st.attach,
+                    reason: &st.reason,
+                })
+        };
+        let reported = Reported {
+            sw_msi_window: Some(sw_msi),
+            kernel_probes: health
+                .probes
+                .iter()
+                .any(|((n, _), (st, _))| *n == node && needs::is_kernel_function(&st.attach)),
+        };
+        let name = node_name(nodes, node);
+        out.extend(
+            rules
+                .iter()
+                .filter_map(|r| needs::judge(*r, Some(&name), lookup, reported)),
+        );
+    }
+    out
 }

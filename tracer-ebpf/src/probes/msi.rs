@@ -5,7 +5,8 @@ use tracer_common::{
     kind,
     kprobe::{MsiMaskRecord, MsiWriteRecord, DEV_NAME_LEN},
     probe::{
-        PCI_IRQ_MASK_MSI, PCI_IRQ_MASK_MSIX, PCI_IRQ_UNMASK_MSI, PCI_IRQ_UNMASK_MSIX,
+        PCI_IRQ_MASK_MSI, PCI_IRQ_MASK_MSIX, PCI_IRQ_SHUTDOWN_MSI, PCI_IRQ_SHUTDOWN_MSIX,
+        PCI_IRQ_STARTUP_MSI, PCI_IRQ_STARTUP_MSIX, PCI_IRQ_UNMASK_MSI, PCI_IRQ_UNMASK_MSIX,
         PCI_MSI_MASK_IRQ, PCI_MSI_UNMASK_IRQ, PCI_WRITE_MSI,
     },
 };
@@ -98,4 +99,31 @@ pub fn pci_msi_mask_irq(ctx: ProbeContext) -> u32 {
 #[kprobe]
 pub fn pci_msi_unmask_irq(ctx: ProbeContext) -> u32 {
     done(try_mask(&ctx, PCI_MSI_UNMASK_IRQ, 0))
+}
+
+/// `static void pci_irq_shutdown_msi(struct irq_data *data)`: 7.x's per-device
+/// PCI-MSI chip masks here on free_irq() (irq_shutdown no longer calls
+/// irq_mask when the chip has irq_shutdown). Same record as a mask.
+#[kprobe]
+pub fn pci_irq_shutdown_msi(ctx: ProbeContext) -> u32 {
+    done(try_mask(&ctx, PCI_IRQ_SHUTDOWN_MSI, 1))
+}
+
+/// `static unsigned int pci_irq_startup_msi(struct irq_data *data)`: the
+/// unmask on request_irq() (7.x).
+#[kprobe]
+pub fn pci_irq_startup_msi(ctx: ProbeContext) -> u32 {
+    done(try_mask(&ctx, PCI_IRQ_STARTUP_MSI, 0))
+}
+
+/// `static void pci_irq_shutdown_msix(struct irq_data *data)` (7.x).
+#[kprobe]
+pub fn pci_irq_shutdown_msix(ctx: ProbeContext) -> u32 {
+    done(try_mask(&ctx, PCI_IRQ_SHUTDOWN_MSIX, 1))
+}
+
+/// `static unsigned int pci_irq_startup_msix(struct irq_data *data)` (7.x).
+#[kprobe]
+pub fn pci_irq_startup_msix(ctx: ProbeContext) -> u32 {
+    done(try_mask(&ctx, PCI_IRQ_STARTUP_MSIX, 0))
 }

@@ -24,6 +24,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         rules: CheckOptions::parse_rules(&args.rules)?,
         allow: CheckOptions::parse_rules(&args.allow)?,
         forced_pairs: CheckOptions::parse_pairs(&args.pairs)?,
+        require_all_rules: args.require_all_rules,
         ..Default::default()
     };
     // What was read is checked and reported; whatever was not (damage, a

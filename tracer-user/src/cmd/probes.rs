@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use serde::Serialize;
+use tracer_core::engine::rules::needs::{self, NotJudged, ProbeView, Reported};
+use tracer_core::engine::RuleId;
 use tracer_core::event::{Drops, ProbeState, ProbeStatus};
 
 use super::privilege;
@@ -17,6 +19,8 @@ use crate::{
 struct Listing {
     probes: Vec<Row>,
     drops: Drops,
+    /// Rules a missing hook leaves unjudgeable on this kernel.
+    not_judged: Vec<NotJudged>,
 }
 
 #[derive(Serialize)]
@@ -45,6 +49,11 @@ pub fn run(args: ProbesArgs) -> Result<ExitCode> {
             })
             .collect(),
         drops: probes.drops(),
+        not_judged: Vec::new(),
+    };
+    let listing = Listing {
+        not_judged: not_judged(&listing.probes),
+        ..listing
     };
     match args.format {
         ListFormat::Json => println!("{}", serde_json::to_string_pretty(&listing)?),
@@ -85,7 +94,54 @@ fn render_text(l: &Listing) -> String {
         "drops: ring full {}, pending full {}, read failed {}\n",
         d.ring_full, d.pending_full, d.read_failed
     );
+    if l.not_judged.is_empty() {
+        out += "rules: every rule can be judged on this kernel\n";
+    } else {
+        out += &format!(
+            "rules NOT judged on this kernel ({}; `check` lists them as not judged):\n",
+            l.not_judged.len()
+        );
+        for n in &l.not_judged {
+            out += &format!(
+                "  {} {} (missing {}): {}\n",
+                n.rule,
+                n.name,
+                n.missing_probes.join(", "),
+                n.reason
+            );
+        }
+    }
     out
+}
+
+/// The rules this kernel's probe statuses leave unjudgeable (software-MSI
+/// needs judged as if the host used software MSI: it is not known yet).
+fn not_judged(rows: &[Row]) -> Vec<NotJudged> {
+    let lookup = |name: &str| {
+        rows.iter()
+            .map(|r| &r.status)
+            .find(|s| s.probe == name)
+            .map(|s| ProbeView {
+                status: s.status,
+                ever_attached: s.status == ProbeState::Attached,
+                attach: &s.attach,
+                reason: &s.reason,
+            })
+    };
+    RuleId::ALL
+        .into_iter()
+        .filter_map(|r| {
+            needs::judge(
+                r,
+                None,
+                lookup,
+                Reported {
+                    sw_msi_window: None,
+                    kernel_probes: true,
+                },
+            )
+        })
+        .collect()
 }
 
 /// What vfio-trace may leave in the kernel after it stopped: nothing. Every
@@ -165,4 +221,74 @@ fn leftovers() -> Result<ExitCode> {
     }
     println!("no vfio-trace BPF program or kprobe event left in the kernel");
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(probe: &'static str, status: ProbeState, reason: &str) -> Row {
+        Row {
+            status: ProbeStatus {
+                probe: probe.into(),
+                attach: format!("kprobe:{probe}"),
+                status,
+                required: false,
+                reason: reason.into(),
+                hits: 0,
+            },
+            yields: &[],
+        }
+    }
+
+    #[test]
+    fn a_kernel_without_any_msi_mask_hook_names_vt010() {
+        let gone = ["msix_shutdown", "msix_mask", "pci_msi_mask"];
+        let rows: Vec<Row> = table::all()
+            .map(|p| {
+                if gone.contains(&p.name) {
+                    row(p.name, ProbeState::MissingSymbol, "not found")
+                } else {
+                    row(p.name, ProbeState::Attached, "")
+                }
+            })
+            .collect();
+        let l = Listing {
+            not_judged: not_judged(&rows),
+            probes: rows,
+            drops: Drops {
+                ring_full: 0,
+                pending_full: 0,
+                read_failed: 0,
+                undecodable: 0,
+            },
+        };
+        let text = render_text(&l);
+        assert!(
+            text.contains("rules NOT judged on this kernel (1;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("VT010 irq-ordering (missing msix_shutdown, msix_mask, pci_msi_mask)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn all_hooks_there_says_every_rule_can_be_judged() {
+        let rows: Vec<Row> = table::all()
+            .map(|p| row(p.name, ProbeState::Attached, ""))
+            .collect();
+        let l = Listing {
+            not_judged: not_judged(&rows),
+            probes: rows,
+            drops: Drops {
+                ring_full: 0,
+                pending_full: 0,
+                read_failed: 0,
+                undecodable: 0,
+            },
+        };
+        assert!(render_text(&l).contains("every rule can be judged"));
+    }
 }

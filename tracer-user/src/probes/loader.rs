@@ -11,6 +11,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use tracer_common::{drop_reason, probe::MAX_PROBES};
+use tracer_core::engine::rules::needs::WAITING_FOR_MODULE;
 use tracer_core::event::{Drops, ProbeState, ProbeStatus};
 
 use super::{
@@ -177,7 +178,7 @@ impl Probes {
             if !Path::new("/sys/module").join(m).exists() {
                 let s = &mut self.slots[i];
                 s.state = ProbeState::MissingSymbol;
-                s.reason = format!("module {m} not loaded; attaches when it loads");
+                s.reason = format!("module {m} {WAITING_FOR_MODULE}");
                 s.waiting = true;
                 return;
             }
@@ -407,7 +408,10 @@ fn classify(spec: &ProbeSpec, e: &anyhow::Error) -> (ProbeState, String) {
         }
         _ => ProbeState::Failed,
     };
-    (state, text)
+    match (state, spec.absent_means) {
+        (ProbeState::MissingSymbol, Some(why)) => (state, format!("{text} — {why}")),
+        _ => (state, text),
+    }
 }
 
 fn sum_per_cpu(ebpf: &Ebpf, name: &str, len: u32) -> Vec<u64> {

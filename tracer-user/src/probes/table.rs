@@ -53,11 +53,19 @@ pub struct ProbeSpec {
     /// trampolines, no BTF for the function) the kprobe is used. Its name
     /// shares its first 15 bytes (what the kernel keeps) with `program`.
     pub fexit: Option<&'static str>,
+    /// What it means when the kernel has no such function: the kernel
+    /// feature or version it belongs to (shown with a missing symbol).
+    pub absent_means: Option<&'static str>,
 }
 
 impl ProbeSpec {
     const fn with_fexit(mut self, program: &'static str) -> Self {
         self.fexit = Some(program);
+        self
+    }
+
+    const fn absent_means(mut self, why: &'static str) -> Self {
+        self.absent_means = Some(why);
         self
     }
 
@@ -200,6 +208,7 @@ pub const PROBES: &[ProbeSpec] = &[
         required: true,
         module: None,
         fexit: None,
+        absent_means: None,
     },
     ProbeSpec {
         name: "ioctl_exit",
@@ -213,6 +222,7 @@ pub const PROBES: &[ProbeSpec] = &[
         required: true,
         module: None,
         fexit: None,
+        absent_means: None,
     },
 ];
 
@@ -234,8 +244,22 @@ const fn kfn(
         required: false,
         module,
         fexit: None,
+        absent_means: None,
     }
 }
+
+/// Why a kernel lacks a per-device PCI/MSI domain chip callback.
+const NO_DEVICE_MSI_DOMAIN: &str = "no per-device PCI/MSI irq domains on this kernel/irqchip \
+     (before 6.2, or a global PCI/MSI domain): pci_msi_mask/pci_msi_unmask serve instead";
+/// Why a kernel lacks the startup/shutdown chip callbacks.
+const NO_MSI_STARTUP_SHUTDOWN: &str = "the PCI/MSI device domain has no irq_startup/irq_shutdown \
+     callbacks on this kernel (6.x): request_irq/free_irq unmask and mask through \
+     irq_unmask/irq_mask, which msi(x)_mask/msi(x)_unmask see";
+/// Why a kernel lacks iommu_dma_prepare_msi.
+const NO_IRQ_MSI_IOMMU: &str = "CONFIG_IRQ_MSI_IOMMU is off: this architecture's MSIs are not \
+     translated by the IOMMU (x86: the APIC range is bypassed or interrupt-remapped), so no \
+     software-MSI doorbell is ever mapped (7.x builds iommu_dma_prepare_msi only then; 6.x \
+     had it in dma-iommu.c, never called on x86)";
 
 use Attach::{Kprobe, Kretprobe};
 
@@ -327,7 +351,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["msi_mask"],
         None,
-    ),
+    )
+    .absent_means(NO_DEVICE_MSI_DOMAIN),
     kfn(
         "msi_unmask",
         "pci_irq_unmask_msi",
@@ -337,7 +362,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["msi_mask"],
         None,
-    ),
+    )
+    .absent_means(NO_DEVICE_MSI_DOMAIN),
     kfn(
         "msix_mask",
         "pci_irq_mask_msix",
@@ -347,7 +373,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["msi_mask"],
         None,
-    ),
+    )
+    .absent_means(NO_DEVICE_MSI_DOMAIN),
     kfn(
         "msix_unmask",
         "pci_irq_unmask_msix",
@@ -357,7 +384,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["msi_mask"],
         None,
-    ),
+    )
+    .absent_means(NO_DEVICE_MSI_DOMAIN),
     kfn(
         "pci_msi_mask",
         "pci_msi_mask_irq",
@@ -379,6 +407,50 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         None,
     ),
     kfn(
+        "msi_shutdown",
+        "pci_irq_shutdown_msi",
+        probe::PCI_IRQ_SHUTDOWN_MSI,
+        Kprobe {
+            function: "pci_irq_shutdown_msi",
+        },
+        &["msi_mask"],
+        None,
+    )
+    .absent_means(NO_MSI_STARTUP_SHUTDOWN),
+    kfn(
+        "msi_startup",
+        "pci_irq_startup_msi",
+        probe::PCI_IRQ_STARTUP_MSI,
+        Kprobe {
+            function: "pci_irq_startup_msi",
+        },
+        &["msi_mask"],
+        None,
+    )
+    .absent_means(NO_MSI_STARTUP_SHUTDOWN),
+    kfn(
+        "msix_shutdown",
+        "pci_irq_shutdown_msix",
+        probe::PCI_IRQ_SHUTDOWN_MSIX,
+        Kprobe {
+            function: "pci_irq_shutdown_msix",
+        },
+        &["msi_mask"],
+        None,
+    )
+    .absent_means(NO_MSI_STARTUP_SHUTDOWN),
+    kfn(
+        "msix_startup",
+        "pci_irq_startup_msix",
+        probe::PCI_IRQ_STARTUP_MSIX,
+        Kprobe {
+            function: "pci_irq_startup_msix",
+        },
+        &["msi_mask"],
+        None,
+    )
+    .absent_means(NO_MSI_STARTUP_SHUTDOWN),
+    kfn(
         "msi_cookie",
         "iommu_get_msi_cookie",
         probe::MSI_COOKIE,
@@ -397,7 +469,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["msi_doorbell_map"],
         None,
-    ),
+    )
+    .absent_means(NO_IRQ_MSI_IOMMU),
     kfn(
         "msi_prepare_ret",
         "iommu_dma_prepare_msi_return",
@@ -407,7 +480,8 @@ pub const KERNEL_PROBES: &[ProbeSpec] = &[
         },
         &["msi_doorbell_map"],
         None,
-    ),
+    )
+    .absent_means(NO_IRQ_MSI_IOMMU),
     kfn(
         "vfio_pin",
         "vfio_pin_entry",
@@ -537,6 +611,19 @@ mod tests {
                     "{fx}: no table program shares its first 15 bytes"
                 );
                 assert!(all.iter().all(|b| b.program != fx));
+            }
+        }
+    }
+
+    /// The rules' needs name probes of this table (a seam of strings held
+    /// by a test).
+    #[test]
+    fn every_probe_a_rule_needs_is_in_the_table() {
+        for r in tracer_core::engine::RuleId::ALL {
+            for n in r.needs() {
+                for p in n.any_of.iter().flat_map(|a| a.iter()) {
+                    assert!(by_name(p).is_some(), "{r} needs unknown probe {p}");
+                }
             }
         }
     }

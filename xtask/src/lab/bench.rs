@@ -209,6 +209,13 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
     let args = LabArgs {
         scenario: Some("bench-probes".into()),
         list: false,
+        kernel: None,
+        guest_kernel: None,
+        list_kernels: false,
+        kernels: None,
+        scenarios: None,
+        tracer_arm64: None,
+        build_fault_module: None,
         tracer: Some(tracer.clone()),
         tracer_args: String::new(),
         tracer_settle: 0,

@@ -18,6 +18,8 @@
  *       marks the vector's interrupt masked in the irq core's state without
  *       masking it in the device (a lost mask): the next free_irq() then
  *       skips the irq chip's mask and the vector is torn down unmasked.
+ *       With a chip that has irq_shutdown (7.x), which masks regardless,
+ *       the lost state is "started": free_irq() then skips the shutdown.
  *
  * With hw_msi_window=ADDR (module parameter), the virtio-iommu driver
  * also reports a hardware MSI window [ADDR, ADDR + 1 MiB) for every device
@@ -38,6 +40,7 @@
 #include <linux/gfp.h>
 #include <linux/kprobes.h>
 #include <linux/irq.h>
+#include <linux/version.h>
 
 #define PFX "vfio-trace-fault: "
 
@@ -65,8 +68,14 @@ static int do_iommu_map(struct pci_dev *pdev, u64 iova)
 	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	if (!page)
 		return -ENOMEM;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 	ret = iommu_map(d, iova, page_to_phys(page), PAGE_SIZE,
 			IOMMU_READ | IOMMU_WRITE, GFP_KERNEL);
+#else
+	/* Before 6.3 iommu_map() took no gfp (it allocated GFP_KERNEL). */
+	ret = iommu_map(d, iova, page_to_phys(page), PAGE_SIZE,
+			IOMMU_READ | IOMMU_WRITE);
+#endif
 	pr_info(PFX "iommu_map dev=%s domain=%px iova=0x%llx paddr=0x%llx size=0x%lx ret=%d\n",
 		pci_name(pdev), d, iova, (u64)page_to_phys(page), PAGE_SIZE, ret);
 	if (!ret) {
@@ -111,10 +120,19 @@ static int do_mask_lie(struct pci_dev *pdev, unsigned int vector)
 	d = irq_get_irq_data(irq);
 	if (!d)
 		return -ENOENT;
-	/* irqd_set() is private to the irq core: the lie needs the raw state. */
-	ACCESS_PRIVATE(d->common, state_use_accessors) |= IRQD_IRQ_MASKED;
-	pr_info(PFX "mask_lie dev=%s vector=%u irq=%d: marked masked, device left unmasked\n",
-		pci_name(pdev), vector, irq);
+	/*
+	 * irqd_set() is private to the irq core: the lie needs the raw state.
+	 * A chip with irq_shutdown (7.x's PCI/MSI device domains) masks there
+	 * whatever IRQD_IRQ_MASKED says; irq_shutdown() skips it only for an
+	 * interrupt it believes never started.
+	 */
+	if (d->chip && d->chip->irq_shutdown)
+		ACCESS_PRIVATE(d->common, state_use_accessors) &= ~IRQD_IRQ_STARTED;
+	else
+		ACCESS_PRIVATE(d->common, state_use_accessors) |= IRQD_IRQ_MASKED;
+	pr_info(PFX "mask_lie dev=%s vector=%u irq=%d: marked %s, device left unmasked\n",
+		pci_name(pdev), vector, irq,
+		d->chip && d->chip->irq_shutdown ? "not started" : "masked");
 	return 0;
 }
 

@@ -208,6 +208,13 @@ pub fn run(a: &SoakArgs) -> Result<()> {
     let lab_args = LabArgs {
         scenario: Some("soak".into()),
         list: false,
+        kernel: None,
+        guest_kernel: None,
+        list_kernels: false,
+        kernels: None,
+        scenarios: None,
+        tracer_arm64: None,
+        build_fault_module: None,
         tracer: Some(tracer),
         tracer_args: "record -o $LAB_OUT/trace.vft --node $LAB_NODE".into(),
         tracer_settle: 1,

@@ -4,6 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::needs::{Need, When};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
@@ -183,6 +185,94 @@ impl RuleId {
                  are not judged: masking them is a no-op in the kernel too, and clearing MSI \
                  Enable is their only off switch."
             }
+        }
+    }
+}
+
+const RESV: Need = Need {
+    purpose: "the IOMMU's reserved regions",
+    any_of: &[&["resv_regions", "resv_regions_ret"]],
+    when: When::Always,
+};
+const HOST_MAP: Need = Need {
+    purpose: "the host's IOMMU mappings (iommu_map)",
+    any_of: &[&["iommu_map", "iommu_map_ret"]],
+    when: When::Always,
+};
+const HOST_UNMAP: Need = Need {
+    purpose: "the host's IOMMU unmappings (__iommu_unmap)",
+    any_of: &[&["iommu_unmap", "iommu_unmap_ret"]],
+    when: When::Always,
+};
+const GUEST_REQ: Need = Need {
+    purpose: "the guest's virtio-iommu requests",
+    any_of: &[&["viommu_req", "viommu_req_ret"]],
+    when: When::Always,
+};
+const MSI_WRITE: Need = Need {
+    purpose: "the MSI messages written to devices",
+    any_of: &[&["msi_write"]],
+    when: When::Always,
+};
+const DOORBELL: Need = Need {
+    purpose: "the software-MSI doorbell mappings (iommu_dma_prepare_msi)",
+    any_of: &[&["msi_prepare", "msi_prepare_ret"]],
+    when: When::SwMsiWindow,
+};
+const COOKIE: Need = Need {
+    purpose: "the software-MSI window's base (iommu_get_msi_cookie)",
+    any_of: &[&["msi_cookie"]],
+    when: When::SwMsiWindow,
+};
+const PINS: Need = Need {
+    purpose: "the pages VFIO pinned (vfio_pin_pages_remote)",
+    any_of: &[&["vfio_pin", "vfio_pin_ret"]],
+    when: When::Always,
+};
+const SET_IRQS: Need = Need {
+    purpose: "VFIO's interrupt setup (vfio_pci_set_irqs_ioctl, vfio_msi_set_vector_signal)",
+    any_of: &[&["vfio_set_irqs", "msi_vector", "msi_vector_ret"]],
+    when: When::Always,
+};
+/// The mask bit when a vector is torn down (free_irq) and set up: 7.x's
+/// device domains shut down/start up through their own callbacks, 6.2+
+/// masked through the device domain's irq_mask, older kernels (and global
+/// PCI/MSI domains) through pci_msi_mask_irq.
+const MSIX_MASK: Need = Need {
+    purpose: "the MSI-X mask bit at vector teardown (vectors disabled without masking)",
+    any_of: &[
+        &["msix_shutdown", "msix_startup"],
+        &["msix_mask", "msix_unmask"],
+        &["pci_msi_mask", "pci_msi_unmask"],
+    ],
+    when: When::Always,
+};
+const MSI_MASK: Need = Need {
+    purpose: "the MSI mask bit at vector teardown (vectors disabled without masking)",
+    any_of: &[
+        &["msi_shutdown", "msi_startup"],
+        &["msi_mask", "msi_unmask"],
+        &["pci_msi_mask", "pci_msi_unmask"],
+    ],
+    when: When::Always,
+};
+
+impl RuleId {
+    /// The kernel hooks the rule judges with (see [`super::needs`]): the
+    /// ioctl tracepoints every rule reads are required probes, so only
+    /// kernel-function probes are listed.
+    pub fn needs(self) -> &'static [Need] {
+        match self {
+            RuleId::MapInMsiWindow => &[RESV, HOST_MAP, GUEST_REQ],
+            RuleId::ResvMismatch => &[RESV, GUEST_REQ],
+            RuleId::MsiUnroutable => &[MSI_WRITE, RESV, HOST_MAP],
+            RuleId::SwMsiUnbacked => &[MSI_WRITE, HOST_MAP, DOORBELL],
+            RuleId::SwMsiCollision => &[RESV, COOKIE],
+            RuleId::ChainBreak => &[PINS, HOST_MAP],
+            RuleId::StaleMapping => &[HOST_UNMAP, GUEST_REQ],
+            RuleId::MapFailed => &[RESV, GUEST_REQ],
+            RuleId::WidthGranule => &[],
+            RuleId::IrqOrdering => &[SET_IRQS, MSI_WRITE, MSIX_MASK, MSI_MASK],
         }
     }
 }

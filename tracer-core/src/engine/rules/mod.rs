@@ -34,6 +34,7 @@
 mod catalog;
 mod finding;
 mod msi_route;
+pub mod needs;
 mod vt001_dma_map_in_msi_window;
 mod vt002_resv_region_mismatch;
 mod vt003_msi_address_unroutable;
@@ -50,6 +51,7 @@ use std::collections::BTreeSet;
 pub use catalog::{RuleId, Severity};
 pub(crate) use finding::{hex, range};
 pub use finding::{Finding, Findings, MAX_PER_RULE};
+pub use needs::{Need, NotJudged, Reported, When};
 
 use super::delta::Delta;
 use super::keys::EvId;

@@ -14,6 +14,8 @@ pub use doorbells::{DeviceDoorbells, DoorbellsPane, VectorRow, WindowKind};
 pub use events::{EventRow, EventsPane};
 pub use findings::FindingsPane;
 pub use health::{HealthPane, InputLine};
+#[cfg(test)]
+pub use health::ProbeLine;
 
 use super::{
     model::Model,

@@ -9,7 +9,10 @@
 //! adds attach, DMA-translation and MSI-doorbell checks.
 
 mod checks;
+pub mod hwiommu;
 mod parse;
+#[cfg(test)]
+mod hwiommu_tests;
 #[cfg(test)]
 mod tests;
 

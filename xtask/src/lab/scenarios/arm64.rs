@@ -162,6 +162,7 @@ fn run(ctx: &Ctx) -> Result<()> {
                 "fault_vm_ram_in_sw_msi_window",
             ],
             machine,
+            iommu: &super::hostiommu::VIRTIO,
         },
     )
 }

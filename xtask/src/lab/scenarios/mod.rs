@@ -1,10 +1,14 @@
 //! The lab scenarios and the pieces they share.
 
 mod arm64;
+mod arm64_smmuv3;
+pub mod hostiommu;
 mod nested;
 mod nested_live;
 pub mod single;
 mod x86;
+mod x86_amdvi;
+mod x86_vtd;
 
 use std::{
     fs,
@@ -25,7 +29,14 @@ pub struct Scenario {
 pub use nested_live::AGENT_ARGS as LIVE_AGENT_ARGS;
 pub use x86::MODULES as X86_MODULES;
 
-pub const ALL: &[Scenario] = &[x86::SCENARIO, arm64::SCENARIO, nested::SCENARIO];
+pub const ALL: &[Scenario] = &[
+    x86::SCENARIO,
+    arm64::SCENARIO,
+    nested::SCENARIO,
+    x86_vtd::SCENARIO,
+    x86_amdvi::SCENARIO,
+    arm64_smmuv3::SCENARIO,
+];
 
 /// A kernel, a busybox and an initramfs for one VM level.
 pub struct Boot {
@@ -48,14 +59,18 @@ pub fn prepare(
     body: &str,
     label: &str,
 ) -> Result<Boot> {
-    let kernel = step(&format!("{} kernel (cached)", arch.deb()), || {
-        debs::kernel(arch)
-    })?;
+    let kernel = step(
+        &format!("{} kernel, {node} level (cached)", arch.deb()),
+        || debs::kernel_at(super::kernels::Level::of(node), arch),
+    )?;
     eprintln!("    {} {}", kernel.release, kernel.image.display());
     let busybox = step(&format!("{} busybox (cached)", arch.deb()), || {
         debs::busybox(arch)
     })?;
     let names: Vec<&str> = modules.iter().map(|(m, _)| *m).collect();
+    // A module this kernel lacks: the scenario does not apply (evidence
+    // from the kernel's config), not a failure.
+    super::applies::check(&kernel, &names)?;
     let order = initramfs::module_order(&kernel.modules, &names)?;
     let loads = initramfs::stems(&order)
         .into_iter()

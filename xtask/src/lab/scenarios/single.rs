@@ -6,7 +6,7 @@ use std::{path::Path, process::Command};
 use anyhow::{anyhow, Result};
 use serde_json::json;
 
-use super::{oracle_for, prepare, share_args, Boot};
+use super::{prepare, share_args, Boot};
 use crate::{
     lab::{console, init, judge, kfault, oracle, qemu, rules, stage_binaries, Arch, Ctx},
     probecheck::{self, MsiModel, ProbeReport},
@@ -27,6 +27,8 @@ pub struct SingleLevel {
     /// command line); the lab adds accel, memory, console, kernel,
     /// initrd, the 9p share and the trace log.
     pub machine: fn(&Ctx) -> Result<Vec<String>>,
+    /// The host's IOMMU: QEMU trace events and the oracle over them.
+    pub iommu: &'static super::hostiommu::HostIommu,
 }
 
 pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
@@ -46,16 +48,12 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
     } else {
         None
     };
-    let report = oracle_for(
+    let report = (s.iommu.oracle)(
         &ctx.out,
-        "exerciser.jsonl",
-        "qemu-trace.log",
         oracle::Options {
             strict: true,
             sw_msi: s.sw_msi,
         },
-        true,
-        true,
     );
     let mut checks = Vec::new();
     if ctx.tracer().is_some() && !ctx.is_loop() {
@@ -64,7 +62,11 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
         } else {
             MsiModel::Hardware
         };
-        checks.extend(probe_check(probecheck::check(&ctx.out, msi)));
+        checks.extend(probe_check(probecheck::check_iommu(
+            &ctx.out,
+            msi,
+            s.iommu.virtio,
+        )));
         match rules::checker(ctx.tracer().as_deref()) {
             Ok(c) => {
                 checks.push(rules::clean(
@@ -91,7 +93,7 @@ pub fn run(ctx: &Ctx, s: &SingleLevel) -> Result<()> {
             consoles: vec![("guest", "console.log")],
             dmesgs: vec![("guest", "dmesg.txt")],
             journals: vec![("guest", "exerciser.jsonl")],
-            oracles: vec![("qemu virtio-iommu", report)],
+            oracles: vec![(s.iommu.label, report)],
             checks,
             info: json!({
                 "arch": s.arch.deb(), "kernel": boot.kernel.release,
@@ -181,8 +183,11 @@ fn boot_vm(
         .arg("-initrd")
         .arg(&boot.initrd);
     q.args(share_args(dir));
-    q.args(["-msg", "timestamp=on", "-trace", "virtio_iommu_*", "-D"])
-        .arg(dir.join("qemu-trace.log"));
+    q.args(["-msg", "timestamp=on"]);
+    for t in s.iommu.trace {
+        q.args(["-trace", t]);
+    }
+    q.arg("-D").arg(dir.join("qemu-trace.log"));
     let outcome = step("boot, exercise, power off", || {
         qemu::run(q, &dir.join("console.log"), ctx.timeout(s.timeout_s), "")
     })?;

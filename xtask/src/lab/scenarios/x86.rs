@@ -72,6 +72,7 @@ fn run(ctx: &Ctx) -> Result<()> {
                 "fault_kernel_vector_freed_unmasked",
             ],
             machine,
+            iommu: &super::hostiommu::VIRTIO,
         },
     )
 }

@@ -4,6 +4,12 @@
 #[allow(dead_code, reason = "the tests use part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/node.rs"]
+mod node;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/sudo_owner.rs"]
+mod sudo_owner;
 mod tui_fixture;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};

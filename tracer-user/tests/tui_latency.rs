@@ -15,6 +15,12 @@
 #[allow(dead_code, reason = "the bench uses part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/node.rs"]
+mod node;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/sudo_owner.rs"]
+mod sudo_owner;
 
 use std::{
     sync::{

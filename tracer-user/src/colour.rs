@@ -27,6 +27,8 @@ pub fn init(when: ColorWhen) {
         std::io::stdout().is_terminal(),
     );
     crate::tui::views::style::set_colour(on);
+    // crossterm reads NO_COLOR itself; our decision (with --color) stands.
+    crossterm::style::force_color_output(on);
 }
 
 /// clap's own help and errors follow `--color` too.

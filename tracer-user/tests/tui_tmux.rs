@@ -153,3 +153,42 @@ fn replay_shows_the_finding_and_the_broken_hop_then_quits_cleanly() {
     assert!(!s.contains("1 Events"), "alternate screen not left:\n{s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A replay of the lab's nested recordings ends with every mapping
+/// unmapped: the Chains view says so and how to get them back (`g` and a
+/// time); jumping back shows the mappings live then, with their chains.
+#[test]
+fn replay_end_with_nothing_mapped_explains_and_jumping_back_shows_chains() {
+    if !tmux_available() {
+        println!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let tmux = Tmux {
+        socket: format!("vt-tui-hint-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "VFIO_TRACE_LOG=/dev/null {} replay {} {}; sleep 30",
+        env!("CARGO_BIN_EXE_vfio-trace"),
+        examples.join("nested-l1-host.vtrace").display(),
+        examples.join("nested-l2-guest.vtrace").display(),
+    );
+    let o = tmux.run(&[
+        "new-session", "-d", "-s", "vt", "-x", "180", "-y", "45", "-e", "TERM=xterm-256color",
+        &cmd,
+    ]);
+    assert!(o.status.success(), "tmux new-session: {o:?}");
+    tmux.wait_for("the UI", |s| s.contains("replay"));
+    tmux.keys(&["g", "9", "9", "9", "9", "Enter", "2"]);
+    let s = tmux.wait_for("the hint", |s| {
+        s.contains("no live mapping at this point of the replay")
+    });
+    assert!(s.contains("0 mappings"), "{s}");
+    assert!(s.contains("press g"), "{s}");
+    // 8 s into the recording the guest's mappings are live.
+    tmux.keys(&["g", "8", "Enter"]);
+    let s = tmux.wait_for("live mappings", |s| s.contains("up 8.0s") && s.contains("→ gpa"));
+    assert!(!s.contains("no live mapping at this point"), "{s}");
+    assert!(s.contains("chain: l1 guest domain"), "{s}");
+    assert!(s.contains("IOVA→GPA"), "{s}");
+}

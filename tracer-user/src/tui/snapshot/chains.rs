@@ -73,6 +73,12 @@ pub struct ChainsPane {
     pub selected: Option<SelectedChain>,
     /// Node names by id, for the hop lines.
     pub node_names: Vec<String>,
+    /// Events applied so far (kept in the UI's history): with no rows, tells
+    /// "nothing mapped yet" from "everything unmapped by now".
+    pub events_seen: usize,
+    /// Whether any mapping is live now (in the whole tree, not only the
+    /// rows on screen).
+    pub any_mapping: bool,
 }
 
 fn domain_rows(
@@ -261,9 +267,11 @@ pub fn find_address(rows: &[ChainRow], node: u16, addr: u64) -> Option<usize> {
 pub fn build(model: &Model, ui: &UiState) -> ChainsPane {
     let all = rows(model, &ui.chains.collapsed);
     let node_names = model.nodes().iter().map(|n| n.name.clone()).collect();
+    let events_seen = model.history.len();
     if all.is_empty() {
         return ChainsPane {
             node_names,
+            events_seen,
             ..ChainsPane::default()
         };
     }
@@ -277,6 +285,9 @@ pub fn build(model: &Model, ui: &UiState) -> ChainsPane {
             .unwrap_or(0),
     };
     let selected = selected(model, &all[pos]);
+    let any_mapping = all
+        .iter()
+        .any(|r| matches!(r.kind, ChainRowKind::Mapping { .. } | ChainRowKind::More { .. }));
     let (from, to) = super::window(all.len(), pos, ui.body_height);
     ChainsPane {
         total_rows: all.len(),
@@ -284,5 +295,7 @@ pub fn build(model: &Model, ui: &UiState) -> ChainsPane {
         cursor: Some(pos - from),
         selected,
         node_names,
+        events_seen,
+        any_mapping,
     }
 }

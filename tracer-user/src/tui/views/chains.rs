@@ -110,6 +110,28 @@ fn row_line(r: &ChainRow) -> Line<'static> {
     }
 }
 
+/// In a replay where no mapping is live at this point (a bug report's
+/// recording usually ends with everything unmapped), the chain pane says
+/// why it is empty and how to see the mappings as they were.
+fn no_live_mapping_hint(p: &ChainsPane, ui: &UiState) -> Option<Vec<Line<'static>>> {
+    if !(ui.replay && p.events_seen > 0 && !p.any_mapping) {
+        return None;
+    }
+    Some(
+        [
+            "no live mapping at this point of the replay: every mapping seen so far",
+            "was unmapped (a recording usually ends so).",
+            "",
+            "To see one as it was: press g, type a time in seconds from the start of",
+            "the recording (the header's \"up\" clock counts them), Enter; the tree then",
+            "holds the mappings live at that time, and a mapping row shows its chain.",
+        ]
+        .into_iter()
+        .map(|t| Line::styled(t, style::warn()))
+        .collect(),
+    )
+}
+
 pub fn draw(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(area);
@@ -140,22 +162,21 @@ pub fn draw(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
             .collect();
         frame.render_widget(Paragraph::new(lines), inner);
     }
-    draw_chain(p, frame, right);
+    draw_chain(p, ui, frame, right);
 }
 
-fn draw_chain(p: &ChainsPane, frame: &mut Frame, area: Rect) {
+fn draw_chain(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     let Some(s) = &p.selected else {
         let block = Block::bordered()
             .title(" chain ")
             .title_style(style::title());
-        frame.render_widget(
-            Paragraph::new(Line::styled(
+        let lines = no_live_mapping_hint(p, ui).unwrap_or_else(|| {
+            vec![Line::styled(
                 "select a mapping to see its chain IOVA→GPA→HVA→HPA",
                 style::dim(),
-            ))
-            .block(block),
-            area,
-        );
+            )]
+        });
+        frame.render_widget(Paragraph::new(lines).block(block), area);
         return;
     };
     let block = Block::bordered()

@@ -155,17 +155,19 @@ fn replay_shows_the_finding_and_the_broken_hop_then_quits_cleanly() {
 }
 
 /// A replay of the lab's nested recordings ends with every mapping
-/// unmapped: the Chains view says so and how to get them back (`g` and a
-/// time); jumping back shows the mappings live then, with their chains.
+/// unmapped: the Chains view says so and points to the history (`h`); the
+/// history lists every mapping with its lifetime; narrowed to L2 (`n`),
+/// Enter on L2's first guest mapping shows its complete chain across L2 and
+/// L1 as it was.
 #[test]
-fn replay_end_with_nothing_mapped_explains_and_jumping_back_shows_chains() {
+fn replay_history_reaches_the_l2_guest_mappings_complete_chain_after_the_end() {
     if !tmux_available() {
         println!("SKIPPED: tmux is not installed (apt-get install tmux)");
         return;
     }
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let tmux = Tmux {
-        socket: format!("vt-tui-hint-{}", std::process::id()),
+        socket: format!("vt-tui-history-{}", std::process::id()),
     };
     let cmd = format!(
         "VFIO_TRACE_LOG=/dev/null {} replay {} {}; sleep 30",
@@ -181,14 +183,35 @@ fn replay_end_with_nothing_mapped_explains_and_jumping_back_shows_chains() {
     tmux.wait_for("the UI", |s| s.contains("replay"));
     tmux.keys(&["g", "9", "9", "9", "9", "Enter", "2"]);
     let s = tmux.wait_for("the hint", |s| {
-        s.contains("no live mapping at this point of the replay")
+        s.contains("no live mapping at this point of the replay") && s.contains("event 1769/1769")
     });
     assert!(s.contains("0 mappings"), "{s}");
-    assert!(s.contains("press g"), "{s}");
-    // 8 s into the recording the guest's mappings are live.
-    tmux.keys(&["g", "8", "Enter"]);
-    let s = tmux.wait_for("live mappings", |s| s.contains("up 8.0s") && s.contains("→ gpa"));
-    assert!(!s.contains("no live mapping at this point"), "{s}");
-    assert!(s.contains("chain: l1 guest domain"), "{s}");
-    assert!(s.contains("IOVA→GPA"), "{s}");
+    assert!(s.contains("Press h for the history"), "{s}");
+
+    tmux.keys(&["h"]);
+    let s = tmux.wait_for("the history", |s| s.contains("history: every mapping of the recording"));
+    assert!(s.contains("mapped ") && s.contains("unmapped "), "{s}");
+    // Narrowed to l2 (all → l1 → l2): its first guest mapping is the third.
+    tmux.keys(&["n", "n"]);
+    let s = tmux.wait_for("l2's history", |s| s.contains("history: every mapping of l2"));
+    assert!(
+        s.contains("l2 guest domain 4 0x101000-0x101fff → gpa 0xfc22000  mapped"),
+        "{s}"
+    );
+    tmux.keys(&["Down", "Down"]);
+    tmux.wait_for("the lifetime", |s| s.contains("mapped by event #1050"));
+    tmux.keys(&["Enter"]);
+    let s = tmux.wait_for("the chain as it was", |s| {
+        s.contains("chain: l2 guest domain 4") && s.contains("0x101000-0x101fff: complete")
+    });
+    for hop in [
+        "IOVA→GPA  guest MAP   0x101000 → 0xfc22000 (l2)",
+        "GPA→HVA   KVM memslot 0xfc22000 → 0x7f8e6ee22000 (l1)",
+        "IOVA→HVA  MAP_DMA     0x101000 → 0x7f8e6ee22000 (l1)",
+        "HVA→HPA   VFIO pin    0x7f8e6ee22000 → 0x19a22000 (l1)",
+        "IOVA→HPA  iommu_map   0x101000 → 0x19a22000 (l1)",
+    ] {
+        assert!(s.contains(hop), "{hop}:\n{s}");
+    }
+    assert!(!s.contains("event 1769/1769"), "went back in time: {s}");
 }

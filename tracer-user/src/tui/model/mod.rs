@@ -5,6 +5,7 @@
 //! [`Snapshot`]: super::snapshot::Snapshot
 
 pub mod history;
+pub mod lifetimes;
 pub mod rates;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -14,7 +15,7 @@ use tracer_core::{
     event::{Event, NodeInfo},
 };
 
-use self::{history::History, rates::Rates};
+use self::{history::History, lifetimes::Lifetimes, rates::Rates};
 
 /// Mappings per domain the Chains view lists (all are counted).
 pub const LISTED_MAPPINGS: usize = 512;
@@ -33,6 +34,11 @@ pub struct Model {
     /// Ids of the events passing the Events view's filter, kept up to date
     /// incrementally so a filtered frame costs only the new events.
     pub filtered: std::cell::RefCell<FilterCache>,
+    /// Every mapping seen and its lifetime (the Chains view's history).
+    pub lifetimes: Lifetimes,
+    /// `lifetimes` was computed over the whole recording up front (a
+    /// replay): events applied here are not folded in again.
+    pub lifetimes_given: bool,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +75,8 @@ impl Model {
             evidence: BTreeMap::new(),
             stale: 0,
             filtered: Default::default(),
+            lifetimes: Lifetimes::default(),
+            lifetimes_given: false,
         }
     }
 
@@ -76,6 +84,12 @@ impl Model {
         SnapshotOptions {
             max_mappings: LISTED_MAPPINGS,
         }
+    }
+
+    /// A replay: the lifetimes of the whole recording, computed once.
+    pub fn give_lifetimes(&mut self, lifetimes: Lifetimes) {
+        self.lifetimes = lifetimes;
+        self.lifetimes_given = true;
     }
 
     pub fn nodes(&self) -> &[NodeInfo] {
@@ -89,6 +103,9 @@ impl Model {
 
     pub fn apply(&mut self, ev: &Event) {
         let id = self.engine.apply(ev);
+        if !self.lifetimes_given {
+            self.lifetimes.observe(id, ev, self.engine.nodes());
+        }
         self.history.push(id, ev);
         self.rates.record(ev.node, ev.ts_ns);
         self.health.fold(ev.node, &ev.kind);

@@ -259,7 +259,13 @@ pub struct TermArgs {
     /// Colours of the terminal UI and of help/error messages: auto (when
     /// the output is a terminal and NO_COLOR is unset or empty), always,
     /// never.
-    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value = "auto")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
     pub color: ColorWhen,
 }
 
@@ -525,7 +531,13 @@ mod tests {
         assert_eq!(when, None);
         assert!(cli.is_err(), "clap reports the bad value");
         let (when, rest) = take_color([
-            "vfio-trace", "record", "-o", "f", "--", "ls", "--color=always",
+            "vfio-trace",
+            "record",
+            "-o",
+            "f",
+            "--",
+            "ls",
+            "--color=always",
         ]);
         assert_eq!(when, None, "a command's own --color is not ours");
         assert_eq!(rest.len(), 7);
@@ -537,7 +549,10 @@ mod tests {
     fn completions_for_each_shell() {
         for shell in ["bash", "zsh", "fish"] {
             let cli = Cli::try_parse_from(["vfio-trace", "completions", shell]).unwrap();
-            assert!(matches!(cli.command, Some(Command::Completions(_))), "{shell}");
+            assert!(
+                matches!(cli.command, Some(Command::Completions(_))),
+                "{shell}"
+            );
         }
         assert!(Cli::try_parse_from(["vfio-trace", "completions", "tcsh"]).is_err());
     }

@@ -54,7 +54,10 @@ mod tests {
         assert!(decide(ColorWhen::Auto, None, true));
         assert!(!decide(ColorWhen::Auto, None, false), "not a terminal");
         assert!(!decide(ColorWhen::Auto, set, true), "NO_COLOR=1");
-        assert!(decide(ColorWhen::Auto, empty, true), "NO_COLOR= (empty) is unset");
+        assert!(
+            decide(ColorWhen::Auto, empty, true),
+            "NO_COLOR= (empty) is unset"
+        );
         assert!(decide(ColorWhen::Always, set, false), "--color always wins");
         assert!(!decide(ColorWhen::Never, None, true));
     }

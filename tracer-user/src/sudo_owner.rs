@@ -64,7 +64,11 @@ mod tests {
         assert_eq!(p(Some("1000"), Some("1001")), Some((1000, 1001)));
         assert_eq!(p(Some("1000"), None), None);
         assert_eq!(p(None, Some("1000")), None);
-        assert_eq!(p(Some("0"), Some("0")), None, "sudo from root: nothing to do");
+        assert_eq!(
+            p(Some("0"), Some("0")),
+            None,
+            "sudo from root: nothing to do"
+        );
         assert_eq!(p(Some("4294967295"), Some("1")), None, "-1 means unchanged");
         assert_eq!(p(Some("-5"), Some("1")), None);
         assert_eq!(p(Some(" 1000"), Some("1000")), None);

@@ -54,7 +54,10 @@ fn record_with_agent(dir: &Path, wrap_in_pty: bool, env: &[(&str, &str)]) -> (Ve
         c
     } else {
         let mut c = Command::new("sh");
-        c.args(["-c", &format!("{record} 2>{}", dir.join("stderr").display())]);
+        c.args([
+            "-c",
+            &format!("{record} 2>{}", dir.join("stderr").display()),
+        ]);
         c
     };
     c.envs(env.iter().copied()).stdin(Stdio::null());
@@ -95,7 +98,10 @@ fn the_status_line_uses_escapes_only_on_a_terminal() {
     let (err, _) = record_with_agent(&dir, false, &[]);
     let text = String::from_utf8_lossy(&err);
     assert!(!err.contains(&0x1b), "an escape in a pipe: {text:?}");
-    assert!(!err.contains(&b'\r'), "a carriage return in a pipe: {text:?}");
+    assert!(
+        !err.contains(&b'\r'),
+        "a carriage return in a pipe: {text:?}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with("vfio-trace: ") && l.contains(" events ") && l.contains(" KiB")),
@@ -164,7 +170,17 @@ fn ui_screen(name: &str, env: &str, args: &str, trace: &Path) -> String {
         trace.display()
     );
     let o = tmux(&[
-        "new-session", "-d", "-s", "vt", "-x", "160", "-y", "40", "-e", "TERM=xterm-256color", &cmd,
+        "new-session",
+        "-d",
+        "-s",
+        "vt",
+        "-x",
+        "160",
+        "-y",
+        "40",
+        "-e",
+        "TERM=xterm-256color",
+        &cmd,
     ]);
     assert!(o.status.success(), "{o:?}");
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -191,7 +207,10 @@ fn colours(screen: &str) -> Vec<String> {
         let Some(end) = seq.find('m') else { continue };
         let params = &seq[..end];
         if params.split(';').any(|p| {
-            matches!(p.parse::<u32>(), Ok(30..=38 | 40..=48 | 90..=97 | 100..=107))
+            matches!(
+                p.parse::<u32>(),
+                Ok(30..=38 | 40..=48 | 90..=97 | 100..=107)
+            )
         }) {
             found.push(params.to_string());
         }
@@ -207,7 +226,10 @@ fn the_ui_has_no_colour_under_no_color_or_color_never() {
     }
     let trace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/nested-l1-host.vtrace");
     let coloured = ui_screen("colour", "", "", &trace);
-    assert!(!colours(&coloured).is_empty(), "colour by default:\n{coloured}");
+    assert!(
+        !colours(&coloured).is_empty(),
+        "colour by default:\n{coloured}"
+    );
     for (name, env, args) in [
         ("nocolor", "NO_COLOR=1", ""),
         ("never", "", "--color never"),
@@ -217,5 +239,8 @@ fn the_ui_has_no_colour_under_no_color_or_color_never() {
         assert_eq!(colours(&s), Vec::<String>::new(), "{name}:\n{s}");
     }
     let forced = ui_screen("always", "NO_COLOR=1", "--color always", &trace);
-    assert!(!colours(&forced).is_empty(), "--color always beats NO_COLOR");
+    assert!(
+        !colours(&forced).is_empty(),
+        "--color always beats NO_COLOR"
+    );
 }

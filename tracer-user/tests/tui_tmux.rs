@@ -176,7 +176,16 @@ fn replay_history_reaches_the_l2_guest_mappings_complete_chain_after_the_end() {
         examples.join("nested-l2-guest.vtrace").display(),
     );
     let o = tmux.run(&[
-        "new-session", "-d", "-s", "vt", "-x", "180", "-y", "45", "-e", "TERM=xterm-256color",
+        "new-session",
+        "-d",
+        "-s",
+        "vt",
+        "-x",
+        "180",
+        "-y",
+        "45",
+        "-e",
+        "TERM=xterm-256color",
         &cmd,
     ]);
     assert!(o.status.success(), "tmux new-session: {o:?}");
@@ -189,11 +198,15 @@ fn replay_history_reaches_the_l2_guest_mappings_complete_chain_after_the_end() {
     assert!(s.contains("Press h for the history"), "{s}");
 
     tmux.keys(&["h"]);
-    let s = tmux.wait_for("the history", |s| s.contains("history: every mapping of the recording"));
+    let s = tmux.wait_for("the history", |s| {
+        s.contains("history: every mapping of the recording")
+    });
     assert!(s.contains("mapped ") && s.contains("unmapped "), "{s}");
     // Narrowed to l2 (all → l1 → l2): its first guest mapping is the third.
     tmux.keys(&["n", "n"]);
-    let s = tmux.wait_for("l2's history", |s| s.contains("history: every mapping of l2"));
+    let s = tmux.wait_for("l2's history", |s| {
+        s.contains("history: every mapping of l2")
+    });
     assert!(
         s.contains("l2 guest domain 4 0x101000-0x101fff → gpa 0xfc22000  mapped"),
         "{s}"

@@ -166,7 +166,10 @@ fn stage_tree(stage: &Path, bin: &Path, root: &Path, version: &str) -> Result<()
     for (shell, path) in [
         ("bash", "usr/share/bash-completion/completions/vfio-trace"),
         ("zsh", "usr/share/zsh/vendor-completions/_vfio-trace"),
-        ("fish", "usr/share/fish/vendor_completions.d/vfio-trace.fish"),
+        (
+            "fish",
+            "usr/share/fish/vendor_completions.d/vfio-trace.fish",
+        ),
     ] {
         let script = step::output(Command::new(&dest).args(["completions", shell]))?;
         if script.is_empty() {
@@ -245,12 +248,11 @@ fn copyright() -> String {
 /// A native package's changelog; the date is the last commit's (so the
 /// same tree makes the same package), else now.
 fn changelog_text(version: &str) -> Result<String> {
-    let date = step::output(
-        cmd("git", ["log", "-1", "--format=%aD"]).current_dir(workspace_root()),
-    )
-    .map(|d| d.trim().to_string())
-    .ok()
-    .filter(|d| !d.is_empty());
+    let date =
+        step::output(cmd("git", ["log", "-1", "--format=%aD"]).current_dir(workspace_root()))
+            .map(|d| d.trim().to_string())
+            .ok()
+            .filter(|d| !d.is_empty());
     let date = match date {
         Some(d) => d,
         None => step::output(&mut cmd("date", ["-R"]))?.trim().to_string(),
@@ -369,7 +371,14 @@ fn ensure_tool(command: &str, package: &str) -> Result<()> {
         return Ok(());
     }
     eprintln!("    {command} is missing: installing {package} with apt");
-    let install = || step::run(&mut apt_get(&["install", "-y", "--no-install-recommends", package]));
+    let install = || {
+        step::run(&mut apt_get(&[
+            "install",
+            "-y",
+            "--no-install-recommends",
+            package,
+        ]))
+    };
     install().or_else(|_| {
         step::run(&mut apt_get(&["update"]))?;
         install()
@@ -439,7 +448,9 @@ pub fn install_test(deb: &Path) -> Result<()> {
             }
         }
         let text = step::output(
-            cmd("man", ["vfio-trace-record"]).env("MANPAGER", "cat").env("MANWIDTH", "80"),
+            cmd("man", ["vfio-trace-record"])
+                .env("MANPAGER", "cat")
+                .env("MANWIDTH", "80"),
         )?;
         if !text.contains("--output") {
             bail!("man vfio-trace-record does not show --output:\n{text}");

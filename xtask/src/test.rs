@@ -49,7 +49,9 @@ pub fn run(a: &TestArgs) -> Result<()> {
     // The Debian package installs, works and removes cleanly with apt
     // (root only: apt; CI is root).
     if step::is_root() {
-        let deb = step("the Debian package", || deb::build_deb(&deb::DebArgs::default()))?;
+        let deb = step("the Debian package", || {
+            deb::build_deb(&deb::DebArgs::default())
+        })?;
         deb::install_test(&deb)?;
     } else {
         eprintln!("==> the Debian package: skipped (not root: apt-get install needs root)");

@@ -103,17 +103,19 @@ impl Report {
             }
             w.write_event(Event::End(BytesEnd::new("testcase")))?;
         }
-        let health = BytesStart::new("testcase")
-            .with_attributes([("classname", "vfio-trace.health"), ("name", "trace-complete")]);
+        let health = BytesStart::new("testcase").with_attributes([
+            ("classname", "vfio-trace.health"),
+            ("name", "trace-complete"),
+        ]);
         if self.summary.complete {
             w.write_event(Event::Empty(health))?;
         } else {
             let why = xml_chars(&self.summary.incomplete_reasons.join("; "));
             w.write_event(Event::Start(health))?;
-            w.write_event(Event::Empty(BytesStart::new("error").with_attributes([
-                ("type", "incomplete"),
-                ("message", why.as_str()),
-            ])))?;
+            w.write_event(Event::Empty(
+                BytesStart::new("error")
+                    .with_attributes([("type", "incomplete"), ("message", why.as_str())]),
+            ))?;
             w.write_event(Event::End(BytesEnd::new("testcase")))?;
         }
         w.write_event(Event::End(BytesEnd::new("testsuite")))?;
@@ -213,7 +215,9 @@ mod tests {
                     }
                 }
                 Event::End(_) => in_failure = false,
-                Event::Text(t) if in_failure => body.push_str(&t.xml_content(quick_xml::XmlVersion::Explicit1_0)),
+                Event::Text(t) if in_failure => {
+                    body.push_str(&t.xml_content(quick_xml::XmlVersion::Explicit1_0))
+                }
                 // quick-xml reports entity references apart from the text.
                 Event::GeneralRef(r) if in_failure => body.push_str(match &*r {
                     "lt" => "<",

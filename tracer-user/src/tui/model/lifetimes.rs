@@ -98,9 +98,7 @@ impl Lifetimes {
                     ViommuOp::Map => {
                         self.open_one(key, (r.virt_start, r.virt_end), r.phys_start, id, at())
                     }
-                    ViommuOp::Unmap => {
-                        self.close(key, (r.virt_start, r.virt_end), true, id, at())
-                    }
+                    ViommuOp::Unmap => self.close(key, (r.virt_start, r.virt_end), true, id, at()),
                     _ => {}
                 }
             }
@@ -200,7 +198,10 @@ impl Lifetimes {
         let Some(i) = seq.checked_sub(self.first_seq) else {
             return;
         };
-        if let Some(e) = usize::try_from(i).ok().and_then(|i| self.entries.get_mut(i)) {
+        if let Some(e) = usize::try_from(i)
+            .ok()
+            .and_then(|i| self.entries.get_mut(i))
+        {
             e.unmap.get_or_insert((id, at));
         }
     }
@@ -354,7 +355,11 @@ mod tests {
     fn the_cap_drops_the_oldest() {
         let mut l = Lifetimes::default();
         for i in 0..(MAX_KEPT as u64 + 10) {
-            l.observe(i, &ev(i, viommu(ViommuOp::Map, i << 12, (i << 12) | 0xfff, 0)), &[]);
+            l.observe(
+                i,
+                &ev(i, viommu(ViommuOp::Map, i << 12, (i << 12) | 0xfff, 0)),
+                &[],
+            );
         }
         assert_eq!(l.len(), MAX_KEPT);
         assert_eq!(l.dropped, 10);

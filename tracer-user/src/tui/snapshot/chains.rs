@@ -365,9 +365,12 @@ pub fn build(model: &Model, ui: &UiState, replay_start_ns: Option<i128>) -> Chai
             .unwrap_or(0),
     };
     let selected = selected(model, &all[pos]);
-    let any_mapping = all
-        .iter()
-        .any(|r| matches!(r.kind, ChainRowKind::Mapping { .. } | ChainRowKind::More { .. }));
+    let any_mapping = all.iter().any(|r| {
+        matches!(
+            r.kind,
+            ChainRowKind::Mapping { .. } | ChainRowKind::More { .. }
+        )
+    });
     let (from, to) = super::window(all.len(), pos, ui.body_height);
     ChainsPane {
         total_rows: all.len(),

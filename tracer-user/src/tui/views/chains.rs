@@ -189,17 +189,16 @@ fn draw_history(h: &HistoryPane, ui: &UiState, frame: &mut Frame, area: Rect) {
         );
     } else {
         let height = usize::from(inner.height);
-        let lines: Vec<Line> =
-            list::window(&h.rows, Some(h.cursor), ui.chains.screen_row, height)
-                .map(|(i, r)| {
-                    let l = history_line(r);
-                    if i == h.cursor {
-                        l.style(style::selected())
-                    } else {
-                        l
-                    }
-                })
-                .collect();
+        let lines: Vec<Line> = list::window(&h.rows, Some(h.cursor), ui.chains.screen_row, height)
+            .map(|(i, r)| {
+                let l = history_line(r);
+                if i == h.cursor {
+                    l.style(style::selected())
+                } else {
+                    l
+                }
+            })
+            .collect();
         frame.render_widget(Paragraph::new(lines), inner);
     }
     let mut lines = vec![Line::styled(
@@ -208,7 +207,11 @@ fn draw_history(h: &HistoryPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     )];
     if let Some(r) = h.rows.get(h.cursor) {
         lines.push(Line::raw(""));
-        lines.push(Line::raw(format!("mapped by event #{} at {}", r.life.map_ev, secs(r.mapped_at))));
+        lines.push(Line::raw(format!(
+            "mapped by event #{} at {}",
+            r.life.map_ev,
+            secs(r.mapped_at)
+        )));
         lines.push(Line::raw(match (r.life.unmap, r.unmapped_at) {
             (Some((ev, _)), Some(t)) => format!("unmapped by event #{ev} at {}", secs(t)),
             _ => "never unmapped".to_string(),
@@ -216,9 +219,11 @@ fn draw_history(h: &HistoryPane, ui: &UiState, frame: &mut Frame, area: Rect) {
         lines.push(Line::raw(format!("Enter goes to {}", secs(r.jump_ns()))));
     }
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" lifetime ").title_style(style::title())),
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(" lifetime ")
+                .title_style(style::title()),
+        ),
         right,
     );
 }

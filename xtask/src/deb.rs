@@ -432,7 +432,7 @@ pub fn install_test(deb: &Path) -> Result<()> {
     let deb = fs::canonicalize(deb)?;
     let unit = workspace_root().join(UNIT).exists();
     step("apt-get install ./vfio-trace_*.deb", || {
-        step::run(&mut apt_get(&["install", "-y"]).arg(&deb))
+        step::run(apt_get(&["install", "-y"]).arg(&deb))
     })?;
     let guard = Installed;
     step("use the installed package", || {

@@ -211,7 +211,11 @@ mod tests {
                 Event::Start(e) | Event::Empty(e) => {
                     in_failure = e.name().as_ref() == "failure";
                     if let Some(a) = e.try_get_attribute("message").unwrap() {
-                        messages.push(a.unescape_value().unwrap().into_owned());
+                        messages.push(
+                            a.normalized_value(quick_xml::XmlVersion::Explicit1_0)
+                                .unwrap()
+                                .into_owned(),
+                        );
                     }
                 }
                 Event::End(_) => in_failure = false,

@@ -189,8 +189,22 @@ fn stage_tree(stage: &Path, bin: &Path, root: &Path, version: &str) -> Result<()
     }
 
     let doc = stage.join("usr/share/doc/vfio-trace");
-    write(&doc.join("copyright"), copyright().as_bytes(), 0o644)?;
-    let changelog = doc.join("changelog.Debian");
+    write(
+        &doc.join("copyright"),
+        copyright(&release_date()?).as_bytes(),
+        0o644,
+    )?;
+    // The musl binary is static-pie: an ELF "shared object" with no
+    // DT_NEEDED, which lintian takes for a library without dependencies.
+    write(
+        &stage.join("usr/share/lintian/overrides/vfio-trace"),
+        b"# static-pie executable (musl): no shared library dependencies by design
+          vfio-trace: shared-library-lacks-prerequisites [usr/bin/vfio-trace]
+",
+        0o644,
+    )?;
+    // A native package (no Debian revision): changelog.gz.
+    let changelog = doc.join("changelog");
     write(&changelog, changelog_text(version)?.as_bytes(), 0o644)?;
     gzip(&changelog)?;
     // Every directory 0755 whatever the umask.
@@ -211,12 +225,15 @@ fn for_each_dir(d: &Path, f: &mut dyn FnMut(&Path) -> Result<()>) -> Result<()> 
     Ok(())
 }
 
-fn copyright() -> String {
-    "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
+fn copyright(date: &str) -> String {
+    // RFC 2822 date: "Thu, 3 Dec 2026 14:00:00 +0000"; the year is the 4th word.
+    let year = date.split_whitespace().nth(3).unwrap_or("2026");
+    format!(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\
      Upstream-Name: vfio-trace\n\
      \n\
      Files: *\n\
-     Copyright: vfio-trace developers\n\
+     Copyright: {year} vfio-trace developers\n\
      License: MIT or Apache-2.0\n \
      vfio-trace is dual-licensed under the MIT license or the Apache License,\n \
      Version 2.0, at your option.\n \
@@ -242,21 +259,26 @@ fn copyright() -> String {
      CLAIM, DAMAGES OR OTHER LIABILITY, WHETHER IN AN ACTION OF CONTRACT,\n \
      TORT OR OTHERWISE, ARISING FROM, OUT OF OR IN CONNECTION WITH THE\n \
      SOFTWARE OR THE USE OR OTHER DEALINGS IN THE SOFTWARE.\n"
-        .to_string()
+    )
 }
 
-/// A native package's changelog; the date is the last commit's (so the
-/// same tree makes the same package), else now.
-fn changelog_text(version: &str) -> Result<String> {
+/// The last commit's date (so the same tree makes the same package), else
+/// now; RFC 2822.
+fn release_date() -> Result<String> {
     let date =
         step::output(cmd("git", ["log", "-1", "--format=%aD"]).current_dir(workspace_root()))
             .map(|d| d.trim().to_string())
             .ok()
             .filter(|d| !d.is_empty());
-    let date = match date {
+    Ok(match date {
         Some(d) => d,
         None => step::output(&mut cmd("date", ["-R"]))?.trim().to_string(),
-    };
+    })
+}
+
+/// A native package's changelog.
+fn changelog_text(version: &str) -> Result<String> {
+    let date = release_date()?;
     Ok(format!(
         "{PACKAGE} ({version}) unstable; urgency=medium\n\n  \
          * Built from the source tree by `cargo xtask deb`.\n\n \

@@ -4,8 +4,9 @@
 //! unmapped shows an empty tree); this list is what the Chains view's
 //! history mode (`h`) shows, so a bug report's mappings stay reachable.
 //!
-//! A fold over the same events the engine gets, beside it (the engine's
-//! `apply` is untouched), with the engine's rules for what a map and an
+//! Folded once over a replay's whole recording when it opens (so the list
+//! is complete wherever the replay stands), beside the engine (its `apply`
+//! is untouched; nothing is folded live), with the engine's rules for what a map and an
 //! unmap are: a failed call changes nothing; VFIO and iommufd UNMAPs and
 //! virtio-iommu UNMAPs end the mappings they contain, `iommu_unmap` the
 //! ones it overlaps. At most [`MAX_KEPT`] entries (the oldest go first).
@@ -78,7 +79,7 @@ impl Lifetimes {
         l
     }
 
-    /// Folds event `id` in (called for every event the engine applies).
+    /// Folds event `id` in.
     pub fn observe(&mut self, id: u64, e: &Event, nodes: &[NodeInfo]) {
         let at = || wall_ns(nodes, e.node, e.ts_ns);
         let guest = |d: u32| (e.node, DomainRef::Guest(d));

@@ -34,11 +34,9 @@ pub struct Model {
     /// Ids of the events passing the Events view's filter, kept up to date
     /// incrementally so a filtered frame costs only the new events.
     pub filtered: std::cell::RefCell<FilterCache>,
-    /// Every mapping seen and its lifetime (the Chains view's history).
+    /// A replay's mappings and their lifetimes over the whole recording
+    /// (the Chains view's history), computed once when it opens; empty live.
     pub lifetimes: Lifetimes,
-    /// `lifetimes` was computed over the whole recording up front (a
-    /// replay): events applied here are not folded in again.
-    pub lifetimes_given: bool,
 }
 
 #[derive(Debug, Default)]
@@ -76,7 +74,6 @@ impl Model {
             stale: 0,
             filtered: Default::default(),
             lifetimes: Lifetimes::default(),
-            lifetimes_given: false,
         }
     }
 
@@ -89,7 +86,6 @@ impl Model {
     /// A replay: the lifetimes of the whole recording, computed once.
     pub fn give_lifetimes(&mut self, lifetimes: Lifetimes) {
         self.lifetimes = lifetimes;
-        self.lifetimes_given = true;
     }
 
     pub fn nodes(&self) -> &[NodeInfo] {
@@ -103,9 +99,6 @@ impl Model {
 
     pub fn apply(&mut self, ev: &Event) {
         let id = self.engine.apply(ev);
-        if !self.lifetimes_given {
-            self.lifetimes.observe(id, ev, self.engine.nodes());
-        }
         self.history.push(id, ev);
         self.rates.record(ev.node, ev.ts_ns);
         self.health.fold(ev.node, &ev.kind);

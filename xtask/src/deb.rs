@@ -89,6 +89,9 @@ fn arch() -> Result<(String, &'static str)> {
 /// Builds the package; returns its path.
 pub fn build_deb(a: &DebArgs) -> Result<PathBuf> {
     let root = workspace_root();
+    // dpkg-deb and gzip are on every Debian system; these may not be.
+    ensure_tool("dpkg-shlibdeps", "dpkg-dev")?;
+    ensure_tool("strip", "binutils")?;
     let (arch, target) = arch()?;
     let bin = match &a.binary {
         Some(b) => b.clone(),

@@ -138,7 +138,7 @@ fn replay_shows_the_finding_and_the_broken_hop_then_quits_cleanly() {
     // the chain-break finding's address.
     tmux.keys(&["Down", "Down", "c"]);
     // The whole frame (a capture can land between two parts of a redraw).
-    let s = tmux.wait_for("the broken chain", |s| {
+    tmux.wait_for("the broken chain", |s| {
         s.contains("BROKEN at hop")
             && s.contains("disagrees: expected 0x200000000")
             && s.contains("IOVA→HPA")

@@ -41,10 +41,6 @@ pub enum Command {
     Probes(ProbesArgs),
     /// Print a shell completion script to stdout (bash, zsh or fish).
     Completions(CompletionsArgs),
-    /// Write the man pages of vfio-trace and of every subcommand to DIR
-    /// (what `cargo xtask man` runs; not for users).
-    #[command(hide = true)]
-    ManPages(ManPagesArgs),
 }
 
 /// Options shared by every command that runs live probes.
@@ -276,12 +272,16 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-#[derive(Args, Debug)]
-pub struct ManPagesArgs {
-    /// Directory to write `vfio-trace.1`, `vfio-trace-record.1`, ... into
-    /// (created if missing).
-    #[arg(value_name = "DIR")]
-    pub dir: PathBuf,
+/// `vfio-trace __man-pages DIR`, what `cargo xtask man` runs: read before
+/// clap, so it is in no help, man page or completion script.
+pub const MAN_PAGES_ARG: &str = "__man-pages";
+
+/// The DIR of `vfio-trace __man-pages DIR`, if that is the command line.
+pub fn man_pages_request(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    match args {
+        [_, cmd, dir] if cmd == MAN_PAGES_ARG => Some(PathBuf::from(dir)),
+        _ => None,
+    }
 }
 
 /// `--color` taken out of the command line before clap parses the rest:
@@ -555,6 +555,32 @@ mod tests {
             );
         }
         assert!(Cli::try_parse_from(["vfio-trace", "completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn man_pages_are_not_a_subcommand() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            man_pages_request(&args(&["vfio-trace", "__man-pages", "/tmp/m"])),
+            Some(PathBuf::from("/tmp/m"))
+        );
+        assert_eq!(
+            man_pages_request(&args(&["vfio-trace", "__man-pages"])),
+            None
+        );
+        assert_eq!(
+            man_pages_request(&args(&["vfio-trace", "replay", "x"])),
+            None
+        );
+        assert!(Cli::try_parse_from(["vfio-trace", "__man-pages", "/tmp/m"]).is_err());
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut <Cli as clap::CommandFactory>::command(),
+            "vfio-trace",
+            &mut script,
+        );
+        assert!(!String::from_utf8_lossy(&script).contains("man-pages"));
     }
 
     #[test]

@@ -17,9 +17,19 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(dir) = cli::man_pages_request(&argv) {
+        return match cmd::completions::man_pages(&dir) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("vfio-trace: error: {e:#}");
+                ExitCode::from(cmd::EXIT_CANNOT)
+            }
+        };
+    }
     // --color is taken out first: clap's help and errors follow it, and it
     // may stand before the subcommand.
-    let (early, args) = cli::take_color(std::env::args_os());
+    let (early, args) = cli::take_color(argv);
     let matches = cli::Cli::command()
         .color(colour::clap_choice(early.unwrap_or_default()))
         .get_matches_from(args);

@@ -1,7 +1,8 @@
 //! `cargo xtask man`: the man pages of `vfio-trace` and of each of its
 //! subcommands (`vfio-trace.1`, `vfio-trace-record.1`, ...), written by
 //! clap_mangen from the CLI definition itself. The pages come from the
-//! built binary (its hidden `man-pages DIR` subcommand): the CLI is compiled
+//! built binary (`vfio-trace __man-pages DIR`, read before clap so it is
+//! in no help or completion script): the CLI is compiled
 //! in one place only, and xtask never links tracer-user (whose build script
 //! builds the eBPF probes with the nightly toolchain).
 
@@ -50,7 +51,7 @@ pub fn generate(bin: &Path, out: &Path) -> Result<Vec<PathBuf>> {
     for p in pages_in(out)? {
         std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
     }
-    step::run(Command::new(bin).arg("man-pages").arg(out))?;
+    step::run(Command::new(bin).arg("__man-pages").arg(out))?;
     let pages = pages_in(out)?;
     let help = step::output(Command::new(bin).args(["--color", "never", "--help"]))?;
     let mut want = vec!["vfio-trace.1".to_string()];

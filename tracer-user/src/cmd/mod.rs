@@ -2,7 +2,7 @@
 
 mod agent;
 mod check;
-mod completions;
+pub mod completions;
 mod export;
 mod files;
 mod live;
@@ -60,12 +60,7 @@ fn loads_probes(cli: &Cli) -> bool {
         Some(Command::Check(a)) => a.files.is_empty() && !a.probe.remote.no_local,
         Some(Command::Agent(a)) => a.synthetic.is_none(),
         Some(Command::Probes(a)) => !a.leftovers,
-        Some(
-            Command::Replay(_)
-            | Command::Export(_)
-            | Command::Completions(_)
-            | Command::ManPages(_),
-        ) => false,
+        Some(Command::Replay(_) | Command::Export(_) | Command::Completions(_)) => false,
     }
 }
 
@@ -80,6 +75,5 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Export(a)) => export::run(a),
         Some(Command::Agent(a)) => agent::run(a),
         Some(Command::Completions(a)) => completions::run(a),
-        Some(Command::ManPages(a)) => completions::man_pages(a),
     }
 }

@@ -19,6 +19,8 @@ pub struct Cli {
     /// `live` options when no subcommand is given.
     #[command(flatten)]
     pub live: LiveArgs,
+    #[command(flatten)]
+    pub term: TermArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -37,6 +39,8 @@ pub enum Command {
     Agent(AgentArgs),
     /// List every probe with its status on this kernel, hits and drops.
     Probes(ProbesArgs),
+    /// Print a shell completion script to stdout (bash, zsh or fish).
+    Completions(CompletionsArgs),
 }
 
 /// Options shared by every command that runs live probes.
@@ -267,6 +271,95 @@ pub struct ProbesArgs {
     pub leftovers: bool,
 }
 
+// ---- Session 5 (everyday use): terminal conventions, completions, man pages.
+
+/// When to colour output (`--color`).
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ColorWhen {
+    /// Colour when the output is a terminal and `NO_COLOR` is unset or empty.
+    #[default]
+    Auto,
+    /// Always colour (even into a pipe; overrides `NO_COLOR`).
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Options of every command about the terminal.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TermArgs {
+    /// Colours of the terminal UI and of help/error messages: auto (when
+    /// the output is a terminal and NO_COLOR is unset or empty), always,
+    /// never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto"
+    )]
+    pub color: ColorWhen,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `vfio-trace __man-pages DIR`, what `cargo xtask man` runs: read before
+/// clap, so it is in no help, man page or completion script.
+pub const MAN_PAGES_ARG: &str = "__man-pages";
+
+/// The DIR of `vfio-trace __man-pages DIR`, if that is the command line.
+pub fn man_pages_request(args: &[std::ffi::OsString]) -> Option<PathBuf> {
+    match args {
+        [_, cmd, dir] if cmd == MAN_PAGES_ARG => Some(PathBuf::from(dir)),
+        _ => None,
+    }
+}
+
+/// `--color` taken out of the command line before clap parses the rest:
+/// clap's own help and errors follow it, and it may stand before or after
+/// the subcommand (clap refuses top-level flags before a subcommand here,
+/// `args_conflicts_with_subcommands`). The last valid `--color WHEN` or
+/// `--color=WHEN` before a lone `--` wins; an invalid one is left in place
+/// for clap to report.
+pub fn take_color<I, S>(args: I) -> (Option<ColorWhen>, Vec<std::ffi::OsString>)
+where
+    I: IntoIterator<Item = S>,
+    S: Into<std::ffi::OsString>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let mut found = None;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut i = 0;
+    let mut after_dashes = false;
+    while i < args.len() {
+        let a = args[i].to_str().filter(|_| !after_dashes);
+        if a == Some("--") {
+            after_dashes = true;
+        }
+        let (value, taken) = match a {
+            Some("--color") => (args.get(i + 1).and_then(|v| v.to_str()), 2),
+            Some(a) => (a.strip_prefix("--color="), 1),
+            None => (None, 1),
+        };
+        match value.and_then(|v| ColorWhen::from_str(v, false).ok()) {
+            Some(w) => {
+                found = Some(w);
+                i += taken;
+            }
+            None => {
+                rest.push(args[i].clone());
+                i += 1;
+            }
+        }
+    }
+    (found, rest)
+}
+
 /// The longest `--duration` accepted (10 years, a year being 365.25 days):
 /// longer is a typo, and timers that far out overflow clocks.
 pub const MAX_DURATION: Duration = Duration::from_secs(10 * 31_557_600);
@@ -446,6 +539,84 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn color_anywhere() {
+        let parse = |args: &[&str]| {
+            let (when, rest) = take_color(args.iter().copied());
+            (when, Cli::try_parse_from(rest))
+        };
+        for args in [
+            &["vfio-trace", "--color", "never", "replay", "x.vtrace"][..],
+            &["vfio-trace", "replay", "--color=never", "x.vtrace"],
+            &["vfio-trace", "replay", "x.vtrace", "--color", "never"],
+            &["vfio-trace", "--color=never", "--no-tui"],
+        ] {
+            let (when, cli) = parse(args);
+            assert_eq!(when, Some(ColorWhen::Never), "{args:?}");
+            cli.unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        // Without the pre-pass, clap takes it after the subcommand.
+        let cli = Cli::try_parse_from(["vfio-trace", "replay", "--color=never", "x"]).unwrap();
+        assert_eq!(cli.term.color, ColorWhen::Never);
+        let (when, cli) = parse(&["vfio-trace", "replay", "x.vtrace"]);
+        assert_eq!(when, None);
+        assert_eq!(cli.unwrap().term.color, ColorWhen::Auto);
+        let (when, cli) = parse(&["vfio-trace", "--color", "sometimes"]);
+        assert_eq!(when, None);
+        assert!(cli.is_err(), "clap reports the bad value");
+        let (when, rest) = take_color([
+            "vfio-trace",
+            "record",
+            "-o",
+            "f",
+            "--",
+            "ls",
+            "--color=always",
+        ]);
+        assert_eq!(when, None, "a command's own --color is not ours");
+        assert_eq!(rest.len(), 7);
+        let (when, _) = take_color(["vfio-trace", "--color=always", "--color", "never"]);
+        assert_eq!(when, Some(ColorWhen::Never), "the last one wins");
+    }
+
+    #[test]
+    fn completions_for_each_shell() {
+        for shell in ["bash", "zsh", "fish"] {
+            let cli = Cli::try_parse_from(["vfio-trace", "completions", shell]).unwrap();
+            assert!(
+                matches!(cli.command, Some(Command::Completions(_))),
+                "{shell}"
+            );
+        }
+        assert!(Cli::try_parse_from(["vfio-trace", "completions", "tcsh"]).is_err());
+    }
+
+    #[test]
+    fn man_pages_are_not_a_subcommand() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            man_pages_request(&args(&["vfio-trace", "__man-pages", "/tmp/m"])),
+            Some(PathBuf::from("/tmp/m"))
+        );
+        assert_eq!(
+            man_pages_request(&args(&["vfio-trace", "__man-pages"])),
+            None
+        );
+        assert_eq!(
+            man_pages_request(&args(&["vfio-trace", "replay", "x"])),
+            None
+        );
+        assert!(Cli::try_parse_from(["vfio-trace", "__man-pages", "/tmp/m"]).is_err());
+        let mut script = Vec::new();
+        clap_complete::generate(
+            clap_complete::Shell::Bash,
+            &mut <Cli as clap::CommandFactory>::command(),
+            "vfio-trace",
+            &mut script,
+        );
+        assert!(!String::from_utf8_lossy(&script).contains("man-pages"));
     }
 
     #[test]

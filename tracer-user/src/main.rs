@@ -4,20 +4,39 @@
 
 mod cli;
 mod cmd;
+mod colour;
 mod findings_log;
 mod metrics;
 mod net;
 mod node;
 mod probes;
 mod source;
+mod sudo_owner;
 mod tui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(dir) = cli::man_pages_request(&argv) {
+        return match cmd::completions::man_pages(&dir) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("vfio-trace: error: {e:#}");
+                ExitCode::from(cmd::EXIT_CANNOT)
+            }
+        };
+    }
+    // --color is taken out first: clap's help and errors follow it, and it
+    // may stand before the subcommand.
+    let (early, args) = cli::take_color(argv);
+    let matches = cli::Cli::command()
+        .color(colour::clap_choice(early.unwrap_or_default()))
+        .get_matches_from(args);
+    let cli = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    colour::init(early.unwrap_or(cli.term.color));
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
         .format_timestamp_millis()
         .init();

@@ -1,20 +1,22 @@
 //! Who this machine is: name, kernel, architecture and clock offset.
 
+use rustix::time::{clock_gettime, ClockId};
 use tracer_core::event::{NodeInfo, NodeRole};
 
 /// CLOCK_MONOTONIC now, in ns: the clock `bpf_ktime_get_ns` reads.
 pub fn monotonic_ns() -> u64 {
-    clock_ns(libc::CLOCK_MONOTONIC)
+    clock_ns(ClockId::Monotonic)
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid clock id and pointer.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+/// CLOCK_REALTIME now, in ns since the Unix epoch (0 before it).
+pub fn realtime_ns() -> u64 {
+    clock_ns(ClockId::Realtime)
+}
+
+/// The one clock reader of the binary (rustix's safe `clock_gettime`).
+fn clock_ns(clock: ClockId) -> u64 {
+    let ts = clock_gettime(clock);
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, sampled tightly.
@@ -22,9 +24,9 @@ pub fn clock_offset_ns() -> i64 {
     // Take the sample pair with the smallest gap of a few tries.
     (0..5)
         .map(|_| {
-            let m1 = clock_ns(libc::CLOCK_MONOTONIC);
-            let r = clock_ns(libc::CLOCK_REALTIME);
-            let m2 = clock_ns(libc::CLOCK_MONOTONIC);
+            let m1 = monotonic_ns();
+            let r = realtime_ns();
+            let m2 = monotonic_ns();
             (m2 - m1, r as i64 - ((m1 + m2) / 2) as i64)
         })
         .min_by_key(|(gap, _)| *gap)
@@ -32,20 +34,11 @@ pub fn clock_offset_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// Host name, kernel release and machine, from `uname(2)`.
 fn uname() -> (String, String, String) {
-    // SAFETY: utsname is plain data; uname fills it.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointer.
-    unsafe { libc::uname(&mut u) };
-    let s = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f
-            .iter()
-            .take_while(|&&c| c != 0)
-            .map(|&c| c as u8)
-            .collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    (s(&u.nodename), s(&u.release), s(&u.machine))
+    let u = rustix::system::uname();
+    let s = |f: &std::ffi::CStr| f.to_string_lossy().into_owned();
+    (s(u.nodename()), s(u.release()), s(u.machine()))
 }
 
 /// This machine as a node. `name` defaults to the hostname; a VM without

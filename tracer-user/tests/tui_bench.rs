@@ -10,6 +10,12 @@
 //! `TestBackend`. The engine's own snapshot (`Model::refresh`, at most
 //! 4×/s while events flow) is timed separately.
 
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/node.rs"]
+mod node;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/sudo_owner.rs"]
+mod sudo_owner;
 #[allow(dead_code, reason = "the bench uses part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;

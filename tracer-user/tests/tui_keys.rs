@@ -1,6 +1,12 @@
 //! Key and mouse handling of the terminal UI: what each key does to the
 //! `UiState`, resolved against a snapshot built from the fixture trace.
 
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/node.rs"]
+mod node;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/sudo_owner.rs"]
+mod sudo_owner;
 #[allow(dead_code, reason = "the tests use part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;

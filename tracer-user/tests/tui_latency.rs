@@ -12,6 +12,12 @@
 //! 0.3–2.4 ms (`tui_bench`). The achieved ingest rate is printed too: a
 //! slow UI must drop frames, never events.
 
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/node.rs"]
+mod node;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/sudo_owner.rs"]
+mod sudo_owner;
 #[allow(dead_code, reason = "the bench uses part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;

@@ -4,7 +4,13 @@
 //! then reads the files back with `TraceReader`. As root, a full disk (a
 //! small tmpfs) while recording.
 
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/node.rs"]
+mod node;
 mod record_support;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/sudo_owner.rs"]
+mod sudo_owner;
 #[allow(dead_code, reason = "the tests use part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;

@@ -137,9 +137,12 @@ fn replay_shows_the_finding_and_the_broken_hop_then_quits_cleanly() {
     // Newest first: VT003 (the MSI-X message), VT008, VT006. The chain of
     // the chain-break finding's address.
     tmux.keys(&["Down", "Down", "c"]);
-    let s = tmux.wait_for("the broken chain", |s| s.contains("BROKEN at hop"));
-    assert!(s.contains("disagrees: expected 0x200000000"), "{s}");
-    assert!(s.contains("IOVA→HPA"), "{s}");
+    // The whole frame (a capture can land between two parts of a redraw).
+    tmux.wait_for("the broken chain", |s| {
+        s.contains("BROKEN at hop")
+            && s.contains("disagrees: expected 0x200000000")
+            && s.contains("IOVA→HPA")
+    });
 
     // Evidence of the EEXIST in the Events view.
     tmux.keys(&["4", "Up", "Enter"]);
@@ -152,4 +155,82 @@ fn replay_shows_the_finding_and_the_broken_hop_then_quits_cleanly() {
     // Back on the normal screen: the UI is gone.
     assert!(!s.contains("1 Events"), "alternate screen not left:\n{s}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A replay of the lab's nested recordings ends with every mapping
+/// unmapped: the Chains view says so and points to the history (`h`); the
+/// history lists every mapping with its lifetime; narrowed to L2 (`n`),
+/// Enter on L2's first guest mapping shows its complete chain across L2 and
+/// L1 as it was.
+#[test]
+fn replay_history_reaches_the_l2_guest_mappings_complete_chain_after_the_end() {
+    if !tmux_available() {
+        println!("SKIPPED: tmux is not installed (apt-get install tmux)");
+        return;
+    }
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let tmux = Tmux {
+        socket: format!("vt-tui-history-{}", std::process::id()),
+    };
+    let cmd = format!(
+        "VFIO_TRACE_LOG=/dev/null {} replay {} {}; sleep 30",
+        env!("CARGO_BIN_EXE_vfio-trace"),
+        examples.join("nested-l1-host.vtrace").display(),
+        examples.join("nested-l2-guest.vtrace").display(),
+    );
+    let o = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "vt",
+        "-x",
+        "180",
+        "-y",
+        "45",
+        "-e",
+        "TERM=xterm-256color",
+        &cmd,
+    ]);
+    assert!(o.status.success(), "tmux new-session: {o:?}");
+    tmux.wait_for("the UI", |s| s.contains("replay"));
+    tmux.keys(&["g", "9", "9", "9", "9", "Enter", "2"]);
+    let s = tmux.wait_for("the hint", |s| {
+        s.contains("no live mapping at this point of the replay") && s.contains("event 1769/1769")
+    });
+    assert!(s.contains("0 mappings"), "{s}");
+    assert!(s.contains("Press h for the history"), "{s}");
+
+    tmux.keys(&["h"]);
+    let s = tmux.wait_for("the history", |s| {
+        s.contains("history: every mapping of the recording")
+    });
+    assert!(s.contains("mapped ") && s.contains("unmapped "), "{s}");
+    // Narrowed to l2 (all → l1 → l2): its first guest mapping is the third.
+    tmux.keys(&["n", "n"]);
+    let s = tmux.wait_for("l2's history", |s| {
+        s.contains("history: every mapping of l2")
+    });
+    assert!(
+        s.contains("l2 guest domain 4 0x101000-0x101fff → gpa 0xfc22000  mapped"),
+        "{s}"
+    );
+    tmux.keys(&["Down", "Down"]);
+    tmux.wait_for("the lifetime", |s| s.contains("mapped by event #1050"));
+    tmux.keys(&["Enter"]);
+    // Back in time (not at the last event any more), the mapping live.
+    let s = tmux.wait_for("the chain as it was", |s| {
+        s.contains("chain: l2 guest domain 4")
+            && s.contains("0x101000-0x101fff: complete")
+            && !s.contains("event 1769/1769")
+            && s.contains("IOVA→HPA  iommu_map")
+    });
+    for hop in [
+        "IOVA→GPA  guest MAP   0x101000 → 0xfc22000 (l2)",
+        "GPA→HVA   KVM memslot 0xfc22000 → 0x7f8e6ee22000 (l1)",
+        "IOVA→HVA  MAP_DMA     0x101000 → 0x7f8e6ee22000 (l1)",
+        "HVA→HPA   VFIO pin    0x7f8e6ee22000 → 0x19a22000 (l1)",
+        "IOVA→HPA  iommu_map   0x101000 → 0x19a22000 (l1)",
+    ] {
+        assert!(s.contains(hop), "{hop}:\n{s}");
+    }
 }

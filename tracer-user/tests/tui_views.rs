@@ -3,6 +3,12 @@
 //! (`tests/snapshots/`). Review changes with `cargo insta review` or by
 //! reading the `.snap.new` files.
 
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/node.rs"]
+mod node;
+#[allow(dead_code, reason = "shared with the binary; only the UI's uses here")]
+#[path = "../src/sudo_owner.rs"]
+mod sudo_owner;
 #[allow(dead_code, reason = "the tests use part of the UI module")]
 #[path = "../src/tui/mod.rs"]
 mod tui;

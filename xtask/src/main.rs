@@ -5,8 +5,10 @@
 
 mod bench;
 mod build;
+mod deb;
 mod fuzz;
 mod lab;
+mod man;
 mod probecheck;
 mod prometheus;
 mod setup;
@@ -44,6 +46,10 @@ enum Task {
     Bench(bench::BenchArgs),
     /// Run the cargo-fuzz targets for a fixed time each.
     Fuzz(fuzz::FuzzArgs),
+    /// Write the man pages of vfio-trace and each subcommand (clap_mangen).
+    Man(man::ManArgs),
+    /// Build the Debian package (binary, man pages, completions, unit).
+    Deb(deb::DebArgs),
     /// Compare a lab run's vfio-trace recording with the exerciser's and
     /// QEMU's logs (the lab does this itself when given --tracer).
     ProbeCheck(probecheck::ProbeCheckArgs),
@@ -61,6 +67,8 @@ fn main() {
         Task::Bench(a) => bench::run(&a),
         Task::ProbeCheck(a) => probecheck::run(&a),
         Task::Fuzz(a) => fuzz::run(&a),
+        Task::Man(a) => man::run(&a),
+        Task::Deb(a) => deb::run(&a),
     };
     if let Err(e) = result {
         eprintln!("xtask: error: {e:#}");

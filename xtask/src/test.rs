@@ -6,7 +6,7 @@
 use anyhow::Result;
 
 use crate::{
-    build,
+    build, deb,
     setup::{self, SetupArgs},
     step::{self, cmd, step, workspace_root},
 };
@@ -51,6 +51,16 @@ pub fn run(a: &TestArgs) -> Result<()> {
             step::run(&mut c)
         },
     )?;
+    // The Debian package installs, works and removes cleanly with apt
+    // (root only: apt; CI is root).
+    if step::is_root() {
+        let deb = step("the Debian package", || {
+            deb::build_deb(&deb::DebArgs::default())
+        })?;
+        deb::install_test(&deb)?;
+    } else {
+        eprintln!("==> the Debian package: skipped (not root: apt-get install needs root)");
+    }
     if a.no_lab {
         eprintln!("==> lab scenarios: skipped (--no-lab)");
     } else {

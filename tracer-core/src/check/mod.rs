@@ -40,6 +40,7 @@
 //! marks the findings the missing data may have caused.
 
 mod coverage;
+mod junit;
 mod pairings;
 mod render;
 mod report;

@@ -1,25 +1,10 @@
-//! Report renderers: text for people, JSON for scripts, JUnit XML for CI.
+//! Report renderers: text for people, JSON for scripts (JUnit XML for CI
+//! is in `junit.rs`).
 
 use std::fmt::Write as _;
 
 use super::report::{Report, Verdict};
-use crate::engine::{RuleId, Severity};
-
-fn xml(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => o.push('?'),
-            c => o.push(c),
-        }
-    }
-    o
-}
+use crate::engine::Severity;
 
 fn verdict_name(v: Verdict) -> &'static str {
     match v {
@@ -123,109 +108,6 @@ impl Report {
                 ids.join(", ")
             );
         }
-        s
-    }
-
-    /// One test case per rule that ran (failing with its findings, skipped
-    /// when it could not be judged), plus a
-    /// `trace-complete` case that errors when the check was incomplete.
-    pub fn to_junit(&self) -> String {
-        let rules: Vec<RuleId> = self
-            .summary
-            .rules
-            .iter()
-            .filter_map(|r| RuleId::parse(r))
-            .collect();
-        let failures = rules
-            .iter()
-            .filter(|r| self.findings.iter().any(|f| f.rule == r.id()))
-            .count();
-        let errors = usize::from(!self.summary.complete);
-        let tests = rules.len() + 1;
-        // Rules not judged anywhere and without findings are skipped cases.
-        let skipped = rules
-            .iter()
-            .filter(|r| {
-                self.summary.not_judged.iter().any(|n| n.rule == r.id())
-                    && !self.findings.iter().any(|f| f.rule == r.id())
-            })
-            .count();
-        let skipped = if skipped > 0 {
-            format!(" skipped=\"{skipped}\"")
-        } else {
-            String::new()
-        };
-        let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = writeln!(
-            s,
-            "<testsuites name=\"vfio-trace check\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\"{skipped}>"
-        );
-        let _ = writeln!(
-            s,
-            "  <testsuite name=\"vfio-trace check\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\"{skipped}>"
-        );
-        for r in rules {
-            let _ = write!(
-                s,
-                "    <testcase classname=\"vfio-trace.rules\" name=\"{} {}\"",
-                r.id(),
-                r.name()
-            );
-            let mine: Vec<_> = self.findings.iter().filter(|f| f.rule == r.id()).collect();
-            let unjudged: Vec<String> = self
-                .summary
-                .not_judged
-                .iter()
-                .filter(|n| n.rule == r.id())
-                .map(|n| format!("{}: {}", n.node.as_deref().unwrap_or("?"), n.reason))
-                .collect();
-            if mine.is_empty() && !unjudged.is_empty() {
-                let _ = writeln!(
-                    s,
-                    ">\n      <skipped message=\"not judged: {}\"/>\n    </testcase>",
-                    xml(&unjudged.join("; "))
-                );
-                continue;
-            }
-            if mine.is_empty() {
-                s.push_str("/>\n");
-                continue;
-            }
-            s.push_str(">\n");
-            for f in mine {
-                let mut body = String::new();
-                let _ = writeln!(body, "{}", f.message);
-                if f.possibly_caused_by_missing_data {
-                    let _ = writeln!(
-                        body,
-                        "(may have been caused by data missing from the trace)"
-                    );
-                }
-                for e in &f.evidence_text {
-                    let _ = writeln!(body, "  {e}");
-                }
-                let _ = writeln!(
-                    s,
-                    "      <failure type=\"{}\" message=\"{}\">{}</failure>",
-                    f.severity,
-                    xml(&f.message),
-                    xml(&body)
-                );
-            }
-            s.push_str("    </testcase>\n");
-        }
-        s.push_str("    <testcase classname=\"vfio-trace.health\" name=\"trace-complete\"");
-        if self.summary.complete {
-            s.push_str("/>\n");
-        } else {
-            let why = self.summary.incomplete_reasons.join("; ");
-            let _ = writeln!(
-                s,
-                ">\n      <error type=\"incomplete\" message=\"{}\"/>\n    </testcase>",
-                xml(&why)
-            );
-        }
-        s.push_str("  </testsuite>\n</testsuites>\n");
         s
     }
 }

@@ -2,6 +2,7 @@
 
 mod agent;
 mod check;
+pub mod completions;
 mod export;
 mod files;
 mod live;
@@ -59,7 +60,7 @@ fn loads_probes(cli: &Cli) -> bool {
         Some(Command::Check(a)) => a.files.is_empty() && !a.probe.remote.no_local,
         Some(Command::Agent(a)) => a.synthetic.is_none(),
         Some(Command::Probes(a)) => !a.leftovers,
-        Some(Command::Replay(_) | Command::Export(_)) => false,
+        Some(Command::Replay(_) | Command::Export(_) | Command::Completions(_)) => false,
     }
 }
 
@@ -73,5 +74,6 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Check(a)) => check::run(a),
         Some(Command::Export(a)) => export::run(a),
         Some(Command::Agent(a)) => agent::run(a),
+        Some(Command::Completions(a)) => completions::run(a),
     }
 }

@@ -204,6 +204,10 @@ impl Output {
                 (dest, Some(temp), file, true)
             }
         };
+        if regular {
+            // Under sudo, a file we made belongs to the user who asked.
+            crate::sudo_owner::give(&file, temp.as_deref().unwrap_or(&dest));
+        }
         Ok(Output {
             target: target.to_path_buf(),
             dest,

@@ -7,7 +7,12 @@
 //! With `--listen`, agents' events are recorded too: each agent's node is
 //! added to the file's node table when it joins, before its first event.
 
-use std::{collections::HashMap, io::Write, process::ExitCode, time::Instant};
+use std::{
+    collections::HashMap,
+    io::Write,
+    process::ExitCode,
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 use tokio::sync::mpsc;
@@ -198,26 +203,39 @@ fn on_notice(n: &Notice, recorder: &mut Recorder, status: &mut Status) -> Result
     Ok(())
 }
 
-/// The live status line on stderr.
+/// The live status on stderr: on a terminal, one line rewritten in place
+/// (`\r` + erase line) every flush; otherwise (a CI log, a file) a plain
+/// line every [`PLAIN_STATUS_EVERY`], with no control characters.
 struct Status {
     quiet: bool,
+    /// Whether stderr is a terminal (decided once).
+    terminal: bool,
     start: Instant,
     events: u64,
     drops: u64,
     /// Latest cumulative drop count of each node.
     node_drops: HashMap<NodeId, u64>,
+    /// The in-place line is on screen (terminal only).
     shown: bool,
+    /// When the last plain line was written (not a terminal).
+    last_plain: Option<Instant>,
 }
+
+/// How often `record` writes its status when stderr is not a terminal.
+const PLAIN_STATUS_EVERY: Duration = Duration::from_secs(10);
 
 impl Status {
     fn new(quiet: bool) -> Self {
+        use std::io::IsTerminal;
         Status {
             quiet,
+            terminal: std::io::stderr().is_terminal(),
             start: Instant::now(),
             events: 0,
             drops: 0,
             node_drops: HashMap::new(),
             shown: false,
+            last_plain: None,
         }
     }
 
@@ -235,21 +253,33 @@ impl Status {
         eprintln!("{line}");
     }
 
-    fn show(&mut self, bytes: u64) {
-        if self.quiet {
-            return;
-        }
+    fn line(&self, bytes: u64) -> String {
         let secs = self.start.elapsed().as_secs_f64().max(1e-3);
-        eprint!(
-            "\r\x1b[2K{:.0}s  events {}  rate {:.0}/s  drops {}  file {} KiB",
+        format!(
+            "{:.0}s  events {}  rate {:.0}/s  drops {}  file {} KiB",
             secs,
             self.events,
             self.events as f64 / secs,
             self.drops,
             bytes / 1024
-        );
-        let _ = std::io::stderr().flush();
-        self.shown = true;
+        )
+    }
+
+    fn show(&mut self, bytes: u64) {
+        if self.quiet {
+            return;
+        }
+        if self.terminal {
+            eprint!("\r\x1b[2K{}", self.line(bytes));
+            let _ = std::io::stderr().flush();
+            self.shown = true;
+        } else if self
+            .last_plain
+            .is_none_or(|t| t.elapsed() >= PLAIN_STATUS_EVERY)
+        {
+            eprintln!("vfio-trace: {}", self.line(bytes));
+            self.last_plain = Some(Instant::now());
+        }
     }
 
     fn done(&self) {

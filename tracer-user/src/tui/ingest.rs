@@ -207,7 +207,9 @@ impl Ingest {
             ReplayCmd::JumpTo(secs) => {
                 let j = r.clock.jump(secs);
                 if j.rebuild {
+                    let lifetimes = std::mem::take(&mut self.model.lifetimes);
                     self.model = Model::new(self.nodes.clone(), self.history);
+                    self.model.give_lifetimes(lifetimes);
                 }
                 self.apply_range(r, j.apply);
                 self.refresh(true);
@@ -226,6 +228,12 @@ impl Ingest {
         stop: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(stop);
+        if let Some(r) = &replay {
+            // The Chains view's history lists the whole recording's
+            // mappings, wherever the replay stands.
+            let all = super::model::lifetimes::Lifetimes::of_all(&r.events, &self.nodes);
+            self.model.give_lifetimes(all);
+        }
         let mut ui = ui_rx.borrow().clone();
         self.record_toggles(&ui);
         let mut tick = tokio::time::interval(Duration::from_millis(1000 / FPS));

@@ -8,7 +8,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKi
 use super::{
     filter::Filter,
     snapshot::{ChainRowKind, Snapshot},
-    ui_state::{Prompt, PromptKind, Tab, UiState},
+    ui_state::{ChainKey, Prompt, PromptKind, Tab, UiState},
 };
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,6 +49,11 @@ pub fn handle_key(ui: &mut UiState, snap: &Snapshot, key: KeyEvent) -> Action {
         return Action::None;
     }
     ui.message = None;
+    if ui.tab == Tab::Chains {
+        if let Some(a) = history_key(ui, snap, key.code) {
+            return a;
+        }
+    }
     match key.code {
         KeyCode::Char('q') => return Action::Quit,
         KeyCode::Char('?') => ui.help = true,
@@ -69,6 +74,51 @@ pub fn handle_key(ui: &mut UiState, snap: &Snapshot, key: KeyEvent) -> Action {
         }
     }
     Action::None
+}
+
+/// The Chains view's history mode: `h` toggles it (replay); in it, moves
+/// go through the list, Enter jumps to the middle of the selected
+/// mapping's life and shows it in the tree with its chain, Esc leaves.
+fn history_key(ui: &mut UiState, snap: &Snapshot, code: KeyCode) -> Option<Action> {
+    if code == KeyCode::Char('h') {
+        if ui.replay {
+            ui.chains.history = !ui.chains.history;
+        } else {
+            ui.message = Some("history (h) is for replays: record, then replay the file".into());
+        }
+        return Some(Action::None);
+    }
+    if !ui.chains.history {
+        return None;
+    }
+    let h = snap.chains.history.as_ref()?;
+    match code {
+        KeyCode::Esc => ui.chains.history = false,
+        KeyCode::Char('n') => {
+            // All nodes, then each node in turn.
+            let next = ui.chains.history_node.map_or(0, |n| usize::from(n) + 1);
+            ui.chains.history_node = u16::try_from(next).ok().filter(|_| next < h.nodes);
+            ui.chains.history_cursor = 0;
+        }
+        KeyCode::Enter => {
+            let row = h.rows.get(h.cursor)?;
+            ui.chains.history = false;
+            ui.chains.focus = None;
+            ui.chains.cursor = Some(ChainKey::Mapping {
+                node: row.life.node,
+                domain: row.life.domain,
+                iova: row.life.iova,
+            });
+            ui.chains.screen_row = ui.body_height / 3;
+            let secs = row.jump_ns().max(0) as f64 / 1e9;
+            return Some(Action::Replay(ReplayCmd::JumpTo(secs)));
+        }
+        code => {
+            let d = delta(ui, code)?;
+            ui.chains.history_cursor = moved(h.total, ui.chains.history_cursor, d);
+        }
+    }
+    Some(Action::None)
 }
 
 fn replay_key(ui: &mut UiState, code: KeyCode) -> Option<Action> {

@@ -4,15 +4,20 @@
 
 use std::{
     fs::File,
-    os::fd::{AsRawFd, RawFd},
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicI32, Ordering},
+    sync::{Mutex, MutexGuard},
 };
 
 use anyhow::{Context, Result};
 
-/// The saved original stderr (-1 when not redirected).
-static SAVED: AtomicI32 = AtomicI32::new(-1);
+/// The saved original stderr (None when not redirected).
+static SAVED: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+fn saved_stderr() -> MutexGuard<'static, Option<OwnedFd>> {
+    // A panic elsewhere never leaves the Option half-written.
+    SAVED.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Where the UI's log goes: `$VFIO_TRACE_LOG`, else
 /// `$TMPDIR/vfio-trace-<pid>.log`.
@@ -34,18 +39,14 @@ impl StderrToFile {
             .append(true)
             .open(path)
             .with_context(|| format!("log file {}", path.display()))?;
-        // SAFETY: plain fd duplication; both fds are valid here.
-        let saved: RawFd = unsafe { libc::dup(2) };
-        if saved < 0 {
-            return Err(std::io::Error::last_os_error()).context("dup(stderr)");
-        }
-        // SAFETY: as above.
-        if unsafe { libc::dup2(file.as_raw_fd(), 2) } < 0 {
-            // SAFETY: `saved` is ours.
-            unsafe { libc::close(saved) };
-            return Err(std::io::Error::last_os_error()).context("dup2(log, stderr)");
-        }
-        SAVED.store(saved, Ordering::SeqCst);
+        crate::sudo_owner::give(&file, path);
+        let saved = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 0)
+            .map_err(std::io::Error::from)
+            .context("dup(stderr)")?;
+        rustix::stdio::dup2_stderr(&file)
+            .map_err(std::io::Error::from)
+            .context("dup2(log, stderr)")?;
+        *saved_stderr() = Some(saved);
         log::info!("vfio-trace UI started; log in {}", path.display());
         Ok(StderrToFile(()))
     }
@@ -53,13 +54,9 @@ impl StderrToFile {
 
 /// Puts the original stderr back (idempotent; used by the panic hook too).
 pub fn restore_stderr() {
-    let saved = SAVED.swap(-1, Ordering::SeqCst);
-    if saved >= 0 {
-        // SAFETY: `saved` is the fd we duplicated; 2 is stderr.
-        unsafe {
-            libc::dup2(saved, 2);
-            libc::close(saved);
-        }
+    if let Some(fd) = saved_stderr().take() {
+        // Nothing to do if it fails: stderr keeps pointing at the log.
+        let _ = rustix::stdio::dup2_stderr(&fd);
     }
 }
 

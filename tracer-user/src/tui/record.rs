@@ -37,16 +37,6 @@ impl RecordConfig {
     }
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(clock, &mut ts) };
-    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
-}
-
 /// Creates `vfio-trace-<secs>.vtrace` in `dir`, or `-1`, `-2`, ... when
 /// that exists (never overwrites a recording).
 fn create_unique(dir: &Path, secs: u64) -> Result<(File, PathBuf)> {
@@ -58,7 +48,10 @@ fn create_unique(dir: &Path, secs: u64) -> Result<(File, PathBuf)> {
         };
         let path = dir.join(name);
         match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(f) => return Ok((f, path)),
+            Ok(f) => {
+                crate::sudo_owner::give(&f, &path);
+                return Ok((f, path));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
         }
@@ -69,7 +62,7 @@ fn create_unique(dir: &Path, secs: u64) -> Result<(File, PathBuf)> {
 /// Creates the file and writes its header (`nodes`: the node table so
 /// far; later nodes are added with [`Recorder::sync_nodes`]).
 pub fn start(cfg: &RecordConfig, nodes: &[NodeInfo]) -> Result<Recorder> {
-    let realtime = clock_ns(libc::CLOCK_REALTIME);
+    let realtime = crate::node::realtime_ns();
     let local = nodes.first();
     let header = TraceHeader {
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -79,7 +72,7 @@ pub fn start(cfg: &RecordConfig, nodes: &[NodeInfo]) -> Result<Recorder> {
         probes: cfg.probes.clone(),
         cmdline: std::env::args().collect(),
         start_realtime_ns: realtime,
-        start_monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC),
+        start_monotonic_ns: crate::node::monotonic_ns(),
         ..TraceHeader::default()
     };
     let (file, path) = create_unique(&cfg.dir, realtime / 1_000_000_000)?;

@@ -99,6 +99,13 @@ pub struct ChainsUi {
     /// Jump target (node, address) from a finding; the next snapshot
     /// resolves it to a mapping row, which then becomes the cursor.
     pub focus: Option<(NodeId, u64)>,
+    /// History mode (`h`, replay): every mapping of the recording with its
+    /// lifetime, instead of the live tree.
+    pub history: bool,
+    /// Index of the history cursor in the (filtered) lifetimes list.
+    pub history_cursor: usize,
+    /// History of this node only (`n` cycles through the nodes).
+    pub history_node: Option<NodeId>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -50,7 +50,13 @@ pub fn run(mut ch: Channels, mut ui: UiState) -> Result<()> {
             Err(_) => return Ok(()),
         }
         if redraw {
-            term.terminal.draw(|f| views::draw(&snap, &ui, f))?;
+            let colour = views::style::colour();
+            term.terminal.draw(|f| {
+                views::draw(&snap, &ui, f);
+                if !colour {
+                    views::style::monochrome(f.buffer_mut());
+                }
+            })?;
             redraw = false;
         }
         if !event::poll(frame)? {

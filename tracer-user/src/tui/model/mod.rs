@@ -5,6 +5,7 @@
 //! [`Snapshot`]: super::snapshot::Snapshot
 
 pub mod history;
+pub mod lifetimes;
 pub mod rates;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -14,7 +15,7 @@ use tracer_core::{
     event::{Event, NodeInfo},
 };
 
-use self::{history::History, rates::Rates};
+use self::{history::History, lifetimes::Lifetimes, rates::Rates};
 
 /// Mappings per domain the Chains view lists (all are counted).
 pub const LISTED_MAPPINGS: usize = 512;
@@ -33,6 +34,9 @@ pub struct Model {
     /// Ids of the events passing the Events view's filter, kept up to date
     /// incrementally so a filtered frame costs only the new events.
     pub filtered: std::cell::RefCell<FilterCache>,
+    /// A replay's mappings and their lifetimes over the whole recording
+    /// (the Chains view's history), computed once when it opens; empty live.
+    pub lifetimes: Lifetimes,
 }
 
 #[derive(Debug, Default)]
@@ -69,6 +73,7 @@ impl Model {
             evidence: BTreeMap::new(),
             stale: 0,
             filtered: Default::default(),
+            lifetimes: Lifetimes::default(),
         }
     }
 
@@ -76,6 +81,11 @@ impl Model {
         SnapshotOptions {
             max_mappings: LISTED_MAPPINGS,
         }
+    }
+
+    /// A replay: the lifetimes of the whole recording, computed once.
+    pub fn give_lifetimes(&mut self, lifetimes: Lifetimes) {
+        self.lifetimes = lifetimes;
     }
 
     pub fn nodes(&self) -> &[NodeInfo] {

@@ -73,6 +73,83 @@ pub struct ChainsPane {
     pub selected: Option<SelectedChain>,
     /// Node names by id, for the hop lines.
     pub node_names: Vec<String>,
+    /// Events applied so far (kept in the UI's history): with no rows, tells
+    /// "nothing mapped yet" from "everything unmapped by now".
+    pub events_seen: usize,
+    /// Whether any mapping is live now (in the whole tree, not only the
+    /// rows on screen).
+    pub any_mapping: bool,
+    /// History mode: every mapping of the recording (instead of `rows`).
+    pub history: Option<HistoryPane>,
+}
+
+/// One mapping of the history list.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistoryRow {
+    pub node: String,
+    pub life: crate::tui::model::lifetimes::Lifetime,
+    /// Mapped / unmapped, in ns from the start of the recording.
+    pub mapped_at: i128,
+    pub unmapped_at: Option<i128>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistoryPane {
+    /// The rows around the cursor.
+    pub rows: Vec<HistoryRow>,
+    /// Index of the cursor in `rows`.
+    pub cursor: usize,
+    /// Mappings in the list, and dropped for its cap.
+    pub total: usize,
+    pub dropped: u64,
+    /// The node the list is narrowed to (`n`), by name.
+    pub node: Option<String>,
+    /// Nodes in the recording (for `n` to cycle through).
+    pub nodes: usize,
+}
+
+impl HistoryRow {
+    /// Where a jump shows this mapping live with its chain: the middle of
+    /// its life (a guest MAP's host side is mapped just after it), or
+    /// 1 ms after the MAP when it was never unmapped; ns from the start.
+    pub fn jump_ns(&self) -> i128 {
+        match self.unmapped_at {
+            Some(u) => self.mapped_at + (u - self.mapped_at) / 2,
+            None => self.mapped_at + 1_000_000,
+        }
+    }
+}
+
+fn history(model: &Model, ui: &UiState, start_ns: i128) -> HistoryPane {
+    let l = &model.lifetimes;
+    let only = ui.chains.history_node;
+    let listed: Vec<usize> = match only {
+        None => (0..l.len()).collect(),
+        Some(n) => (0..l.len())
+            .filter(|&i| l.get(i).is_some_and(|x| x.node == n))
+            .collect(),
+    };
+    let total = listed.len();
+    let pos = ui.chains.history_cursor.min(total.saturating_sub(1));
+    let (from, to) = super::window(total, pos, ui.body_height);
+    let rows = listed[from..to]
+        .iter()
+        .filter_map(|&i| l.get(i))
+        .map(|life| HistoryRow {
+            node: tracer_core::tracefile::node_name(model.nodes(), life.node).into_owned(),
+            life: *life,
+            mapped_at: life.map_ns - start_ns,
+            unmapped_at: life.unmap.map(|(_, t)| t - start_ns),
+        })
+        .collect();
+    HistoryPane {
+        rows,
+        cursor: pos - from,
+        total,
+        dropped: l.dropped,
+        node: only.map(|n| tracer_core::tracefile::node_name(model.nodes(), n).into_owned()),
+        nodes: model.nodes().len(),
+    }
 }
 
 fn domain_rows(
@@ -258,12 +335,23 @@ pub fn find_address(rows: &[ChainRow], node: u16, addr: u64) -> Option<usize> {
         .or_else(|| rows.iter().position(|r| hit(r, false)))
 }
 
-pub fn build(model: &Model, ui: &UiState) -> ChainsPane {
-    let all = rows(model, &ui.chains.collapsed);
+/// `replay_start_ns`: the recording's first event (aligned), in a replay.
+pub fn build(model: &Model, ui: &UiState, replay_start_ns: Option<i128>) -> ChainsPane {
     let node_names = model.nodes().iter().map(|n| n.name.clone()).collect();
+    let events_seen = model.history.len();
+    if let (true, Some(start)) = (ui.chains.history, replay_start_ns) {
+        return ChainsPane {
+            node_names,
+            events_seen,
+            history: Some(history(model, ui, start)),
+            ..ChainsPane::default()
+        };
+    }
+    let all = rows(model, &ui.chains.collapsed);
     if all.is_empty() {
         return ChainsPane {
             node_names,
+            events_seen,
             ..ChainsPane::default()
         };
     }
@@ -277,6 +365,12 @@ pub fn build(model: &Model, ui: &UiState) -> ChainsPane {
             .unwrap_or(0),
     };
     let selected = selected(model, &all[pos]);
+    let any_mapping = all.iter().any(|r| {
+        matches!(
+            r.kind,
+            ChainRowKind::Mapping { .. } | ChainRowKind::More { .. }
+        )
+    });
     let (from, to) = super::window(all.len(), pos, ui.body_height);
     ChainsPane {
         total_rows: all.len(),
@@ -284,5 +378,8 @@ pub fn build(model: &Model, ui: &UiState) -> ChainsPane {
         cursor: Some(pos - from),
         selected,
         node_names,
+        events_seen,
+        any_mapping,
+        history: None,
     }
 }

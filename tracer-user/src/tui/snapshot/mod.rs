@@ -9,7 +9,7 @@ mod events;
 mod findings;
 mod health;
 
-pub use chains::{ChainRow, ChainRowKind, ChainsPane, SelectedChain};
+pub use chains::{ChainRow, ChainRowKind, ChainsPane, HistoryPane, HistoryRow, SelectedChain};
 pub use doorbells::{DeviceDoorbells, DoorbellsPane, VectorRow, WindowKind};
 pub use events::{EventRow, EventsPane};
 pub use findings::FindingsPane;
@@ -126,7 +126,9 @@ pub fn build(
     };
     match ui.tab {
         Tab::Events => snap.events = events::build(model, ui),
-        Tab::Chains => snap.chains = chains::build(model, ui),
+        Tab::Chains => {
+            snap.chains = chains::build(model, ui, snap.replay.as_ref().map(|r| r.start_ns))
+        }
         Tab::Doorbells => snap.doorbells = doorbells::build(model, ui),
         Tab::Findings => snap.findings = findings::build(model, ui),
         Tab::Health => snap.health = health::build(model),

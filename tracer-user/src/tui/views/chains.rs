@@ -12,7 +12,7 @@ use tracer_core::engine::{snapshot::DomainRef, HopKind, HopStatus};
 
 use super::{list, style};
 use crate::tui::{
-    snapshot::{ChainRow, ChainRowKind, ChainsPane, SelectedChain},
+    snapshot::{ChainRow, ChainRowKind, ChainsPane, HistoryPane, HistoryRow, SelectedChain},
     ui_state::UiState,
 };
 
@@ -110,7 +110,129 @@ fn row_line(r: &ChainRow) -> Line<'static> {
     }
 }
 
+/// In a replay where no mapping is live at this point (a bug report's
+/// recording usually ends with everything unmapped), the chain pane says
+/// why it is empty and how to see the mappings as they were.
+fn no_live_mapping_hint(p: &ChainsPane, ui: &UiState) -> Option<Vec<Line<'static>>> {
+    if !(ui.replay && p.events_seen > 0 && !p.any_mapping) {
+        return None;
+    }
+    Some(
+        [
+            "no live mapping at this point of the replay: every mapping seen so far",
+            "was unmapped (a recording usually ends so).",
+            "",
+            "Press h for the history: every mapping of the recording with its",
+            "lifetime; Enter on one shows it as it was, with its chain. (Or press g",
+            "and a time in seconds from the start, as the header's \"up\" clock counts.)",
+        ]
+        .into_iter()
+        .map(|t| Line::styled(t, style::warn()))
+        .collect(),
+    )
+}
+
+/// Seconds from the start of the recording, as the header's clock says.
+fn secs(ns: i128) -> String {
+    format!("{:.3}s", ns as f64 / 1e9)
+}
+
+fn history_line(r: &HistoryRow) -> Line<'static> {
+    let l = &r.life;
+    let end = match (l.unmap, r.unmapped_at) {
+        (Some((ev, _)), Some(t)) => format!("unmapped {} #{ev}", secs(t)),
+        _ => "live at the end".to_string(),
+    };
+    Line::from(vec![
+        Span::styled(format!("{} ", r.node), style::title()),
+        Span::raw(format!(
+            "{} {:#x}-{:#x} → {} {:#x}  ",
+            domain_label(l.domain),
+            l.iova,
+            l.last,
+            target(l.domain),
+            l.to
+        )),
+        Span::styled(
+            format!("mapped {} #{}  {end}", secs(r.mapped_at), l.map_ev),
+            style::dim(),
+        ),
+    ])
+}
+
+/// History mode: every mapping of the recording, oldest first; the right
+/// side says what Enter does.
+fn draw_history(h: &HistoryPane, ui: &UiState, frame: &mut Frame, area: Rect) {
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(70), Constraint::Percentage(30)]).areas(area);
+    let dropped = if h.dropped > 0 {
+        format!(", {} oldest not kept", h.dropped)
+    } else {
+        String::new()
+    };
+    let whose = match &h.node {
+        Some(n) => format!("of {n}"),
+        None => "of the recording".to_string(),
+    };
+    let block = Block::bordered()
+        .title(format!(
+            " history: every mapping {whose} ({}{dropped}) · n: node · h: back to the tree ",
+            h.total
+        ))
+        .title_style(style::title());
+    let inner = block.inner(left);
+    frame.render_widget(block, left);
+    if h.rows.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled("no mapping here", style::dim())),
+            inner,
+        );
+    } else {
+        let height = usize::from(inner.height);
+        let lines: Vec<Line> = list::window(&h.rows, Some(h.cursor), ui.chains.screen_row, height)
+            .map(|(i, r)| {
+                let l = history_line(r);
+                if i == h.cursor {
+                    l.style(style::selected())
+                } else {
+                    l
+                }
+            })
+            .collect();
+        frame.render_widget(Paragraph::new(lines), inner);
+    }
+    let mut lines = vec![Line::styled(
+        "Enter: go to the middle of this mapping's life; the tree then shows it live, with its chain IOVA→GPA→HVA→HPA as it was.",
+        style::dim(),
+    )];
+    if let Some(r) = h.rows.get(h.cursor) {
+        lines.push(Line::raw(""));
+        lines.push(Line::raw(format!(
+            "mapped by event #{} at {}",
+            r.life.map_ev,
+            secs(r.mapped_at)
+        )));
+        lines.push(Line::raw(match (r.life.unmap, r.unmapped_at) {
+            (Some((ev, _)), Some(t)) => format!("unmapped by event #{ev} at {}", secs(t)),
+            _ => "never unmapped".to_string(),
+        }));
+        lines.push(Line::raw(format!("Enter goes to {}", secs(r.jump_ns()))));
+    }
+    frame.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
+            Block::bordered()
+                .title(" lifetime ")
+                .title_style(style::title()),
+        ),
+        right,
+    );
+}
+
 pub fn draw(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
+    if let Some(h) = &p.history {
+        draw_history(h, ui, frame, area);
+        return;
+    }
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(42), Constraint::Percentage(58)]).areas(area);
     let block = Block::bordered()
@@ -140,22 +262,21 @@ pub fn draw(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
             .collect();
         frame.render_widget(Paragraph::new(lines), inner);
     }
-    draw_chain(p, frame, right);
+    draw_chain(p, ui, frame, right);
 }
 
-fn draw_chain(p: &ChainsPane, frame: &mut Frame, area: Rect) {
+fn draw_chain(p: &ChainsPane, ui: &UiState, frame: &mut Frame, area: Rect) {
     let Some(s) = &p.selected else {
         let block = Block::bordered()
             .title(" chain ")
             .title_style(style::title());
-        frame.render_widget(
-            Paragraph::new(Line::styled(
+        let lines = no_live_mapping_hint(p, ui).unwrap_or_else(|| {
+            vec![Line::styled(
                 "select a mapping to see its chain IOVA→GPA→HVA→HPA",
                 style::dim(),
-            ))
-            .block(block),
-            area,
-        );
+            )]
+        });
+        frame.render_widget(Paragraph::new(lines).block(block), area);
         return;
     };
     let block = Block::bordered()

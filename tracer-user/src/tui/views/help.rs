@@ -44,6 +44,9 @@ const REPLAY: &[&str] = &[
     "  →  (or .)   step one event",
     "  + -         faster / slower",
     "  g           jump to a time (seconds from the start)",
+    "  h  (Chains) history: every mapping of the recording with its lifetime;",
+    "              Enter shows one as it was, with its chain; n: one node's only;",
+    "              Esc or h: back to the tree",
 ];
 
 pub fn draw(ui: &UiState, frame: &mut Frame, area: Rect) {

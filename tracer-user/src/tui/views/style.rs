@@ -1,5 +1,7 @@
 //! Colours: one per node, one per kind of event, red for failures.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use ratatui::style::{Color, Modifier, Style};
 
 use crate::tui::event_info::Category;
@@ -56,6 +58,30 @@ pub fn highlight() -> Style {
     Style::new().bg(Color::Rgb(60, 40, 0))
 }
 
+static COLOUR: AtomicBool = AtomicBool::new(true);
+
+/// Whether the UI draws in colour (`--color`, `NO_COLOR`; decided at start).
+pub fn set_colour(on: bool) {
+    COLOUR.store(on, Ordering::Relaxed);
+}
+
+pub fn colour() -> bool {
+    COLOUR.load(Ordering::Relaxed)
+}
+
+/// `--color never` / `NO_COLOR`: the drawn screen without colours. Text
+/// keeps its modifiers (bold, reverse); a cell that stood out only by its
+/// background (a highlight) is shown reversed instead.
+pub fn monochrome(buf: &mut ratatui::buffer::Buffer) {
+    for cell in buf.content.iter_mut() {
+        if cell.bg != Color::Reset {
+            cell.modifier.insert(Modifier::REVERSED);
+        }
+        cell.fg = Color::Reset;
+        cell.bg = Color::Reset;
+    }
+}
+
 /// `1h02m03s`, `2m03s`, `4.2s`.
 pub fn duration(ns: u64) -> String {
     let s = ns / 1_000_000_000;
@@ -73,7 +99,25 @@ pub fn ts(ns: u64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::duration;
+    use ratatui::{buffer::Buffer, layout::Rect};
+
+    use super::*;
+
+    #[test]
+    fn monochrome_drops_every_colour_and_keeps_highlights_visible() {
+        let mut buf = Buffer::empty(Rect::new(0, 0, 8, 1));
+        buf.set_string(0, 0, "err", error());
+        buf.set_string(3, 0, "hi", highlight());
+        buf.set_string(5, 0, "sel", selected());
+        monochrome(&mut buf);
+        for cell in &buf.content {
+            assert_eq!((cell.fg, cell.bg), (Color::Reset, Color::Reset));
+        }
+        assert!(buf[(0, 0)].modifier.contains(Modifier::BOLD));
+        assert!(buf[(3, 0)].modifier.contains(Modifier::REVERSED));
+        assert!(buf[(5, 0)].modifier.contains(Modifier::REVERSED));
+        assert!(!buf[(0, 0)].modifier.contains(Modifier::REVERSED));
+    }
 
     #[test]
     fn durations_read_naturally() {

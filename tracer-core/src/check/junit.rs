@@ -188,6 +188,8 @@ mod tests {
                 probes: ProbeSummary::default(),
                 drops: DropsSummary::default(),
                 rules: vec!["VT001".into(), "VT008".into()],
+                not_judged: vec![],
+                all_rules_judged: true,
                 suppressed: 0,
                 pairings: vec![],
                 inputs: vec![],

@@ -109,7 +109,11 @@ fn vtd_oracle(dir: &Path, _: Options) -> Report {
     let invs = hw::vtd_invals(&s.events);
     let xl = hw::vtd_xlates(&s.events);
     let mut r = hw::compare_invals(&ops, &invs, hw::Covered::Both);
-    let dma = hw::check_xlates(&xl, edu(&s).as_deref(), &oracle::journal_dma_iovas(&s.jsonl));
+    let dma = hw::check_xlates(
+        &xl,
+        edu(&s).as_deref(),
+        &oracle::journal_dma_iovas(&s.jsonl),
+    );
     r.checks.push(dma);
     let bypass = hw::check_msi_bypass(&r, &invs, &xl, X86_MSI);
     r.checks.push(bypass);
@@ -196,7 +200,7 @@ pub fn args(a: &[&str]) -> Vec<String> {
 /// maps cover the first mapped IOVA), in order. None without a recording.
 fn recorded(dir: &Path, ops: &[oracle::ExOp]) -> Option<Vec<hw::Recorded>> {
     use tracer_core::event::EventKind;
-    let (_, events) = tracer_core::tracefile::read_all(&dir.join("trace.vft")).ok()?;
+    let (_, events) = tracer_core::tracefile::read_all(dir.join("trace.vft")).ok()?;
     let first = ops.iter().find(|o| o.ok && o.kind == oracle::Kind::Map)?;
     let domain = events.iter().find_map(|e| match &e.kind {
         EventKind::IommuMap(m)

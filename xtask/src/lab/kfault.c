@@ -38,6 +38,7 @@
 #include <linux/gfp.h>
 #include <linux/kprobes.h>
 #include <linux/irq.h>
+#include <linux/version.h>
 
 #define PFX "vfio-trace-fault: "
 
@@ -65,8 +66,14 @@ static int do_iommu_map(struct pci_dev *pdev, u64 iova)
 	page = alloc_page(GFP_KERNEL | __GFP_ZERO);
 	if (!page)
 		return -ENOMEM;
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
 	ret = iommu_map(d, iova, page_to_phys(page), PAGE_SIZE,
 			IOMMU_READ | IOMMU_WRITE, GFP_KERNEL);
+#else
+	/* Before 6.3 iommu_map() took no gfp (it allocated GFP_KERNEL). */
+	ret = iommu_map(d, iova, page_to_phys(page), PAGE_SIZE,
+			IOMMU_READ | IOMMU_WRITE);
+#endif
 	pr_info(PFX "iommu_map dev=%s domain=%px iova=0x%llx paddr=0x%llx size=0x%lx ret=%d\n",
 		pci_name(pdev), d, iova, (u64)page_to_phys(page), PAGE_SIZE, ret);
 	if (!ret) {

@@ -10,9 +10,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 
-use super::{debs, Arch};
+use super::Arch;
 use crate::step::{self, cmd};
 
 const SOURCE: &str = include_str!("kfault.c");
@@ -20,61 +20,19 @@ const SOURCE: &str = include_str!("kfault.c");
 /// The module's file name in the VM's `$LAB_BIN`.
 pub const MODULE: &str = "vfio-trace-fault.ko";
 
-/// Debian's headers for the lab kernel, unpacked into one tree whose
-/// arch Makefile includes the common one by its path in that tree (the
-/// package names /usr/src/... absolutely).
-fn headers(arch: Arch) -> Result<PathBuf> {
-    let abi =
-        std::env::var("VFIO_TRACE_LAB_KERNEL").unwrap_or_else(|_| debs::DEFAULT_KERNEL_ABI.into());
-    let release = format!("{abi}-{}", arch.deb());
-    let arch_dir = format!("usr/src/linux-headers-{release}");
-    let makefile = format!("{arch_dir}/Makefile");
-    let pkgs = [
-        (format!("linux-headers-{release}"), arch.deb()),
-        // Architecture `all`: apt names it with this machine's architecture.
-        (format!("linux-headers-{abi}-common"), Arch::host().deb()),
-        // Host tools (fixdep, modpost): this machine's architecture.
-        (format!("linux-kbuild-{abi}"), Arch::host().deb()),
-    ];
-    let pkgs: Vec<(&str, &str)> = pkgs.iter().map(|(p, a)| (p.as_str(), *a)).collect();
-    let h = debs::ensure_unpacked_set(
-        &format!("kheaders_{release}"),
-        &pkgs,
-        &[makefile.as_str()],
-        |root| {
-            let mk = root.join(&makefile);
-            let text = fs::read_to_string(&mk).with_context(|| format!("{}", mk.display()))?;
-            let fixed = text.replace(
-                "include /usr/src/",
-                &format!("include {}/usr/src/", final_root(root)?.display()),
-            );
-            if fixed == text {
-                bail!("{} does not include /usr/src/...: {text:?}", mk.display());
-            }
-            fs::write(&mk, fixed)?;
-            Ok(())
-        },
-    )?;
-    Ok(h.root.join(arch_dir))
-}
-
-/// Where `ensure_unpacked_set` renames its `<name>.tmp` tree when done.
-fn final_root(tmp: &Path) -> Result<PathBuf> {
-    let name = tmp
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(|n| n.strip_suffix(".tmp"))
-        .context("unexpected unpack dir")?;
-    Ok(tmp.with_file_name(name))
-}
-
 /// Builds the module for `arch` in `target/lab/kfault-<arch>/` and copies
 /// it to `<share>/bin/`.
 pub fn build(arch: Arch, share: &Path) -> Result<PathBuf> {
-    let kdir = headers(arch)?;
+    // The fault module is loaded by the host level (single-level VM, L1).
+    let abi = super::kernels::abi_for(super::kernels::Level::Host, arch)?;
+    let h = super::kheaders::headers(arch, &abi)?;
+    for n in &h.notes {
+        eprintln!("    kfault: {n}");
+    }
+    let kdir = h.dir;
     let dir = crate::step::workspace_root()
         .join("target/lab")
-        .join(format!("kfault-{}", arch.deb()));
+        .join(format!("kfault-{abi}-{}", arch.deb()));
     fs::create_dir_all(&dir)?;
     fs::write(dir.join("vfio-trace-fault.c"), SOURCE)?;
     fs::write(dir.join("Kbuild"), "obj-m := vfio-trace-fault.o\n")?;
@@ -82,6 +40,7 @@ pub fn build(arch: Arch, share: &Path) -> Result<PathBuf> {
     c.arg(format!("M={}", dir.display()))
         // Module BTF needs pahole; the probes read no type of this module.
         .arg("CONFIG_DEBUG_INFO_BTF_MODULES=")
+        .args(&h.make_vars)
         .arg("modules");
     step::run(&mut c).context("building the lab's fault module (make, gcc-12)")?;
     let ko = dir.join(MODULE);

@@ -8,14 +8,19 @@
 //! cached machine-wide in `~/.cache/vfio-trace/lab/`.
 
 mod accel;
+pub mod applies;
 pub mod bench;
 mod console;
 mod debs;
 mod init;
 mod initramfs;
 mod judge;
+pub mod kernels;
 mod kfault;
+mod kheaders;
 pub mod live_test;
+pub mod matrix;
+mod matrix_doc;
 pub(crate) mod oracle;
 mod qemu;
 mod rules;
@@ -41,6 +46,37 @@ pub struct LabArgs {
     /// List the scenarios.
     #[arg(long)]
     pub list: bool,
+    /// The Debian kernel the VMs boot: 6.1, 6.12, 7.2 (pinned exact
+    /// versions, see --kernels), newest (the newest kernel in Debian
+    /// unstable today), or an exact Debian ABI (6.1.0-50, 6.12.95+deb12,
+    /// 7.2.13+deb14). Default: $VFIO_TRACE_LAB_KERNEL, else 6.12.
+    #[arg(long)]
+    pub kernel: Option<String>,
+    /// The kernel of the guest level (nested L2); default: --kernel.
+    #[arg(long)]
+    pub guest_kernel: Option<String>,
+    /// List the pinned kernels (what 6.1 / 6.12 / 7.2 mean, what CI boots).
+    #[arg(long)]
+    pub list_kernels: bool,
+    /// matrix: the kernels to run (comma-separated --kernel values;
+    /// default: every pinned kernel).
+    #[arg(long)]
+    pub kernels: Option<String>,
+    /// matrix: the scenarios to run (comma-separated; default: all).
+    #[arg(long)]
+    pub scenarios: Option<String>,
+    /// matrix: run nothing, write docs/compatibility.md again from the runs
+    /// kept in target/lab/matrix/.
+    #[arg(long)]
+    pub doc_only: bool,
+    /// matrix: a static vfio-trace for the arm64 VMs (--tracer is the
+    /// x86_64 one); built when not given.
+    #[arg(long)]
+    pub tracer_arm64: Option<PathBuf>,
+    /// Only build the lab's fault module against --kernel's headers for
+    /// this architecture (amd64 or arm64), no VM.
+    #[arg(long, value_name = "ARCH")]
+    pub build_fault_module: Option<String>,
     /// A static `vfio-trace` binary for the guest's architecture: copied
     /// into the VM and run in the background around the exerciser.
     /// Also taken from $VFIO_TRACE_LAB_TRACER.
@@ -201,17 +237,47 @@ impl Ctx<'_> {
 }
 
 pub fn run(args: &LabArgs) -> Result<()> {
+    if args.list_kernels {
+        println!("pinned lab kernels (--kernel <series> or <ABI>; CI boots these):");
+        for p in kernels::PINNED {
+            println!("  {:6} {:16} {}", p.series, p.abi, p.suite);
+        }
+        println!("  newest: the newest kernel in Debian unstable (resolved with apt)");
+        return Ok(());
+    }
+    if let Some(a) = &args.build_fault_module {
+        kernels::select(args.kernel.as_deref(), args.guest_kernel.as_deref());
+        let arch = match a.as_str() {
+            "amd64" | "x86_64" => Arch::X86_64,
+            "arm64" | "aarch64" => Arch::Arm64,
+            _ => bail!("--build-fault-module {a}: amd64 or arm64"),
+        };
+        let share = workspace_root().join("target/lab/kfault-check");
+        let ko = step("the lab's fault module", || kfault::build(arch, &share))?;
+        println!("{}", ko.display());
+        return Ok(());
+    }
     if args.list || args.scenario.is_none() {
         println!("lab scenarios (cargo xtask lab <name>):");
         for s in scenarios::ALL {
             println!("  {:12} {}", s.name, s.about);
         }
+        println!(
+            "  {:12} every scenario on every pinned kernel (--kernels, --scenarios); writes docs/compatibility.md",
+            "matrix"
+        );
         if args.scenario.is_none() && !args.list {
             bail!("no scenario given");
         }
         return Ok(());
     }
     let name = args.scenario.as_deref().unwrap_or_default();
+    if name == "matrix" {
+        if !step::is_root() {
+            bail!("the lab needs root (apt downloads, 9p shares as root)");
+        }
+        return matrix::run(args);
+    }
     let sc = scenarios::ALL
         .iter()
         .find(|s| s.name == name)
@@ -231,6 +297,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
     } else {
         args
     };
+    kernels::select(args.kernel.as_deref(), args.guest_kernel.as_deref());
     let _lock = step("VM lock (one lab VM at a time on this machine)", vm_lock)?;
     let out = workspace_root().join("target/lab").join(dir);
     step("fresh artifact directory", || fresh_dir(&out))?;
@@ -240,8 +307,34 @@ pub fn run(args: &LabArgs) -> Result<()> {
         out,
         started: Instant::now(),
     };
-    (sc.run)(&ctx)
+    let result = (sc.run)(&ctx);
+    // Which kernels this run booted (the matrix reads it).
+    fs::write(ctx.out.join("kernels.json"), kernels::record_json()).ok();
+    if let Some(na) = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<applies::NotApplicable>())
+    {
+        let v = serde_json::json!({ "release": na.release, "evidence": na.evidence });
+        fs::write(
+            ctx.out.join("not-applicable.json"),
+            serde_json::to_vec_pretty(&v)?,
+        )?;
+        println!("lab {}: SKIP, {na}", sc.name);
+        // Not a pass, not a failure: its own exit code (README).
+        std::process::exit(NOT_APPLICABLE_EXIT);
+    }
+    result
 }
+
+/// Every scenario's name (scenarios::ALL).
+pub fn scenarios_names() -> Vec<&'static str> {
+    scenarios::ALL.iter().map(|s| s.name).collect()
+}
+
+/// `cargo xtask lab` exits with this when the scenario does not apply to
+/// the chosen kernel (the reason is printed and in not-applicable.json).
+pub const NOT_APPLICABLE_EXIT: i32 = 3;
 
 /// `--live` on a fresh machine: setup, and the static vfio-trace (for the
 /// VMs and this terminal) unless --tracer names one; the agents' arguments.

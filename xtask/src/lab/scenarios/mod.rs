@@ -59,14 +59,18 @@ pub fn prepare(
     body: &str,
     label: &str,
 ) -> Result<Boot> {
-    let kernel = step(&format!("{} kernel (cached)", arch.deb()), || {
-        debs::kernel(arch)
-    })?;
+    let kernel = step(
+        &format!("{} kernel, {node} level (cached)", arch.deb()),
+        || debs::kernel_at(super::kernels::Level::of(node), arch),
+    )?;
     eprintln!("    {} {}", kernel.release, kernel.image.display());
     let busybox = step(&format!("{} busybox (cached)", arch.deb()), || {
         debs::busybox(arch)
     })?;
     let names: Vec<&str> = modules.iter().map(|(m, _)| *m).collect();
+    // A module this kernel lacks: the scenario does not apply (evidence
+    // from the kernel's config), not a failure.
+    super::applies::check(&kernel, &names)?;
     let order = initramfs::module_order(&kernel.modules, &names)?;
     let loads = initramfs::stems(&order)
         .into_iter()

@@ -581,3 +581,54 @@ pub fn check_recorded(rep: &Report, rec: &[Recorded], invs: &[Inval], maps: bool
         },
     }
 }
+
+/// A mapping vfio-trace recorded: (IOVA, size, physical address).
+pub type RecordedMap = (u64, u64, u64);
+
+/// The IOMMU's translations of edu's DMA agree with vfio-trace's recorded
+/// `iommu_map`: the physical page QEMU translated each DMA IOVA to is the
+/// one the latest recorded map covering it gave (translations and maps are
+/// from different clocks, so "latest" is the last recorded map).
+pub fn check_xlates_vs_recorded(
+    xl: &[Xlate],
+    dev: Option<&str>,
+    iovas: &[u64],
+    rec: &[RecordedMap],
+) -> Check {
+    let name = "device DMA translated to the pages vfio-trace saw mapped";
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for &a in iovas {
+        let page = a & !0xfff;
+        let Some(x) = xl
+            .iter()
+            .rfind(|x| dev.is_none_or(|d| x.dev == d) && x.iova & !0xfff == page)
+        else {
+            bad.push(format!("{a:#x}: no translation"));
+            continue;
+        };
+        let Some(&(mi, _, mp)) = rec.iter().rfind(|(i, s, _)| *i <= a && a < i + s) else {
+            bad.push(format!("{a:#x}: no recorded iommu_map covers it"));
+            continue;
+        };
+        let want = (mp + (a - mi)) & !0xfff;
+        if x.phys & !0xfff == want {
+            good.push(format!("{a:#x}->{want:#x}"));
+        } else {
+            bad.push(format!(
+                "{a:#x}: QEMU translated to {:#x} (line {}), vfio-trace's iommu_map gives {want:#x}",
+                x.phys & !0xfff,
+                x.line
+            ));
+        }
+    }
+    Check {
+        name,
+        ok: bad.is_empty() && !good.is_empty(),
+        detail: if bad.is_empty() {
+            good.join(", ")
+        } else {
+            bad.join("; ")
+        },
+    }
+}

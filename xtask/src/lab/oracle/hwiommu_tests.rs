@@ -249,3 +249,20 @@ fn recorded_iommu_calls_match_vtd_invalidations() {
     // Nothing recorded is not a pass.
     assert!(!check_recorded(&r, &[], &invs, true).ok);
 }
+
+#[test]
+fn dma_translations_agree_with_recorded_maps() {
+    let xl = vtd_xlates(&parse_trace(VTD));
+    let maps = [(0x100000, 0x1000, 0x97c9000), (0x200000, 0x1000, 0x97d8000)];
+    let c = check_xlates_vs_recorded(&xl, Some("00:01.0"), &[0x100000, 0x200100], &maps);
+    assert!(c.ok, "{}", c.detail);
+    // The recording says buffer B's page is elsewhere: caught.
+    let wrong = [(0x100000, 0x1000, 0x97c9000), (0x200000, 0x1000, 0x5000000)];
+    let c = check_xlates_vs_recorded(&xl, Some("00:01.0"), &[0x100000, 0x200100], &wrong);
+    assert!(
+        !c.ok && c.detail.contains("gives 0x5000000"),
+        "{}",
+        c.detail
+    );
+    assert!(!check_xlates_vs_recorded(&xl, Some("00:01.0"), &[0x100000], &[]).ok);
+}

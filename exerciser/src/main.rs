@@ -375,4 +375,17 @@ mod tests {
         .expect("parses");
         assert_eq!((a.size, a.seed, a.pause_ms), (0x2000, 7, 20));
     }
+
+    #[test]
+    fn skip_faults_is_a_list() {
+        assert_eq!(err(&["--skip-faults"]), "--skip-faults needs a value");
+        let a = parse_args(
+            ["--list-faults", "--skip-faults", "fault_a,fault_b"]
+                .map(String::from)
+                .into_iter(),
+        )
+        .expect("parses");
+        assert!(a.list_faults);
+        assert_eq!(a.skip_faults, ["fault_a", "fault_b"]);
+    }
 }

@@ -215,6 +215,7 @@ pub fn probes(a: &ProbesArgs) -> Result<()> {
         kernels: None,
         scenarios: None,
         tracer_arm64: None,
+        doc_only: false,
         build_fault_module: None,
         tracer: Some(tracer.clone()),
         tracer_args: String::new(),

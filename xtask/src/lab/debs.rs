@@ -112,12 +112,14 @@ fn mirror_in(text: &str) -> Option<String> {
             let l = l.trim();
             let words: Vec<&str> = if let Some(u) = l.strip_prefix("URIs:") {
                 u.split_whitespace().collect()
-            } else if l.starts_with("deb ") {
-                l.split_whitespace()
-                    .skip(1)
-                    .filter(|w| !w.starts_with('['))
-                    .take(1)
-                    .collect()
+            } else if let Some(rest) = l.strip_prefix("deb ") {
+                // `deb [options] URI suite ...`
+                let rest = rest.trim_start();
+                let rest = match rest.strip_prefix('[') {
+                    Some(r) => r.split_once(']').map_or("", |(_, after)| after),
+                    None => rest,
+                };
+                rest.split_whitespace().take(1).collect()
             } else {
                 vec![]
             };
@@ -633,6 +635,25 @@ pub fn busybox(arch: Arch) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mirror_is_read_from_both_sources_formats() {
+        let deb822 = "Types: deb\n# http://snapshot.debian.org/archive/debian/2025\nURIs: http://mirror.example/debian\nSuites: bookworm\n";
+        assert_eq!(
+            mirror_in(deb822).as_deref(),
+            Some("http://mirror.example/debian")
+        );
+        let one_line = "deb https://packages.cloud.google.com/apt cloud-sdk main\n\
+                        deb [arch=amd64 signed-by=/k.gpg] http://ftp.de.debian.org/debian bookworm main\n";
+        assert_eq!(
+            mirror_in(one_line).as_deref(),
+            Some("http://ftp.de.debian.org/debian")
+        );
+        assert_eq!(
+            mirror_in("deb http://deb.debian.org/debian-security bookworm-security main"),
+            None
+        );
+    }
 
     #[test]
     fn stamp_detects_a_changed_file() {

@@ -58,6 +58,9 @@ pub struct Cell {
 }
 
 pub fn run(args: &LabArgs) -> Result<()> {
+    if args.doc_only {
+        return write_doc();
+    }
     let pinned: Vec<&str> = kernels::PINNED.iter().map(|p| p.series).collect();
     let ks = pick(args.kernels.as_deref(), &pinned);
     let all: Vec<&str> = scenarios::ALL.iter().map(|s| s.name).collect();
@@ -71,6 +74,30 @@ pub fn run(args: &LabArgs) -> Result<()> {
         bail!("nothing to run (--kernels / --scenarios are empty)");
     }
     let tracers = tracers(args, &scs)?;
+    // Built now, not inside each run while it holds the machine's VM lock.
+    let mut archs = vec![];
+    for s in &scs {
+        if !archs.contains(&scenario_arch(s)) {
+            archs.push(scenario_arch(s));
+        }
+    }
+    for arch in archs {
+        step(&format!("exerciser for {}", arch.musl()), || {
+            let mut c = crate::step::cmd(
+                "cargo",
+                [
+                    "build",
+                    "--release",
+                    "-p",
+                    "exerciser",
+                    "--target",
+                    arch.musl(),
+                ],
+            );
+            c.current_dir(workspace_root());
+            crate::step::run(&mut c)
+        })?;
+    }
     let exe = std::env::current_exe().context("the xtask binary")?;
     let t0 = Instant::now();
     let mut cells = vec![];
@@ -134,13 +161,7 @@ pub fn run(args: &LabArgs) -> Result<()> {
             cells.push(cell);
         }
     }
-    let doc = workspace_root().join("docs/compatibility.md");
-    step("docs/compatibility.md", || {
-        let text = super::matrix_doc::render(&matrix_dir())?;
-        fs::write(&doc, text)?;
-        eprintln!("    {}", doc.display());
-        Ok(())
-    })?;
+    write_doc()?;
     let failed: Vec<String> = cells
         .iter()
         .filter(|c| !matches!(c.exit, Some(0) | Some(NOT_APPLICABLE_EXIT)))
@@ -161,6 +182,17 @@ pub fn run(args: &LabArgs) -> Result<()> {
         bail!("lab matrix: {} failed", failed.join(", "));
     }
     Ok(())
+}
+
+/// docs/compatibility.md from every run kept in target/lab/matrix/.
+fn write_doc() -> Result<()> {
+    let doc = workspace_root().join("docs/compatibility.md");
+    step("docs/compatibility.md", || {
+        let text = super::matrix_doc::render(&matrix_dir())?;
+        fs::write(&doc, text)?;
+        eprintln!("    {}", doc.display());
+        Ok(())
+    })
 }
 
 /// The static vfio-trace for each architecture the scenarios need:

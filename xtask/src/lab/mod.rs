@@ -65,6 +65,10 @@ pub struct LabArgs {
     /// matrix: the scenarios to run (comma-separated; default: all).
     #[arg(long)]
     pub scenarios: Option<String>,
+    /// matrix: run nothing, write docs/compatibility.md again from the runs
+    /// kept in target/lab/matrix/.
+    #[arg(long)]
+    pub doc_only: bool,
     /// matrix: a static vfio-trace for the arm64 VMs (--tracer is the
     /// x86_64 one); built when not given.
     #[arg(long)]

@@ -214,6 +214,7 @@ pub fn run(a: &SoakArgs) -> Result<()> {
         kernels: None,
         scenarios: None,
         tracer_arm64: None,
+        doc_only: false,
         build_fault_module: None,
         tracer: Some(tracer),
         tracer_args: "record -o $LAB_OUT/trace.vft --node $LAB_NODE".into(),

@@ -351,7 +351,12 @@ pub fn compare_invals(ops: &[ExOp], invs: &[Inval], covered: Covered) -> Report 
                         && r.end >= o.iova + o.size - 1
                         && r.end - r.start < 0x1000
                 })
-                .map(move |r| format!("{} ({}) but line {} invalidates it", o.step, o.errno, r.line))
+                .map(move |r| {
+                    format!(
+                        "{} ({}) but line {} invalidates it",
+                        o.step, o.errno, r.line
+                    )
+                })
         })
         .collect();
     rep.checks.push(Check {
@@ -396,9 +401,7 @@ pub fn check_xlates(xl: &[Xlate], dev: Option<&str>, iovas: &[u64]) -> Check {
         match (hits.last(), phys.len()) {
             (None, _) => bad.push(format!("{a:#x}: no translation for {dev} in the trace")),
             (Some(x), 1) => good.push(format!("{a:#x}->{:#x}", (x.phys & !0xfff) | (a & 0xfff))),
-            (Some(_), _) => bad.push(format!(
-                "{a:#x}: translated to different pages {phys:x?}"
-            )),
+            (Some(_), _) => bad.push(format!("{a:#x}: translated to different pages {phys:x?}")),
         }
     }
     Check {
@@ -419,7 +422,12 @@ pub fn check_msi_bypass(rep: &Report, invs: &[Inval], xl: &[Xlate], (lo, hi): (u
     let name = "MSI window never mapped nor translated";
     let inv: Vec<String> = invs
         .iter()
-        .filter(|r| Some(r.domain) == rep.domain && r.start <= hi && r.end >= lo && r.end - r.start < hi - lo)
+        .filter(|r| {
+            Some(r.domain) == rep.domain
+                && r.start <= hi
+                && r.end >= lo
+                && r.end - r.start < hi - lo
+        })
         .map(|r| format!("line {}: invalidation {:#x}-{:#x}", r.line, r.start, r.end))
         .collect();
     let tr: Vec<String> = xl
@@ -468,7 +476,10 @@ pub fn check_sw_msi(xl: &[Xlate], dev: Option<&str>, (lo, hi): (u64, u64)) -> Ch
         name,
         ok: !hits.is_empty(),
         detail: if hits.is_empty() {
-            format!("no MSI write of {} translated in {lo:#x}-{hi:#x}", dev.unwrap_or("edu"))
+            format!(
+                "no MSI write of {} translated in {lo:#x}-{hi:#x}",
+                dev.unwrap_or("edu")
+            )
         } else {
             pages
                 .iter()
@@ -559,8 +570,63 @@ pub fn check_recorded(rep: &Report, rec: &[Recorded], invs: &[Inval], maps: bool
         detail: if bad.is_empty() {
             format!(
                 "{nmap} iommu_map{} and {nunmap} iommu_unmap of domain {d:#x} matched",
-                if maps { "" } else { " (not invalidated here: unchecked)" }
+                if maps {
+                    ""
+                } else {
+                    " (not invalidated here: unchecked)"
+                }
             )
+        } else {
+            bad.join("; ")
+        },
+    }
+}
+
+/// A mapping vfio-trace recorded: (IOVA, size, physical address).
+pub type RecordedMap = (u64, u64, u64);
+
+/// The IOMMU's translations of edu's DMA agree with vfio-trace's recorded
+/// `iommu_map`: the physical page QEMU translated each DMA IOVA to is the
+/// one the latest recorded map covering it gave (translations and maps are
+/// from different clocks, so "latest" is the last recorded map).
+pub fn check_xlates_vs_recorded(
+    xl: &[Xlate],
+    dev: Option<&str>,
+    iovas: &[u64],
+    rec: &[RecordedMap],
+) -> Check {
+    let name = "device DMA translated to the pages vfio-trace saw mapped";
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for &a in iovas {
+        let page = a & !0xfff;
+        let Some(x) = xl
+            .iter()
+            .rfind(|x| dev.is_none_or(|d| x.dev == d) && x.iova & !0xfff == page)
+        else {
+            bad.push(format!("{a:#x}: no translation"));
+            continue;
+        };
+        let Some(&(mi, _, mp)) = rec.iter().rfind(|(i, s, _)| *i <= a && a < i + s) else {
+            bad.push(format!("{a:#x}: no recorded iommu_map covers it"));
+            continue;
+        };
+        let want = (mp + (a - mi)) & !0xfff;
+        if x.phys & !0xfff == want {
+            good.push(format!("{a:#x}->{want:#x}"));
+        } else {
+            bad.push(format!(
+                "{a:#x}: QEMU translated to {:#x} (line {}), vfio-trace's iommu_map gives {want:#x}",
+                x.phys & !0xfff,
+                x.line
+            ));
+        }
+    }
+    Check {
+        name,
+        ok: bad.is_empty() && !good.is_empty(),
+        detail: if bad.is_empty() {
+            good.join(", ")
         } else {
             bad.join("; ")
         },

@@ -116,7 +116,10 @@ fn vtd_truncated_trace_fails() {
 
 #[test]
 fn vtd_invalidation_in_wrong_domain_fails() {
-    let text = VTD.replace("domain 0x3 addr 0x200000 mask 0x4", "domain 0x4 addr 0x200000 mask 0x4");
+    let text = VTD.replace(
+        "domain 0x3 addr 0x200000 mask 0x4",
+        "domain 0x4 addr 0x200000 mask 0x4",
+    );
     let r = compare_invals(&ops(), &vtd_invals(&parse_trace(&text)), Covered::Both);
     assert!(!r.ok());
 }
@@ -176,7 +179,11 @@ fn smmuv3_unmaps_and_sw_msi() {
     assert_eq!(stream_id("0000:00:01.0").as_deref(), Some("8"));
     assert!(check_xlates(&xl, Some("8"), &[0x100000, 0x200100]).ok);
     let msi = check_sw_msi(&xl, Some("8"), (0x8000000, 0x80fffff));
-    assert!(msi.ok && msi.detail.contains("0x8000040->0x8090040"), "{}", msi.detail);
+    assert!(
+        msi.ok && msi.detail.contains("0x8000040->0x8090040"),
+        "{}",
+        msi.detail
+    );
     // No MSI write translated in the window: the doorbell was not used.
     let no = parse_trace(&SMMU.replace("iova=0x8000040", "iova=0x300040"));
     assert!(!check_sw_msi(&smmuv3_xlates(&no), Some("8"), (0x8000000, 0x80fffff)).ok);
@@ -216,13 +223,21 @@ fn recorded_iommu_calls_match_vtd_invalidations() {
     let r = compare_invals(&ops(), &invs, Covered::Both);
     let c = check_recorded(&r, &recorded_vtd(), &invs, true);
     assert!(c.ok, "{}", c.detail);
-    assert!(c.detail.starts_with("10 iommu_map and 4 iommu_unmap"), "{}", c.detail);
+    assert!(
+        c.detail.starts_with("10 iommu_map and 4 iommu_unmap"),
+        "{}",
+        c.detail
+    );
     // A map the recording got wrong (size off by a page): its cover takes
     // the next map's invalidation, and the in-order match fails later on.
     let mut rec = recorded_vtd();
     rec[6] = (Kind::Map, 0x103000, 0x6000);
     let c = check_recorded(&r, &rec, &invs, true);
-    assert!(!c.ok && c.detail.contains("no invalidation"), "{}", c.detail);
+    assert!(
+        !c.ok && c.detail.contains("no invalidation"),
+        "{}",
+        c.detail
+    );
     // A map at the wrong IOVA.
     let mut rec = recorded_vtd();
     rec[10] = (Kind::Map, 0x208000, 0x1000);
@@ -233,4 +248,21 @@ fn recorded_iommu_calls_match_vtd_invalidations() {
     assert!(!check_recorded(&r, &rec, &invs, true).ok);
     // Nothing recorded is not a pass.
     assert!(!check_recorded(&r, &[], &invs, true).ok);
+}
+
+#[test]
+fn dma_translations_agree_with_recorded_maps() {
+    let xl = vtd_xlates(&parse_trace(VTD));
+    let maps = [(0x100000, 0x1000, 0x97c9000), (0x200000, 0x1000, 0x97d8000)];
+    let c = check_xlates_vs_recorded(&xl, Some("00:01.0"), &[0x100000, 0x200100], &maps);
+    assert!(c.ok, "{}", c.detail);
+    // The recording says buffer B's page is elsewhere: caught.
+    let wrong = [(0x100000, 0x1000, 0x97c9000), (0x200000, 0x1000, 0x5000000)];
+    let c = check_xlates_vs_recorded(&xl, Some("00:01.0"), &[0x100000, 0x200100], &wrong);
+    assert!(
+        !c.ok && c.detail.contains("gives 0x5000000"),
+        "{}",
+        c.detail
+    );
+    assert!(!check_xlates_vs_recorded(&xl, Some("00:01.0"), &[0x100000], &[]).ok);
 }

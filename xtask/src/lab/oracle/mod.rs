@@ -10,9 +10,9 @@
 
 mod checks;
 pub mod hwiommu;
-mod parse;
 #[cfg(test)]
 mod hwiommu_tests;
+mod parse;
 #[cfg(test)]
 mod tests;
 

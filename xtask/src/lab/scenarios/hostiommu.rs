@@ -109,13 +109,20 @@ fn vtd_oracle(dir: &Path, _: Options) -> Report {
     let invs = hw::vtd_invals(&s.events);
     let xl = hw::vtd_xlates(&s.events);
     let mut r = hw::compare_invals(&ops, &invs, hw::Covered::Both);
-    let dma = hw::check_xlates(&xl, edu(&s).as_deref(), &oracle::journal_dma_iovas(&s.jsonl));
-    r.checks.push(dma);
+    let dma_iovas = oracle::journal_dma_iovas(&s.jsonl);
+    r.checks
+        .push(hw::check_xlates(&xl, edu(&s).as_deref(), &dma_iovas));
     let bypass = hw::check_msi_bypass(&r, &invs, &xl, X86_MSI);
     r.checks.push(bypass);
     r.checks.push(hw::check_ir(&s.events));
-    if let Some(rec) = recorded(dir, &ops) {
-        r.checks.push(hw::check_recorded(&r, &rec, &invs, true));
+    if let Some((calls, maps)) = recorded(dir, &ops) {
+        r.checks.push(hw::check_recorded(&r, &calls, &invs, true));
+        r.checks.push(hw::check_xlates_vs_recorded(
+            &xl,
+            edu(&s).as_deref(),
+            &dma_iovas,
+            &maps,
+        ));
     }
     r.checks.insert(0, ends_cleanly(&s));
     r
@@ -156,6 +163,15 @@ fn amdvi_oracle(dir: &Path, _: Options) -> Report {
         &oracle::journal_dma_iovas(&s.jsonl),
     ));
     r.checks.push(hw::check_msi_bypass(&r, &[], &xl, X86_MSI));
+    if let Some((_, maps)) = recorded(dir, &ops) {
+        let dma_iovas = oracle::journal_dma_iovas(&s.jsonl);
+        r.checks.push(hw::check_xlates_vs_recorded(
+            &xl,
+            edu(&s).as_deref(),
+            &dma_iovas,
+            &maps,
+        ));
+    }
     r
 }
 
@@ -166,13 +182,20 @@ fn smmuv3_oracle(dir: &Path, opt: Options) -> Report {
     let xl = hw::smmuv3_xlates(&s.events);
     let mut r = hw::compare_invals(&ops, &invs, hw::Covered::Unmaps);
     let sid = oracle::journal_edu(&s.jsonl).and_then(|b| hw::stream_id(&b));
-    let dma = hw::check_xlates(&xl, sid.as_deref(), &oracle::journal_dma_iovas(&s.jsonl));
+    let dma_iovas = oracle::journal_dma_iovas(&s.jsonl);
+    let dma = hw::check_xlates(&xl, sid.as_deref(), &dma_iovas);
     r.checks.push(dma);
     if let Some(w) = opt.sw_msi {
         r.checks.push(hw::check_sw_msi(&xl, sid.as_deref(), w));
     }
-    if let Some(rec) = recorded(dir, &ops) {
-        r.checks.push(hw::check_recorded(&r, &rec, &invs, false));
+    if let Some((calls, maps)) = recorded(dir, &ops) {
+        r.checks.push(hw::check_recorded(&r, &calls, &invs, false));
+        r.checks.push(hw::check_xlates_vs_recorded(
+            &xl,
+            sid.as_deref(),
+            &dma_iovas,
+            &maps,
+        ));
     }
     r.checks.insert(0, ends_cleanly(&s));
     r
@@ -194,9 +217,9 @@ pub fn args(a: &[&str]) -> Vec<String> {
 /// vfio-trace's recorded `iommu_map`/`iommu_unmap` calls in the IOMMU
 /// domain that served the exerciser's MAP_DMAs (the kernel domain whose
 /// maps cover the first mapped IOVA), in order. None without a recording.
-fn recorded(dir: &Path, ops: &[oracle::ExOp]) -> Option<Vec<hw::Recorded>> {
+fn recorded(dir: &Path, ops: &[oracle::ExOp]) -> Option<(Vec<hw::Recorded>, Vec<hw::RecordedMap>)> {
     use tracer_core::event::EventKind;
-    let (_, events) = tracer_core::tracefile::read_all(&dir.join("trace.vft")).ok()?;
+    let (_, events) = tracer_core::tracefile::read_all(dir.join("trace.vft")).ok()?;
     let first = ops.iter().find(|o| o.ok && o.kind == oracle::Kind::Map)?;
     let domain = events.iter().find_map(|e| match &e.kind {
         EventKind::IommuMap(m)
@@ -206,18 +229,26 @@ fn recorded(dir: &Path, ops: &[oracle::ExOp]) -> Option<Vec<hw::Recorded>> {
         }
         _ => None,
     });
-    Some(
-        events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::IommuMap(m) if m.errno == 0 && Some(m.domain) == domain => {
-                    Some((oracle::Kind::Map, m.iova, m.size))
-                }
-                EventKind::IommuUnmap(u) if Some(u.domain) == domain && u.unmapped > 0 => {
-                    Some((oracle::Kind::Unmap, u.iova, u.unmapped))
-                }
-                _ => None,
-            })
-            .collect(),
-    )
+    let calls = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::IommuMap(m) if m.errno == 0 && Some(m.domain) == domain => {
+                Some((oracle::Kind::Map, m.iova, m.size))
+            }
+            EventKind::IommuUnmap(u) if Some(u.domain) == domain && u.unmapped > 0 => {
+                Some((oracle::Kind::Unmap, u.iova, u.unmapped))
+            }
+            _ => None,
+        })
+        .collect();
+    let maps = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::IommuMap(m) if m.errno == 0 && Some(m.domain) == domain => {
+                Some((m.iova, m.size, m.paddr))
+            }
+            _ => None,
+        })
+        .collect();
+    Some((calls, maps))
 }

@@ -118,7 +118,24 @@ fn verdict(r: &Run) -> String {
             let why = if reasons.is_empty() {
                 "no summary.json (see run.log)".to_string()
             } else {
-                let mut w: Vec<String> = reasons.iter().take(3).cloned().collect();
+                // The first line of each, shortened: the run's summary.json
+                // has them whole.
+                let mut w: Vec<String> = reasons
+                    .iter()
+                    .take(3)
+                    .map(|r| {
+                        let first = r.lines().next().unwrap_or("");
+                        let more = if r.lines().nth(1).is_some() {
+                            " …"
+                        } else {
+                            ""
+                        };
+                        match first.char_indices().nth(200) {
+                            Some((i, _)) => format!("{} …", &first[..i]),
+                            None => format!("{first}{more}"),
+                        }
+                    })
+                    .collect();
                 if reasons.len() > 3 {
                     w.push(format!("… {} reasons in all", reasons.len()));
                 }

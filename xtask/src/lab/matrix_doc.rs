@@ -420,3 +420,59 @@ pub fn render(dir: &Path) -> Result<String> {
     }
     Ok(o)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(p: &Path, v: serde_json::Value) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn the_doc_says_what_each_run_recorded() {
+        let d = std::env::temp_dir().join(format!("vfio-trace-matrix-{}", std::process::id()));
+        let skip = d.join("x86@6.1");
+        write(
+            &skip.join("cell.json"),
+            serde_json::json!({"scenario": "x86", "kernel": "6.1", "exit": 3, "wall_s": 9.0}),
+        );
+        write(
+            &skip.join("artifacts/not-applicable.json"),
+            serde_json::json!({"release": "6.1.0-50-amd64", "evidence": [
+                "module virtio_iommu: CONFIG_VIRTIO_IOMMU is not set in config-6.1.0-50-amd64"]}),
+        );
+        let pass = d.join("x86@7.2");
+        write(
+            &pass.join("cell.json"),
+            serde_json::json!({"scenario": "x86", "kernel": "7.2", "exit": 0, "wall_s": 300.0}),
+        );
+        write(
+            &pass.join("artifacts/summary.json"),
+            serde_json::json!({"pass": true, "wall_s": 12.4, "reasons": [],
+                "info": {"machine": ["-device", "virtio-iommu-pci"]},
+                "checks": [
+                    {"check": "fault fault_map_overlap → VT008", "ok": true, "detail": "1 finding"},
+                    {"check": "fault fault_kernel_vector_freed_unmasked → VT010", "ok": false,
+                     "detail": "no finding (expected VT010)"}]}),
+        );
+        write(
+            &pass.join("artifacts/check.json"),
+            serde_json::json!({"summary": {"not_judged": [{"rule": "VT010", "node": "guest",
+                "reason": "no MSI mask hook"}]}}),
+        );
+        // A run killed before it finished: no cell.json, not in the doc.
+        fs::create_dir_all(d.join("nested@7.2")).unwrap();
+        let doc = render(&d).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        assert!(doc.contains(
+            "| x86 | virtio-iommu | does not apply: module virtio_iommu: \
+             CONFIG_VIRTIO_IOMMU is not set in config-6.1.0-50-amd64 | PASS (12 s) |"
+        ));
+        assert!(doc.contains("x86: fired by `fault_map_overlap`"));
+        assert!(doc.contains("x86: NOT fired by `fault_kernel_vector_freed_unmasked`"));
+        assert!(doc.contains("x86: not judged on guest: no MSI mask hook"));
+        assert!(!doc.contains("nested"));
+    }
+}

@@ -33,7 +33,7 @@ enum Task {
     /// Set up, then run every test: unit, root probe tests, the lab scenarios.
     Test(test::TestArgs),
     /// Boot a lab scenario in QEMU and check vfio-trace against ground truth.
-    Lab(lab::LabArgs),
+    Lab(Box<lab::LabArgs>),
     /// `lab nested --live` in tmux: both agents join, a guest mapping's
     /// chain is complete across L2 and L1, the fault steps' findings show,
     /// and q stops everything.

@@ -230,17 +230,36 @@ fn compiler_vars(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
         _ => "",
     }
     .to_string();
+    // Cross-building: 6.1 sets CROSS_COMPILE only when told the dpkg
+    // architectures (6.12 on name it outright; these are then unused).
+    let mut vars = vec![];
+    let host_triplet = match Arch::host() {
+        Arch::X86_64 => "x86_64-linux-gnu-",
+        Arch::Arm64 => "aarch64-linux-gnu-",
+    };
+    if !cross.is_empty() && cross != host_triplet {
+        let deb = |t: &str| {
+            if t.starts_with("x86_64") {
+                "amd64"
+            } else {
+                "arm64"
+            }
+        };
+        vars.push(format!("DEB_BUILD_ARCH={}", deb(host_triplet)));
+        vars.push(format!("DEB_HOST_ARCH={}", deb(&cross)));
+        vars.push(format!("DEB_HOST_GNU_TYPE={}", cross.trim_end_matches('-')));
+    }
     let Some(want) = kv
         .lines()
         .find(|l| l.starts_with("CC ="))
         .and_then(|l| l.split("gcc-").nth(1))
         .and_then(|v| v.trim().parse::<u32>().ok())
     else {
-        return Ok((vec![], vec![]));
+        return Ok((vars, vec![]));
     };
     let installed = installed_gcc_versions(&cross);
     if installed.contains(&want) {
-        return Ok((vec![], vec![]));
+        return Ok((vars, vec![]));
     }
     let Some(&have) = installed.iter().filter(|v| **v < want).max() else {
         bail!(
@@ -255,7 +274,8 @@ fn compiler_vars(dir: &Path) -> Result<(Vec<String>, Vec<String>)> {
     };
     let cc = format!("{cross}gcc-{have}");
     // The newer headers use attributes the older gcc ignores (counted_by).
-    let mut vars = vec![format!("CC={cc}"), "KCFLAGS=-Wno-attributes".to_string()];
+    vars.push(format!("CC={cc}"));
+    vars.push("KCFLAGS=-Wno-attributes".to_string());
     let mut notes = vec![format!(
         "the kernel was built with {cross}gcc-{want}, not installed here: building with {cc}"
     )];

@@ -98,7 +98,14 @@ pub fn run(args: &LabArgs) -> Result<()> {
             crate::step::run(&mut c)
         })?;
     }
+    // The xtask binary; rebuilt while the matrix runs, /proc names the old
+    // one "... (deleted)": the new one at the same path runs the rest.
     let exe = std::env::current_exe().context("the xtask binary")?;
+    let exe = PathBuf::from(
+        exe.to_string_lossy()
+            .trim_end_matches(" (deleted)")
+            .to_string(),
+    );
     let t0 = Instant::now();
     let mut cells = vec![];
     for k in &ks {

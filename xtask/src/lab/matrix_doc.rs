@@ -92,8 +92,11 @@ fn cell_text(s: &str) -> String {
 
 /// The verdict of one run in a table cell.
 fn verdict(r: &Run) -> String {
+    // The run's own time (summary.json, after it got the VM lock), else
+    // the matrix's (with the wait).
+    let secs = r.summary["wall_s"].as_f64().unwrap_or(r.cell.wall_s);
     match r.cell.exit {
-        Some(0) => format!("PASS ({:.0} s)", r.cell.wall_s),
+        Some(0) => format!("PASS ({secs:.0} s)"),
         Some(NOT_APPLICABLE_EXIT) => {
             let ev = r
                 .not_applicable
@@ -118,7 +121,24 @@ fn verdict(r: &Run) -> String {
             let why = if reasons.is_empty() {
                 "no summary.json (see run.log)".to_string()
             } else {
-                let mut w: Vec<String> = reasons.iter().take(3).cloned().collect();
+                // The first line of each, shortened: the run's summary.json
+                // has them whole.
+                let mut w: Vec<String> = reasons
+                    .iter()
+                    .take(3)
+                    .map(|r| {
+                        let first = r.lines().next().unwrap_or("");
+                        let more = if r.lines().nth(1).is_some() {
+                            " …"
+                        } else {
+                            ""
+                        };
+                        match first.char_indices().nth(200) {
+                            Some((i, _)) => format!("{} …", &first[..i]),
+                            None => format!("{first}{more}"),
+                        }
+                    })
+                    .collect();
                 if reasons.len() > 3 {
                     w.push(format!("… {} reasons in all", reasons.len()));
                 }
@@ -127,7 +147,7 @@ fn verdict(r: &Run) -> String {
             format!(
                 "FAIL (exit {}, {:.0} s): {}",
                 e.map_or("?".into(), |c| c.to_string()),
-                r.cell.wall_s,
+                secs,
                 cell_text(&why)
             )
         }
@@ -240,8 +260,9 @@ pub fn render(dir: &Path) -> Result<String> {
     writeln!(
         o,
         "PASS: the whole lab verdict (QEMU's trace log as oracle, probe-check, \
-         `check` clean on the clean run, the fault pass). Wall time includes \
-         downloads and builds on the first run of a kernel.\n"
+         `check` clean on the clean run, the fault pass). Seconds: the run \
+         after it got the machine's VM lock, downloads and builds included on \
+         the first run of a kernel.\n"
     )?;
     write!(o, "| scenario | host IOMMU |")?;
     for k in &ks {
@@ -253,6 +274,7 @@ pub fn render(dir: &Path) -> Result<String> {
         let iommu = runs
             .iter()
             .find(|r| &r.cell.scenario == s && r.summary["info"].is_object())
+            .or_else(|| runs.iter().find(|r| &r.cell.scenario == s))
             .map(host_iommu)
             .unwrap_or_else(|| "?".into());
         write!(o, "| {s} | {iommu} |")?;
@@ -397,4 +419,60 @@ pub fn render(dir: &Path) -> Result<String> {
         writeln!(o, "(no fault pass ran)")?;
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(p: &Path, v: serde_json::Value) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn the_doc_says_what_each_run_recorded() {
+        let d = std::env::temp_dir().join(format!("vfio-trace-matrix-{}", std::process::id()));
+        let skip = d.join("x86@6.1");
+        write(
+            &skip.join("cell.json"),
+            serde_json::json!({"scenario": "x86", "kernel": "6.1", "exit": 3, "wall_s": 9.0}),
+        );
+        write(
+            &skip.join("artifacts/not-applicable.json"),
+            serde_json::json!({"release": "6.1.0-50-amd64", "evidence": [
+                "module virtio_iommu: CONFIG_VIRTIO_IOMMU is not set in config-6.1.0-50-amd64"]}),
+        );
+        let pass = d.join("x86@7.2");
+        write(
+            &pass.join("cell.json"),
+            serde_json::json!({"scenario": "x86", "kernel": "7.2", "exit": 0, "wall_s": 300.0}),
+        );
+        write(
+            &pass.join("artifacts/summary.json"),
+            serde_json::json!({"pass": true, "wall_s": 12.4, "reasons": [],
+                "info": {"machine": ["-device", "virtio-iommu-pci"]},
+                "checks": [
+                    {"check": "fault fault_map_overlap → VT008", "ok": true, "detail": "1 finding"},
+                    {"check": "fault fault_kernel_vector_freed_unmasked → VT010", "ok": false,
+                     "detail": "no finding (expected VT010)"}]}),
+        );
+        write(
+            &pass.join("artifacts/check.json"),
+            serde_json::json!({"summary": {"not_judged": [{"rule": "VT010", "node": "guest",
+                "reason": "no MSI mask hook"}]}}),
+        );
+        // A run killed before it finished: no cell.json, not in the doc.
+        fs::create_dir_all(d.join("nested@7.2")).unwrap();
+        let doc = render(&d).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        assert!(doc.contains(
+            "| x86 | virtio-iommu | does not apply: module virtio_iommu: \
+             CONFIG_VIRTIO_IOMMU is not set in config-6.1.0-50-amd64 | PASS (12 s) |"
+        ));
+        assert!(doc.contains("x86: fired by `fault_map_overlap`"));
+        assert!(doc.contains("x86: NOT fired by `fault_kernel_vector_freed_unmasked`"));
+        assert!(doc.contains("x86: not judged on guest: no MSI mask hook"));
+        assert!(!doc.contains("nested"));
+    }
 }

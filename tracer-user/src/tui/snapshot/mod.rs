@@ -13,9 +13,9 @@ pub use chains::{ChainRow, ChainRowKind, ChainsPane, HistoryPane, HistoryRow, Se
 pub use doorbells::{DeviceDoorbells, DoorbellsPane, VectorRow, WindowKind};
 pub use events::{EventRow, EventsPane};
 pub use findings::FindingsPane;
-pub use health::{HealthPane, InputLine};
 #[cfg(test)]
 pub use health::ProbeLine;
+pub use health::{HealthPane, InputLine};
 
 use super::{
     model::Model,

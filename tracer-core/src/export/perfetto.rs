@@ -7,7 +7,8 @@
 //! whose args are the event's fields (values ≥ 0x10000 as hex strings);
 //! successful maps/unmaps also drive a `mapped bytes` counter per container
 //! or domain, and a complete slice (`"ph":"X"`) per mapping lifetime on the
-//! same track: named by its IOVA range, from the map to the unmap that
+//! same track (or, when it would not nest there, on an extra lane track
+//! `<track> (mappings N)`): named by its IOVA range, from the map to the unmap that
 //! covered it (a partial unmap closes the part it covers; the rest stays
 //! open), args `iova`, `size`, the target (`vaddr`/`paddr`), `map_event`,
 //! `unmap_event` and `unmapped` (false for a mapping still live at the end
@@ -134,6 +135,46 @@ pub struct PerfettoWriter<W: Write> {
     /// Live mappings per (node, track), by first IOVA.
     live: BTreeMap<(NodeId, String), BTreeMap<u64, Live>>,
     flows: u64,
+    /// Slice lanes per (node, container/domain track tid).
+    lanes: HashMap<(NodeId, u32), Vec<Lane>>,
+}
+
+/// Most start-forbidding intervals a lane keeps; past it the oldest two
+/// are merged (which only sends more slices to other lanes).
+const LANE_INTERVALS: usize = 32;
+
+/// A track the mapping slices of one container/domain are laid on. Slices
+/// on one track must nest: a slice `[s, e]` emitted at its end may not
+/// start strictly inside an earlier one (those end no later, as events
+/// come in time order), so a lane keeps the union of its slices' open
+/// intervals, capped at [`LANE_INTERVALS`].
+struct Lane {
+    tid: u32,
+    forbidden: Vec<(i128, i128)>,
+}
+
+impl Lane {
+    fn admits(&self, s: i128) -> bool {
+        !self.forbidden.iter().any(|&(a, b)| a < s && s < b)
+    }
+
+    fn add(&mut self, s: i128, e: i128) {
+        let (mut a, mut b) = (s, e);
+        self.forbidden.retain(|&(x, y)| {
+            let overlap = x <= b && a <= y;
+            if overlap {
+                a = a.min(x);
+                b = b.max(y);
+            }
+            !overlap
+        });
+        let at = self.forbidden.partition_point(|&(x, _)| x < a);
+        self.forbidden.insert(at, (a, b));
+        if self.forbidden.len() > LANE_INTERVALS {
+            let (_, y) = self.forbidden.remove(1);
+            self.forbidden[0].1 = y;
+        }
+    }
 }
 
 const FINDINGS: &str = "findings";
@@ -154,6 +195,7 @@ impl<W: Write> PerfettoWriter<W> {
             last_ns: i128::MIN,
             live: BTreeMap::new(),
             flows: 0,
+            lanes: HashMap::new(),
         })
     }
 
@@ -264,11 +306,11 @@ impl<W: Write> PerfettoWriter<W> {
                 // A map over a live one at the same IOVA replaces it.
                 let old = self
                     .live
-                    .entry((ev.node, track))
+                    .entry((ev.node, track.clone()))
                     .or_default()
                     .insert(iova, live);
                 if let Some(old) = old {
-                    self.slice(ev.node, iova, &old, aligned, None)?;
+                    self.slice(ev.node, &track, iova, &old, aligned, None)?;
                 }
             }
             Some(MapOp::Unmap { first, end }) => {
@@ -290,7 +332,7 @@ impl<W: Write> PerfettoWriter<W> {
         until: i128,
         unmap_event: u64,
     ) -> io::Result<()> {
-        let Some(map) = self.live.get_mut(&(node, track)) else {
+        let Some(map) = self.live.get_mut(&(node, track.clone())) else {
             return Ok(());
         };
         // Mappings starting before `end` whose end is after `first`.
@@ -335,15 +377,18 @@ impl<W: Write> PerfettoWriter<W> {
             ));
         }
         for (a, l) in closed {
-            self.slice(node, a, &l, until, Some(unmap_event))?;
+            self.slice(node, &track, a, &l, until, Some(unmap_event))?;
         }
         Ok(())
     }
 
-    /// A mapping's lifetime `[l.at, until]` (aligned ns) as a complete slice.
+    /// A mapping's lifetime `[l.at, until]` (aligned ns) as a complete
+    /// slice: on `track` itself when it nests there, else on the first of
+    /// `track (mappings N)` where it does.
     fn slice(
         &mut self,
         node: NodeId,
+        track: &str,
         iova: u64,
         l: &Live,
         until: i128,
@@ -352,10 +397,31 @@ impl<W: Write> PerfettoWriter<W> {
         let size = l.end - iova;
         let ts = self.ts_us(l.at);
         let dur = (until - l.at).max(0) as f64 / 1000.0;
+        let until = until.max(l.at);
+        let lanes = self.lanes.entry((node, l.tid)).or_default();
+        let lane = match lanes.iter().position(|ln| ln.admits(l.at)) {
+            Some(i) => i,
+            None => {
+                let n = lanes.len();
+                let tid = match n {
+                    0 => l.tid,
+                    _ => self.track(node, format!("{track} (mappings {})", n + 1), &[])?,
+                };
+                let lanes = self.lanes.entry((node, l.tid)).or_default();
+                lanes.push(Lane {
+                    tid,
+                    forbidden: Vec::new(),
+                });
+                n
+            }
+        };
+        let lanes = self.lanes.entry((node, l.tid)).or_default();
+        lanes[lane].add(l.at, until);
+        let tid = lanes[lane].tid;
         self.emit(&json!({
             "name": format!("{iova:#x}-{:#x}", l.end.wrapping_sub(1)),
             "cat": "mapping", "ph": "X", "ts": ts, "dur": dur,
-            "pid": Self::pid(node), "tid": l.tid,
+            "pid": Self::pid(node), "tid": tid,
             "args": {
                 "iova": readable(json!(iova)), "size": readable(json!(size)),
                 l.target_name: readable(json!(l.target)),
@@ -398,9 +464,9 @@ impl<W: Write> PerfettoWriter<W> {
     fn close_live(&mut self) -> io::Result<()> {
         let live = std::mem::take(&mut self.live);
         let until = self.last_ns;
-        for ((node, _), map) in live {
+        for ((node, track), map) in live {
             for (iova, l) in map {
-                self.slice(node, iova, &l, until, None)?;
+                self.slice(node, &track, iova, &l, until, None)?;
             }
         }
         Ok(())
@@ -539,6 +605,33 @@ mod tests {
         assert_eq!(closed[1]["dur"].as_f64(), Some(2.0));
         let open = s.iter().find(|s| s["args"]["unmapped"] == false).unwrap();
         assert_eq!(open["args"]["map_event"], 2);
+    }
+
+    #[test]
+    fn overlapping_lifetimes_go_to_another_lane() {
+        // A [1, 3] and B [2, 4] overlap without nesting; C [5, 6] fits.
+        let evs = doc(
+            &[
+                map(1_000, 0x1000, 0x1000),
+                map(2_000, 0x2000, 0x1000),
+                unmap(3_000, 0x1000, 0x1000),
+                unmap(4_000, 0x2000, 0x1000),
+                map(5_000, 0x3000, 0x1000),
+                unmap(6_000, 0x3000, 0x1000),
+            ],
+            &[],
+        );
+        let s = slices(&evs);
+        assert_eq!(s.len(), 3);
+        let home = evs.iter().find(|e| e["ph"] == "i").unwrap()["tid"].clone();
+        assert_eq!(s[0]["tid"], home);
+        assert_ne!(s[1]["tid"], home);
+        assert_eq!(s[2]["tid"], home);
+        let lane = evs
+            .iter()
+            .find(|e| e["ph"] == "M" && e["tid"] == s[1]["tid"])
+            .unwrap();
+        assert_eq!(lane["args"]["name"], "container 4242:17 (mappings 2)");
     }
 
     #[test]

@@ -438,7 +438,9 @@ impl<W: Write> PerfettoWriter<W> {
         let tid = self.track(f.node, FINDINGS.into(), nodes)?;
         let ids: Vec<u64> = f.evidence.iter().map(|e| e.id).collect();
         self.emit(&json!({
-            "name": f.title, "cat": "finding", "ph": "i", "s": "p",
+            // Thread-scoped (it was process-scoped): on the findings
+            // track itself, where the flow arrows can end on it.
+            "name": f.title, "cat": "finding", "ph": "i", "s": "t",
             "ts": ts, "pid": Self::pid(f.node), "tid": tid,
             "args": {"detail": f.detail, "ts_ns": f.ts_ns, "evidence": ids},
         }))?;
@@ -687,6 +689,7 @@ mod tests {
             .find(|e| e["cat"] == "finding" && e["ph"] == "i")
             .unwrap();
         assert_eq!(fi["args"]["evidence"], json!([0, 1]));
+        assert_eq!(fi["s"], "t");
         let starts: Vec<_> = evs.iter().filter(|e| e["ph"] == "s").collect();
         let ends: Vec<_> = evs.iter().filter(|e| e["ph"] == "f").collect();
         assert_eq!(starts.len(), 2);

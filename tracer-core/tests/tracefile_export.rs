@@ -1,7 +1,7 @@
 //! The text printer and the Perfetto / Chrome trace-event exporter.
 
 use serde_json::Value;
-use tracer_core::export::{format_event, Finding, PerfettoWriter, TextWriter};
+use tracer_core::export::{format_event, Evidence, Finding, PerfettoWriter, TextWriter};
 use tracer_core::tracefile::synth::{all_kinds, sample_nodes};
 
 #[test]
@@ -41,6 +41,7 @@ fn perfetto_doc() -> Value {
             node: 0,
             title: "MAP_DMA into the MSI window".into(),
             detail: "iova 0xfee00000 is in the host's reserved MSI region".into(),
+            evidence: vec![Evidence::of(5, &all_kinds()[5])],
         },
         &nodes,
     )
@@ -78,7 +79,10 @@ fn perfetto_json_has_processes_tracks_and_findings() {
     for e in evs.iter().filter(|e| e["ph"] != "M") {
         assert!(e["ts"].as_f64().unwrap() >= 0.0, "{e}");
         assert!(e["pid"].as_u64().unwrap() >= 1, "{e}");
-        assert!(["i", "C"].contains(&e["ph"].as_str().unwrap()), "{e}");
+        assert!(
+            ["i", "C", "X", "s", "f"].contains(&e["ph"].as_str().unwrap()),
+            "{e}"
+        );
     }
     let map = evs.iter().find(|e| e["name"] == "vfio_map_dma").unwrap();
     assert_eq!(map["args"]["iova"], "0x10000000");
@@ -88,6 +92,23 @@ fn perfetto_json_has_processes_tracks_and_findings() {
     let finding = evs.iter().find(|e| e["cat"] == "finding").unwrap();
     assert_eq!(finding["name"], "MAP_DMA into the MSI window");
     assert_eq!(finding["ts"], 2.15);
+    assert_eq!(finding["args"]["evidence"], serde_json::json!([5]));
+    // Its evidence: an arrow from the failed MAP_DMA's instant.
+    let start = evs.iter().find(|e| e["ph"] == "s").unwrap();
+    let end = evs.iter().find(|e| e["ph"] == "f").unwrap();
+    assert_eq!(
+        (&start["id"], start["ts"].as_f64()),
+        (&end["id"], Some(2.15))
+    );
+    assert_eq!(end["tid"], finding["tid"]);
+    // Mapping lifetimes are slices on the container/domain tracks.
+    let slice = evs
+        .iter()
+        .find(|e| e["ph"] == "X" && e["args"]["vaddr"] == "0x7f1234567000")
+        .unwrap();
+    assert_eq!(slice["name"], "0x10000000-0x101fffff");
+    assert_eq!(slice["ts"], 2.0);
+    assert_eq!(slice["tid"], map["tid"]);
     let counters: Vec<_> = evs.iter().filter(|e| e["ph"] == "C").collect();
     assert!(!counters.is_empty());
     assert_eq!(doc["otherData"]["base_realtime_ns"], "1700000000000000000");

@@ -196,6 +196,39 @@ fn chains_fold_with_enter_and_move_with_arrows() {
 }
 
 #[test]
+fn brackets_jump_to_the_previous_and_next_finding() {
+    let m = model();
+    let mut u = ui(true);
+    let mut snap: Snapshot = snapshot::build(&m, &u, 0, None);
+    let mut status = snapshot::ReplayStatus {
+        start_ns: 1_000_000_000,
+        end_ns: 11_000_000_000,
+        now_ns: 4_000_000_000,
+        findings_ns: vec![2_000_000_000, 3_000_000_000, 6_500_000_000].into(),
+        ..Default::default()
+    };
+    snap.replay = Some(status.clone());
+    let k = |u: &mut UiState, snap: &Snapshot, c| handle_key(u, snap, key(KeyCode::Char(c)));
+    assert_eq!(
+        k(&mut u, &snap, ']'),
+        Action::Replay(ReplayCmd::JumpTo(5.5))
+    );
+    assert_eq!(
+        k(&mut u, &snap, '['),
+        Action::Replay(ReplayCmd::JumpTo(2.0))
+    );
+    // Past the last one: nothing to jump to, said in the footer.
+    status.now_ns = 6_500_000_000;
+    snap.replay = Some(status);
+    assert_eq!(k(&mut u, &snap, ']'), Action::None);
+    assert!(u.message.take().unwrap().contains("no finding after"));
+    assert_eq!(
+        k(&mut u, &snap, '['),
+        Action::Replay(ReplayCmd::JumpTo(2.0))
+    );
+}
+
+#[test]
 fn replay_keys_become_commands() {
     let m = model();
     let mut u = ui(true);

@@ -75,6 +75,7 @@ fn replay_status() -> ReplayStatus {
         applied: 12,
         total: 20,
         note: None,
+        findings_ns: vec![1_000_000_000, 7_500_000_000].into(),
     }
 }
 

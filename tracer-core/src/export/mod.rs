@@ -6,5 +6,5 @@ pub mod perfetto;
 pub mod text;
 
 pub use jsonl::{to_jsonl_line, JsonlWriter};
-pub use perfetto::{Finding, PerfettoWriter};
+pub use perfetto::{Evidence, Finding, PerfettoWriter};
 pub use text::{format_event, TextWriter};

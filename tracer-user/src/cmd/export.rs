@@ -11,7 +11,7 @@ use tracer_core::{
     event::{Event, NodeInfo},
     export::{
         jsonl::JsonlWriter,
-        perfetto::{Finding, PerfettoWriter},
+        perfetto::{Evidence, Finding, PerfettoWriter},
     },
     tracefile::aligned_ns,
 };
@@ -45,11 +45,13 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         ExportFormat::Perfetto => {
             // Findings need the whole stream, so the events are kept.
             let (events, nodes, read) = read_all_events(&args.files, args.salvage)?;
+            // In aligned-time order, so event ids are the engine's.
+            let order = in_order(&events, &nodes);
             let mut w = PerfettoWriter::new(out)?;
-            for ev in &events {
+            for ev in &order {
                 w.write_event(ev, &nodes)?;
             }
-            for f in findings(&events, &nodes) {
+            for f in findings(&order, &nodes) {
                 w.add_finding(&f, &nodes)?;
             }
             w.finish()?.flush()?;
@@ -63,12 +65,18 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     Ok(read_exit(&read))
 }
 
-/// The engine's findings as timeline instants, at their newest evidence.
-fn findings(events: &[Event], nodes: &[NodeInfo]) -> Vec<Finding> {
+/// The events in aligned-time order (stable).
+fn in_order<'a>(events: &'a [Event], nodes: &[NodeInfo]) -> Vec<&'a Event> {
     let mut order: Vec<&Event> = events.iter().collect();
     order.sort_by_key(|e| aligned_ns(e, nodes));
+    order
+}
+
+/// The engine's findings as timeline instants, at their newest evidence;
+/// `order` is [`in_order`]'s, whose indexes are the event ids.
+fn findings(order: &[&Event], nodes: &[NodeInfo]) -> Vec<Finding> {
     let mut engine = Engine::new(nodes.to_vec(), EngineConfig::default());
-    engine.apply_all(&order);
+    engine.apply_all(order);
     engine
         .findings()
         .into_iter()
@@ -82,6 +90,14 @@ fn findings(events: &[Event], nodes: &[NodeInfo]) -> Vec<Finding> {
                     Some((a, b)) => format!("{} [address {a:#x}-{b:#x}]", f.message),
                     None => f.message.clone(),
                 },
+                evidence: f
+                    .evidence
+                    .iter()
+                    .filter_map(|&id| {
+                        let ev = order.get(usize::try_from(id).ok()?)?;
+                        Some(Evidence::of(id, ev))
+                    })
+                    .collect(),
             })
         })
         .collect()

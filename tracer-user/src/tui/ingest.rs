@@ -54,6 +54,23 @@ pub struct Ingest {
     history: usize,
     started: Instant,
     last_refresh: Instant,
+    /// Replay: aligned times of the whole recording's findings.
+    replay_findings: Arc<[i128]>,
+}
+
+/// Aligned times of the findings a whole recording raises (the engine run
+/// once over it beside the model's), sorted.
+fn finding_times(events: &[Event], clock: &ReplayClock, nodes: &[NodeInfo]) -> Arc<[i128]> {
+    use tracer_core::engine::{Engine, EngineConfig};
+    let mut engine = Engine::new(nodes.to_vec(), EngineConfig::default());
+    engine.apply_all(events);
+    let mut t: Vec<i128> = engine
+        .findings()
+        .iter()
+        .filter_map(|f| clock.time_of(usize::try_from(f.at).ok()?))
+        .collect();
+    t.sort_unstable();
+    t.into()
 }
 
 impl Ingest {
@@ -69,6 +86,7 @@ impl Ingest {
             history,
             started: Instant::now(),
             last_refresh: Instant::now(),
+            replay_findings: Arc::from(Vec::new()),
         }
     }
 
@@ -79,8 +97,9 @@ impl Ingest {
         }
     }
 
-    fn replay_status(r: &Replay) -> ReplayStatus {
+    fn replay_status(&self, r: &Replay) -> ReplayStatus {
         ReplayStatus {
+            findings_ns: self.replay_findings.clone(),
             start_ns: r.clock.start(),
             end_ns: r.clock.end(),
             now_ns: r.clock.now(),
@@ -164,7 +183,7 @@ impl Ingest {
         let (uptime, status) = match replay {
             Some(r) => (
                 u64::try_from(r.clock.now() - r.clock.start()).unwrap_or(0),
-                Some(Self::replay_status(r)),
+                Some(self.replay_status(r)),
             ),
             None => (
                 u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX),
@@ -233,6 +252,8 @@ impl Ingest {
             // mappings, wherever the replay stands.
             let all = super::model::lifetimes::Lifetimes::of_all(&r.events, &self.nodes);
             self.model.give_lifetimes(all);
+            // So do the timeline bar's finding marks.
+            self.replay_findings = finding_times(&r.events, &r.clock, &self.nodes);
         }
         let mut ui = ui_rx.borrow().clone();
         self.record_toggles(&ui);

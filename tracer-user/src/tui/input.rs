@@ -66,7 +66,7 @@ pub fn handle_key(ui: &mut UiState, snap: &Snapshot, key: KeyEvent) -> Action {
         KeyCode::Char('r') if !ui.replay => ui.record_toggles += 1,
         _ => {
             if ui.replay {
-                if let Some(a) = replay_key(ui, key.code) {
+                if let Some(a) = replay_key(ui, snap, key.code) {
                     return a;
                 }
             }
@@ -121,8 +121,18 @@ fn history_key(ui: &mut UiState, snap: &Snapshot, code: KeyCode) -> Option<Actio
     Some(Action::None)
 }
 
-fn replay_key(ui: &mut UiState, code: KeyCode) -> Option<Action> {
+fn replay_key(ui: &mut UiState, snap: &Snapshot, code: KeyCode) -> Option<Action> {
     let cmd = match code {
+        KeyCode::Char(c @ ('[' | ']')) => {
+            match snap.replay.as_ref().and_then(|r| r.finding_jump(c == ']')) {
+                Some(secs) => ReplayCmd::JumpTo(secs),
+                None => {
+                    let which = if c == ']' { "after" } else { "before" };
+                    ui.message = Some(format!("no finding {which} this point"));
+                    return Some(Action::None);
+                }
+            }
+        }
         KeyCode::Char(' ') => ReplayCmd::TogglePlay,
         KeyCode::Right | KeyCode::Char('.') => ReplayCmd::Step,
         KeyCode::Char('+') | KeyCode::Char('=') => ReplayCmd::Faster,

@@ -53,6 +53,11 @@ impl ReplayClock {
         self.now
     }
 
+    /// Aligned time of event `i`.
+    pub fn time_of(&self, i: usize) -> Option<i128> {
+        self.times.get(i).copied()
+    }
+
     pub fn applied(&self) -> usize {
         self.next
     }

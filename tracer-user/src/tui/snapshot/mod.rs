@@ -74,6 +74,22 @@ pub struct ReplayStatus {
     pub total: usize,
     /// Reading stopped early (damage); shown in the bar.
     pub note: Option<String>,
+    /// Aligned times of the recording's findings (all of them, wherever
+    /// the replay stands), sorted: marks on the bar, `[`/`]` jump there.
+    pub findings_ns: std::sync::Arc<[i128]>,
+}
+
+impl ReplayStatus {
+    /// Seconds from the start of the first finding after now (`next`) or
+    /// the last one before now (`!next`).
+    pub fn finding_jump(&self, next: bool) -> Option<f64> {
+        let t = if next {
+            self.findings_ns.iter().find(|&&t| t > self.now_ns)
+        } else {
+            self.findings_ns.iter().rev().find(|&&t| t < self.now_ns)
+        }?;
+        Some((t - self.start_ns).max(0) as f64 / 1e9)
+    }
 }
 
 #[derive(Clone, Debug, Default)]

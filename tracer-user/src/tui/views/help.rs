@@ -44,6 +44,7 @@ const REPLAY: &[&str] = &[
     "  →  (or .)   step one event",
     "  + -         faster / slower",
     "  g           jump to a time (seconds from the start)",
+    "  [ ]         jump to the previous / next finding (◆ on the bar)",
     "  h  (Chains) history: every mapping of the recording with its lifetime;",
     "              Enter shows one as it was, with its chain; n: one node's only;",
     "              Esc or h: back to the tree",

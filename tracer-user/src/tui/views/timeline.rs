@@ -1,4 +1,5 @@
-//! The replay timeline bar: position, play state, speed.
+//! The replay timeline bar: position, play state, speed, and a `◆` on
+//! the bar per finding of the whole recording (`[`/`]` jump to them).
 
 use ratatui::{
     layout::{Constraint, Layout, Rect},
@@ -40,6 +41,12 @@ pub fn draw(r: Option<&ReplayStatus>, frame: &mut Frame, area: Rect) {
             r.total
         )),
     ];
+    if !r.findings_ns.is_empty() {
+        spans.push(Span::styled(
+            format!("◆ {} findings ([ ]) ", r.findings_ns.len()),
+            style::error(),
+        ));
+    }
     if let Some(n) = &r.note {
         spans.push(Span::styled(n.clone(), style::warn()));
     }
@@ -52,4 +59,16 @@ pub fn draw(r: Option<&ReplayStatus>, frame: &mut Frame, area: Rect) {
             .gauge_style(style::ok()),
         bar,
     );
+    if bar.width == 0 || bar.height == 0 {
+        return;
+    }
+    let last = f64::from(bar.width - 1);
+    let buf = frame.buffer_mut();
+    for &t in r.findings_ns.iter() {
+        let f = ((t - r.start_ns).clamp(0, span) as f64 / span as f64).clamp(0.0, 1.0);
+        let x = bar.x + (f * last).round() as u16;
+        if let Some(cell) = buf.cell_mut((x, bar.y)) {
+            cell.set_symbol("◆").set_style(style::error());
+        }
+    }
 }

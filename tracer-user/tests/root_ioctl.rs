@@ -7,48 +7,13 @@
 //! Needs root and tracefs. Where it cannot run it says why and skips, except
 //! under CI (`CI` set), where a skip is a failure: CI is root here.
 
-use std::{
-    io::{BufRead, BufReader},
-    os::fd::AsRawFd,
-    path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::{os::fd::AsRawFd, process::Command};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vfio-trace");
-const ENOTTY: i64 = 25;
+mod root_support;
 
-/// Why this test cannot run here, if it cannot.
-fn cannot_run() -> Option<String> {
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() && !Path::new("/sys/fs/bpf").exists() {
-        return Some("no BPF support visible (/sys/fs/bpf missing)".into());
-    }
-    None
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("the root ioctl test must run under CI but cannot: {why}");
-    }
-    eprintln!("SKIPPED root_ioctl: {why}");
-}
-
-fn ioctl(fd: i32, cmd: u32, arg: u64) -> i64 {
-    // SAFETY: the argument points at live memory of at least the size the
-    // command implies (or is a plain value); /dev/null rejects every one.
-    let rc = unsafe { libc::ioctl(fd, cmd as _, arg) };
-    if rc < 0 {
-        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
-    } else {
-        rc as i64
-    }
-}
+use root_support::{cannot_run, export_jsonl, ioctl, skip_or_fail, SelfRecording, BIN, ENOTTY};
 
 fn le(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -57,41 +22,10 @@ fn le(parts: &[&[u8]]) -> Vec<u8> {
 #[test]
 fn every_decoded_ioctl_matches_what_the_process_issued() {
     if let Some(why) = cannot_run() {
-        return skip_or_fail(&why);
+        return skip_or_fail("root_ioctl", &why);
     }
-    let dir = std::env::temp_dir().join(format!("vfio-trace-root-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let trace = dir.join("ioctl.vtrace");
     let pid = std::process::id();
-
-    let mut rec = Command::new(BIN)
-        .args(["record", "--quiet", "--pid", &pid.to_string(), "-o"])
-        .arg(&trace)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vfio-trace record");
-    // Wait until the probes are attached.
-    let mut stderr = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
-            let _ = rec.kill();
-            panic!("vfio-trace record did not start: {line}");
-        }
-        if line.contains("recording to") {
-            break;
-        }
-    }
-    let stderr_rest = std::thread::spawn(move || {
-        let mut rest = String::new();
-        for l in stderr.lines() {
-            rest += &l.unwrap_or_default();
-            rest.push('\n');
-        }
-        rest
-    });
+    let recording = SelfRecording::start("ioctl");
 
     // While the recorder runs its programs are in the kernel, and the
     // leftovers check must see them (so it can fail).
@@ -198,11 +132,7 @@ fn every_decoded_ioctl_matches_what_the_process_issued() {
     ioctl(fd, libc::TIOCGWINSZ as u32, ws.as_mut_ptr() as u64);
 
     // ---- stop the recorder (SIGINT path) and export ----
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
-    let st = rec.wait().unwrap();
-    let rest = stderr_rest.join().unwrap();
-    assert!(st.success(), "record exited with {st}: {rest}");
+    let trace = recording.stop();
     // After SIGINT nothing of it may stay in the kernel.
     let after = Command::new(BIN)
         .args(["probes", "--leftovers"])
@@ -214,21 +144,7 @@ fn every_decoded_ioctl_matches_what_the_process_issued() {
         String::from_utf8_lossy(&after.stdout)
     );
 
-    let out = Command::new(BIN)
-        .args(["export", "--format", "jsonl"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "export failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect();
+    let lines = export_jsonl(&trace);
     let kinds = |k: &str| -> Vec<&Value> { lines.iter().filter(|l| l["kind"] == k).collect() };
 
     // Every line carries the common fields.
@@ -399,5 +315,5 @@ fn every_decoded_ioctl_matches_what_the_process_issued() {
             "{probe}: {last}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(trace.parent().unwrap());
 }

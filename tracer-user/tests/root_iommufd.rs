@@ -15,18 +15,13 @@
 //! Needs root and tracefs. Where it cannot run it says why and skips, except
 //! under CI (`CI` set), where a skip is a failure: CI is root here.
 
-use std::{
-    io::{BufRead, BufReader},
-    os::fd::AsRawFd,
-    path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant, SystemTime},
-};
+use std::{os::fd::AsRawFd, time::SystemTime};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vfio-trace");
-const ENOTTY: i64 = 25;
+mod root_support;
+
+use root_support::{cannot_run, export_jsonl, ioctl, skip_or_fail, SelfRecording, ENOTTY};
 /// The probe's bound on a user array (tracer-common ARRAY_DATA_MAX).
 const ARRAY_MAX: usize = 128;
 /// The decoder's bound on invalidation entries.
@@ -480,35 +475,6 @@ struct Call {
     expect: Vec<(&'static str, Value)>,
 }
 
-fn cannot_run() -> Option<String> {
-    // SAFETY: no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root".into());
-    }
-    if !Path::new("/sys/kernel/btf/vmlinux").exists() && !Path::new("/sys/fs/bpf").exists() {
-        return Some("no BPF support visible (/sys/fs/bpf missing)".into());
-    }
-    None
-}
-
-fn skip_or_fail(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("the root iommufd test must run under CI but cannot: {why}");
-    }
-    eprintln!("SKIPPED root_iommufd: {why}");
-}
-
-fn ioctl(fd: i32, cmd: u32, arg: u64) -> i64 {
-    // SAFETY: the argument points at live memory of the size the caller
-    // declared; /dev/null rejects every one of these commands.
-    let rc = unsafe { libc::ioctl(fd, cmd as _, arg) };
-    if rc < 0 {
-        -(std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64)
-    } else {
-        rc as i64
-    }
-}
-
 /// The sizes a caller may pass: the newest layout's, 4 (only `size`), an
 /// older caller's shorter struct, a newer caller's longer one.
 fn sizes(known: usize, rng: &mut Rng) -> [usize; 4] {
@@ -648,7 +614,7 @@ fn issue(
 #[test]
 fn random_iommufd_and_cdev_ioctls_are_decoded_with_every_field() {
     if let Some(why) = cannot_run() {
-        return skip_or_fail(&why);
+        return skip_or_fail("root_iommufd", &why);
     }
     let seed = std::env::var("ROOT_IOMMUFD_SEED")
         .ok()
@@ -663,37 +629,8 @@ fn random_iommufd_and_cdev_ioctls_are_decoded_with_every_field() {
     eprintln!("root_iommufd: seed {seed} (ROOT_IOMMUFD_SEED to repeat)");
     let mut rng = Rng(seed);
 
-    let dir = std::env::temp_dir().join(format!("vfio-trace-root-iommufd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let trace = dir.join("iommufd.vtrace");
     let pid = std::process::id();
-    let mut rec = Command::new(BIN)
-        .args(["record", "--quiet", "--pid", &pid.to_string(), "-o"])
-        .arg(&trace)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vfio-trace record");
-    let mut stderr = BufReader::new(rec.stderr.take().unwrap());
-    let mut line = String::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 || Instant::now() > deadline {
-            let _ = rec.kill();
-            panic!("vfio-trace record did not start: {line}");
-        }
-        if line.contains("recording to") {
-            break;
-        }
-    }
-    let stderr_rest = std::thread::spawn(move || {
-        let mut rest = String::new();
-        for l in stderr.lines() {
-            rest += &l.unwrap_or_default();
-            rest.push('\n');
-        }
-        rest
-    });
+    let recording = SelfRecording::start("iommufd");
 
     let null = std::fs::File::options()
         .read(true)
@@ -710,26 +647,8 @@ fn random_iommufd_and_cdev_ioctls_are_decoded_with_every_field() {
         }
     }
 
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(rec.id() as i32, libc::SIGINT) };
-    let st = rec.wait().unwrap();
-    let rest = stderr_rest.join().unwrap();
-    assert!(st.success(), "record exited with {st}: {rest}");
-    let out = Command::new(BIN)
-        .args(["export", "--format", "jsonl"])
-        .arg(&trace)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "export: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
-        .collect();
+    let trace = recording.stop();
+    let lines = export_jsonl(&trace);
     let ours: Vec<&Value> = lines.iter().filter(|l| l["pid"] == pid).collect();
     assert_eq!(
         ours.len(),
@@ -780,5 +699,5 @@ fn random_iommufd_and_cdev_ioctls_are_decoded_with_every_field() {
         );
     }
     drop(arrays);
-    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(trace.parent().unwrap());
 }

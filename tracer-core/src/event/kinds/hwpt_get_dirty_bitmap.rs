@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{handle, span, write_errno, Category, Kind};
+use super::{handle, span, write_errno, Category, Kind, iommufd_object_track};
 use crate::event::build::Task;
 use crate::event::{fd_handle, Event};
 use crate::tracefile::codec::fields::{FieldReader, FieldWriter};
@@ -84,7 +84,7 @@ impl Kind for HwptGetDirtyBitmap {
     }
 
     fn track(&self, _pid: u32) -> String {
-        format!("iommufd {} hwpt {}", handle(self.iommufd), self.hwpt_id)
+        iommufd_object_track(self.iommufd, "hwpt", self.hwpt_id)
     }
 
     fn samples() -> Vec<Event> {

@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{handle, write_errno, write_list, Category, Kind};
+use super::{handle, write_errno, write_list, Category, Kind, iommufd_object_track};
 use crate::event::build::Task;
 use crate::event::{fd_handle, Event};
 use crate::tracefile::codec::fields::{FieldReader, FieldWriter};
@@ -87,7 +87,7 @@ impl Kind for HwptInvalidate {
     }
 
     fn track(&self, _pid: u32) -> String {
-        format!("iommufd {} hwpt {}", handle(self.iommufd), self.hwpt_id)
+        iommufd_object_track(self.iommufd, "hwpt", self.hwpt_id)
     }
 
     fn samples() -> Vec<Event> {

@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{handle, span, write_errno, Category, Kind};
+use super::{handle, span, write_errno, Category, Kind, iommufd_track};
 use crate::event::build::Task;
 use crate::event::{fd_handle, Event};
 use crate::tracefile::codec::fields::{FieldReader, FieldWriter};
@@ -89,7 +89,7 @@ impl Kind for IoasCopy {
     }
 
     fn track(&self, _pid: u32) -> String {
-        format!("iommufd {}", handle(self.iommufd))
+        iommufd_track(self.iommufd)
     }
 
     fn samples() -> Vec<Event> {

@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{handle, span, write_errno, Category, Kind};
+use super::{handle, span, write_errno, Category, Kind, iommufd_object_track};
 use crate::event::build::Task;
 use crate::event::{fd_handle, Event};
 use crate::tracefile::codec::fields::{FieldReader, FieldWriter};
@@ -55,7 +55,7 @@ impl Kind for IoasUnmap {
     }
 
     fn track(&self, _pid: u32) -> String {
-        format!("iommufd {} ioas {}", handle(self.iommufd), self.ioas)
+        iommufd_object_track(self.iommufd, "ioas", self.ioas)
     }
 
     fn samples() -> Vec<Event> {

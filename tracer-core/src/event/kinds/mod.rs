@@ -100,6 +100,17 @@ pub(crate) fn handle(h: u64) -> String {
     format!("{}:{}", h >> 32, h & 0xffff_ffff)
 }
 
+/// The track of an iommufd call: the iommufd file (`pid:fd`).
+pub(crate) fn iommufd_track(iommufd: u64) -> String {
+    format!("iommufd {}", handle(iommufd))
+}
+
+/// The track of a call on one iommufd object (`ioas`, `hwpt`, `viommu`):
+/// the same name for every kind that touches that object.
+pub(crate) fn iommufd_object_track(iommufd: u64, object: &str, id: u32) -> String {
+    format!("{} {object} {id}", iommufd_track(iommufd))
+}
+
 /// ` errno=N` when `e` is not 0.
 fn write_errno(f: &mut fmt::Formatter<'_>, e: i32) -> fmt::Result {
     if e != 0 {

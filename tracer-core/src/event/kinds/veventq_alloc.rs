@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{handle, write_errno, Category, Kind};
+use super::{handle, write_errno, Category, Kind, iommufd_object_track};
 use crate::event::build::Task;
 use crate::event::{fd_handle, Event};
 use crate::tracefile::codec::fields::{FieldReader, FieldWriter};
@@ -82,7 +82,7 @@ impl Kind for VeventqAlloc {
     }
 
     fn track(&self, _pid: u32) -> String {
-        format!("iommufd {} viommu {}", handle(self.iommufd), self.viommu_id)
+        iommufd_object_track(self.iommufd, "viommu", self.viommu_id)
     }
 
     fn samples() -> Vec<Event> {

@@ -2,7 +2,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{handle, write_errno, write_list, Category, Kind};
+use super::{handle, write_errno, write_list, Category, Kind, iommufd_object_track};
 use crate::event::build::Task;
 use crate::event::{fd_handle, Event};
 use crate::tracefile::codec::fields::{FieldReader, FieldWriter};
@@ -92,7 +92,7 @@ impl Kind for ViommuAlloc {
     }
 
     fn track(&self, _pid: u32) -> String {
-        format!("iommufd {} viommu {}", handle(self.iommufd), self.out_viommu_id)
+        iommufd_object_track(self.iommufd, "viommu", self.out_viommu_id)
     }
 
     fn samples() -> Vec<Event> {
